@@ -1,0 +1,3 @@
+from dvbench.cli import main
+
+raise SystemExit(main())
