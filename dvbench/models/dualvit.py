@@ -147,7 +147,15 @@ class PixelFFN(nn.Module):
         self.fc2 = nn.Linear(hidden, dim)
 
     def forward(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
-        return self.fc2(self.act(self.dwconv(self.fc1(x), h, w)))
+        hidden = self.dwconv(self.fc1(x), h, w)
+        if torch.is_grad_enabled() and hidden.requires_grad:
+            hidden = self.act(hidden)
+        else:
+            # Inference: the conv output is ours alone, so GELU overwrites it instead of
+            # allocating (and page-faulting in) another hidden-sized tensor, the largest in
+            # the network (stage 1: B x 3136 x 8C). Same values as nn.GELU().
+            hidden = torch.ops.aten.gelu_(hidden)
+        return self.fc2(hidden)
 
 
 class DWConv(nn.Module):
@@ -317,7 +325,9 @@ class Stem(nn.Module):
         self.norm = LayerNorm5(out_dim)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
-        x = self.proj(self.conv(x))
+        # oneDNN convolutions run faster on channels-last maps, and the stage-1 tokens are
+        # then a free view of the last one.
+        x = self.proj(self.conv(x.contiguous(memory_format=torch.channels_last)))
         h, w = x.shape[-2:]
         return self.norm(_map_tokens(x)), h, w
 
@@ -453,6 +463,11 @@ class DualViT(nn.Module):
         self._num_semantic = cfg.num_semantic_tokens()
         self.apply(_init_weights)
         trunc_normal_(self.q, std=0.02)
+        # Every convolution sees channels-last maps; keeping the weights in the same layout
+        # saves a reorder per call. Values (and state-dict keys/shapes) are unchanged.
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                module.weight.data = module.weight.data.contiguous(memory_format=torch.channels_last)
 
     # ------------------------------------------------------------------ timm conventions
     @torch.jit.ignore
