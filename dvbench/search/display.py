@@ -1,0 +1,113 @@
+"""Terminal experience of a search: live progress, the final front, the files written."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import optuna
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from dvbench.search.runner import SearchOptions, SearchSummary, run_search
+from dvbench.search.tables import pareto_frame, trials_frame
+
+_METRIC_FORMATS = {"top1": ".1f", "top5": ".1f", "gflops": ".3f", "params_m": ".2f",
+                   "latency_ms_median": ".1f", "throughput_img_s": ".0f", "peak_mem_mb": ".0f",
+                   "train_time_s": ".1f"}
+
+
+class SearchDisplay:
+    """Runs the search under a rich progress bar (trial n/N, front size, ETA)."""
+
+    def __init__(self, options: SearchOptions):
+        self.options = options
+        self.console = Console(stderr=True)
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(),
+            TextColumn("{task.completed}/{task.total} complete"),
+            TextColumn("front {task.fields[front]}"), TextColumn("{task.fields[last]}"),
+            TimeElapsedColumn(), TimeRemainingColumn(), console=self.console,
+            disable=options.quiet,
+        )
+
+    def __enter__(self) -> SearchDisplay:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.__exit__(*exc)
+
+    def run(self) -> SearchSummary:
+        task = self.progress.add_task(f"search {self.options.name}", total=self.options.total_trials,
+                                      front="-", last="")
+        metrics, directions = self.options.space.metrics, self.options.space.directions
+        started = time.monotonic()
+
+        def on_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            frame = trials_frame(study)
+            front = pareto_frame(frame, metrics, directions)
+            complete = int((frame["state"] == "COMPLETE").sum() - frame["baseline"].sum())
+            if trial.state.name == "COMPLETE":
+                last = "last: " + ", ".join(
+                    f"{m}={v:{_METRIC_FORMATS.get(m, '.3g')}}" for m, v in zip(metrics, trial.values)
+                )
+            else:
+                last = f"last: trial {trial.number} {trial.state.name} " + str(
+                    trial.user_attrs.get("fail_reason", ""))[:60]
+            self.progress.update(task, completed=complete, front=len(front), last=last)
+
+        def log(message: str) -> None:
+            if not self.options.quiet:
+                self.console.log(message)
+
+        summary = run_search(self.options, log=log, on_trial=on_trial)
+        summary.timings["wall_s"] = time.monotonic() - started
+        self.progress.update(task, completed=summary.completed)
+        return summary
+
+
+def _fmt(value, metric: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{float(value):{_METRIC_FORMATS.get(metric, '.3g')}}"
+
+
+def print_summary(summary: SearchSummary, options: SearchOptions, *, quiet: bool = False) -> None:
+    console = Console()
+    metrics = options.space.metrics
+    if summary.interrupted:
+        console.print("[yellow]interrupted: completed trials are saved; re-run the same "
+                      "command to continue[/]")
+    if summary.stopped_reason:
+        console.print(f"[yellow]stopped: {summary.stopped_reason}[/]")
+    if not quiet:
+        table = Table(title=f"Pareto front of {summary.study_name} "
+                      f"({summary.completed} complete, {summary.failed} failed, "
+                      f"{summary.infeasible} over budget)")
+        table.add_column("trial", justify="right")
+        table.add_column("name")
+        extra = [m for m in ("params_m", "gflops", "top1", "latency_ms_median") if m not in metrics]
+        for m in metrics + extra:
+            table.add_column(m, justify="right")
+        for _, row in summary.pareto.iterrows():
+            table.add_row(str(row["number"]), str(row["name"]),
+                          *[_fmt(row.get(m), m) for m in metrics + extra])
+        frame = summary.baselines
+        if frame is not None and not frame.empty:
+            for _, row in frame.iterrows():
+                table.add_row("-", f"[cyan]{row['name']} (baseline)[/]",
+                              *[_fmt(row.get(m), m) for m in metrics + extra])
+        console.print(table)
+        for baseline, winners in summary.dominance.items():
+            if winners:
+                console.print(f"{baseline} is dominated by: {', '.join(winners)}")
+            else:
+                console.print(f"{baseline} is dominated by no candidate")
+        if summary.hypervolume is not None:
+            ref = ", ".join(f"{m}={r:g}" for m, r in zip(metrics, summary.reference_point))
+            console.print(f"hypervolume {summary.hypervolume:.4g} (reference point {ref})")
+    for name, path in sorted(summary.files.items()):
+        console.print(f"wrote {path}")
+    console.print(f"storage {summary.storage}")

@@ -1,0 +1,507 @@
+"""Run an Optuna multi-objective study over a search space, one worker per call.
+
+A trial: sample knobs -> build the config (an impossible one is a failed trial with its
+reason) -> count FLOPs/params at the deployment resolution (cheap) -> latency/memory when an
+objective or constraint needs them -> check constraints (over budget: reported to the
+sampler through ``Trial.set_constraint`` and not trained) -> proxy-train -> objectives.
+Every trial stores its config, metrics and timings as user attributes, so it can be rebuilt
+and re-profiled later (``study:NAME:TRIAL`` names it everywhere a model is accepted).
+
+``n_trials`` is the study's total of COMPLETE trials, so re-running the same command after
+an interruption finishes the same study; tables are re-exported after every trial.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import platform
+import shlex
+import sys
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+import timm
+import torch
+from optuna.trial import TrialState
+
+from dvbench.errors import UsageError
+from dvbench.models import DualViTConfig, create_model, display_name
+from dvbench.search.space import (
+    CONSTRAINT_METRICS,
+    TRAIN_DATA_KEYS,
+    Objective,
+    SearchSpace,
+    hypervolume_reference,
+)
+from dvbench.search.tables import BASELINE_ATTR_PREFIX, export_tables
+
+STUDY_ATTR = "dvbench"  # study user attribute holding the study's settings
+MAX_CONSECUTIVE_FAILURES = 25
+
+
+class TrialFailure(Exception):
+    """A candidate that could not be evaluated; the study records it as FAIL and goes on."""
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    space: SearchSpace
+    study_name: str | None = None
+    results_dir: Path = Path("results")
+    storage: str | None = None
+    sampler: str | None = None
+    seed: int = 0
+    n_trials: int | None = None
+    timeout: float | None = None
+    seed_official: bool = False
+    baselines: tuple[str, ...] = ()
+    device: str = "cpu"
+    quiet: bool = False
+    command: str | None = None
+    # RDB storages: a worker's heartbeat; a RUNNING trial silent for grace_period seconds
+    # (its worker died) is marked FAIL and retried once by a live worker.
+    heartbeat_interval: int = 10
+    grace_period: int = 30
+
+    @property
+    def name(self) -> str:
+        return self.study_name or self.space.name
+
+    @property
+    def study_dir(self) -> Path:
+        return Path(self.results_dir) / self.name
+
+    @property
+    def storage_url(self) -> str:
+        if self.storage:
+            return self.storage
+        return f"sqlite:///{(self.study_dir / 'study.db').resolve()}"
+
+    @property
+    def total_trials(self) -> int:
+        return self.n_trials or self.space.n_trials
+
+
+@dataclass
+class SearchSummary:
+    study_name: str
+    storage: str
+    completed: int
+    failed: int
+    infeasible: int
+    files: dict[str, Path]
+    pareto: Any  # pandas.DataFrame
+    dominance: dict[str, list[str]]
+    hypervolume: float | None
+    reference_point: list[float]
+    baselines: Any = None  # pandas.DataFrame of the baseline rows
+    interrupted: bool = False
+    stopped_reason: str | None = None
+    new_trials: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------- helpers
+def make_sampler(name: str, space: SearchSpace, seed: int) -> optuna.samplers.BaseSampler:
+    settings = space.sampler
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(
+            population_size=int(settings.get("population_size") or 50), seed=seed
+        )
+    if name == "tpe":
+        return optuna.samplers.TPESampler(
+            n_startup_trials=int(settings.get("n_startup_trials") or 10), seed=seed,
+            multivariate=True, constant_liar=True,
+        )
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "gp":
+        try:
+            import scipy  # noqa: F401
+
+            return optuna.samplers.GPSampler(
+                seed=seed, n_startup_trials=int(settings.get("n_startup_trials") or 10)
+            )
+        except ImportError as exc:
+            raise UsageError(f"sampler gp: needs {exc.name}, which is not installed") from None
+    raise UsageError(f"unknown sampler {name!r} (nsga2, tpe, random, gp)")
+
+
+def _train_settings(space: SearchSpace):
+    from dvbench.train import TrainSettings
+
+    fields = {f.name for f in dataclasses.fields(TrainSettings)}
+    return TrainSettings(**{k: v for k, v in space.train.items() if k in fields})
+
+
+def _load_data(space: SearchSpace, seed: int):
+    from dvbench.train import load_data
+
+    options = {k: v for k, v in space.train.items() if k in TRAIN_DATA_KEYS}
+    source = options.pop("data", "digits")
+    return load_data(source, seed=seed, **options)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+class _Evaluator:
+    """Measures one candidate (trial or baseline) the same way."""
+
+    def __init__(self, options: SearchOptions):
+        self.options = options
+        self.space = options.space
+        self.data = _load_data(self.space, options.seed) if self.space.needs_training else None
+        self.train_settings = _train_settings(self.space) if self.space.needs_training else None
+        self.profile_res = int(self.space.profile["res"])
+        self.num_classes = self.data.num_classes if self.data is not None else int(
+            self.space.fixed.get("num_classes", 1000)
+        )
+
+    # cheap counts, then the measured costs ------------------------------------------
+    def costs(self, spec: Any, timings: dict[str, float]) -> dict[str, float]:
+        from dvbench.profile import count_cost, profile_models
+
+        start = time.perf_counter()
+        model = spec if isinstance(spec, torch.nn.Module) else create_model(
+            spec, img_size=self.profile_res
+        )
+        cost = count_cost(model, self.profile_res)
+        timings["count_s"] = time.perf_counter() - start
+        metrics = {"params_m": cost.params / 1e6, "gflops": cost.gflops}
+        if self.space.needs_latency or self.space.needs_memory:
+            start = time.perf_counter()
+            profile = self.space.profile
+            result = profile_models(
+                [model], resolution=self.profile_res,
+                batch_sizes=(int(profile.get("batch_size") or 1),),
+                latency=self.space.needs_latency, memory=self.space.needs_memory,
+                threads=profile.get("threads"), warmup=1, min_runs=5, min_time_s=0.3,
+                max_runs=50,
+            )[0]
+            row = result.row()
+            if result.status != "ok":
+                raise TrialFailure(f"profiling failed: {result.status}")
+            for key in ("latency_ms_median", "latency_ms_p10", "latency_ms_p90",
+                        "throughput_img_s", "peak_mem_mb"):
+                if row.get(key) is not None:
+                    metrics[key] = float(row[key])
+            timings["profile_s"] = time.perf_counter() - start
+        return metrics
+
+    def violations(self, metrics: Mapping[str, float]) -> dict[str, float]:
+        """Constraint values in Optuna's convention: feasible when <= 0 (relative excess)."""
+        out = {}
+        for key, bound in self.space.constraints.items():
+            value = metrics.get(CONSTRAINT_METRICS[key])
+            if value is None:
+                continue
+            out[key] = (value - bound) / bound
+        return out
+
+    def train(self, spec: Any, *, seed: int, overrides: Mapping[str, Any] | None = None,
+              timings: dict[str, float]) -> dict[str, float]:
+        from dvbench.train import train_candidate
+
+        start = time.perf_counter()
+        result = train_candidate(
+            spec, self.data, self.train_settings, seed=seed, device=self.options.device,
+            overrides=overrides,
+        )
+        timings["train_s"] = time.perf_counter() - start
+        if not result.ok:
+            raise TrialFailure(f"training failed: {result.reason}")
+        return {"top1": result.top1, "top5": result.top5, "train_time_s": result.train_time_s,
+                "train_images_per_s": result.images_per_s}
+
+
+# -------------------------------------------------------------------------- the study
+def _study_settings(options: SearchOptions) -> dict[str, Any]:
+    space = options.space
+    return {
+        "space": space.name,
+        "space_file": str(space.path) if space.path else None,
+        "space_yaml": space.path.read_text() if space.path else None,
+        "objectives": [dataclasses.asdict(o) for o in space.objectives],
+        "constraints": dict(space.constraints),
+        "sampler": options.sampler or space.sampler["name"],
+        "population_size": space.sampler.get("population_size"),
+        "seed": options.seed,
+        "n_trials": options.total_trials,
+        "train": dict(space.train),
+        "profile": dict(space.profile),
+        "reference_point": hypervolume_reference(space),
+        "device": options.device,
+        "command": options.command,
+        "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                     "timm": timm.__version__, "optuna": optuna.__version__},
+        "machine": f"{platform.machine()} {platform.system()}, {torch.get_num_threads()} threads",
+    }
+
+
+def make_storage(options: SearchOptions) -> optuna.storages.BaseStorage | str:
+    """RDB storages get heartbeats and a one-time retry of trials whose worker died."""
+    url = options.storage_url
+    if url.split(":", 1)[0].split("+", 1)[0] in ("sqlite", "postgresql", "mysql"):
+        try:
+            with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.8
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url,
+                    heartbeat_interval=options.heartbeat_interval,
+                    grace_period=options.grace_period,
+                    heartbeat_stale_trial_callback=(
+                        optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
+                    ),
+                )
+        except Exception as exc:  # sqlalchemy raises its own types for bad URLs / servers
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise UsageError(f"storage {url}: {first}") from None
+    return url
+
+
+def open_study(options: SearchOptions) -> optuna.Study:
+    if options.storage is None:
+        options.study_dir.mkdir(parents=True, exist_ok=True)
+    sampler_name = options.sampler or options.space.sampler["name"]
+    sampler = make_sampler(sampler_name, options.space, options.seed)
+    try:
+        study = optuna.create_study(
+            storage=make_storage(options), study_name=options.name, sampler=sampler,
+            directions=options.space.directions, load_if_exists=True,
+        )
+    except ValueError as exc:  # e.g. existing study with other directions
+        raise UsageError(f"study {options.name!r}: {exc}") from None
+    existing = study.user_attrs.get(STUDY_ATTR)
+    if existing is None:
+        study.set_user_attr(STUDY_ATTR, _study_settings(options))
+    else:
+        theirs = [o["metric"] for o in existing["objectives"]]
+        if theirs != options.space.metrics:
+            raise UsageError(
+                f"study {options.name!r} optimises {', '.join(theirs)}, not "
+                f"{', '.join(options.space.metrics)}; use another --study-name"
+            )
+    return study
+
+
+def enqueue_seeds(study: optuna.Study, space: SearchSpace) -> list[str]:
+    """Enqueue the space's seed trials once per study (re-runs and workers skip them)."""
+    done = set(study.user_attrs.get("seeds_enqueued", []))
+    added = []
+    for name, knobs in space.seeds.items():
+        if name in done:
+            continue
+        study.enqueue_trial(dict(knobs), user_attrs={"seed_name": name}, skip_if_exists=True)
+        added.append(name)
+    if added:
+        study.set_user_attr("seeds_enqueued", sorted(done | set(added)))
+    return added
+
+
+def run_baselines(study: optuna.Study, evaluator: _Evaluator, names: Sequence[str],
+                  log: Callable[[str], None]) -> None:
+    """Train and profile each baseline once per study, with the trials' exact settings."""
+    space = evaluator.space
+    for name in names:
+        key = f"{BASELINE_ATTR_PREFIX}{name}"
+        record = study.user_attrs.get(key)
+        if record and record.get("state") == "COMPLETE":
+            continue
+        overrides = dict(space.baselines.get(name) or {})
+        label = name if not overrides else f"{name}({', '.join(f'{k}={v}' for k, v in overrides.items())})"
+        log(f"baseline {label}")
+        timings: dict[str, float] = {}
+        record = {"name": label, "overrides": overrides, "state": "COMPLETE"}
+        start = time.perf_counter()
+        try:
+            cost_model = create_model(name, img_size=evaluator.profile_res,
+                                      num_classes=evaluator.num_classes, **overrides)
+            metrics = evaluator.costs(cost_model, timings)
+            if evaluator.data is not None:
+                metrics.update(evaluator.train(name, seed=options_seed(study), overrides=overrides,
+                                               timings=timings))
+        except (TrialFailure, UsageError, ValueError, RuntimeError) as exc:
+            record.update(state="FAIL", fail_reason=str(exc), metrics={})
+        else:
+            record["metrics"] = metrics
+        timings["duration_s"] = time.perf_counter() - start
+        record["timings"] = timings
+        study.set_user_attr(key, record)
+
+
+def options_seed(study: optuna.Study) -> int:
+    return int(study.user_attrs.get(STUDY_ATTR, {}).get("seed", 0))
+
+
+def make_objective(options: SearchOptions, evaluator: _Evaluator):
+    space = options.space
+
+    def objective(trial: optuna.Trial) -> list[float]:
+        timings: dict[str, float] = {}
+        knobs = space.sample(trial)
+        try:
+            try:
+                cfg = space.config(knobs, num_classes=evaluator.num_classes,
+                                   img_size=evaluator.profile_res)
+                train_cfg = None
+                if evaluator.data is not None:
+                    train_cfg = cfg.replace(img_size=evaluator.data.res)
+            except ValueError as exc:
+                raise TrialFailure(f"invalid config: {exc}") from None
+            trial.set_user_attr("config", cfg.to_dict())
+            metrics = evaluator.costs(cfg, timings)
+            violations = evaluator.violations(metrics)
+            for key, value in violations.items():
+                trial.set_constraint(key, value)
+            feasible = all(v <= 0 for v in violations.values())
+            trial.set_user_attr("feasible", feasible)
+            if evaluator.data is not None:
+                if feasible:
+                    metrics.update(evaluator.train(train_cfg, seed=options.seed + trial.number,
+                                                   timings=timings))
+                else:
+                    # Over budget: not trained. Accuracy 0 keeps it off any front; the
+                    # constraint tells the sampler why.
+                    over = ", ".join(k for k, v in violations.items() if v > 0)
+                    trial.set_user_attr("skipped", f"over budget ({over}); not trained")
+                    metrics.update(top1=0.0, top5=0.0, train_time_s=0.0)
+            values = [metrics.get(m) for m in space.metrics]
+            bad = [m for m, v in zip(space.metrics, values) if not _finite(v)]
+            if bad:
+                raise TrialFailure(f"objective {bad[0]} is {values[space.metrics.index(bad[0])]}")
+        except TrialFailure as exc:
+            trial.set_user_attr("fail_reason", str(exc))
+            trial.set_user_attr("timings", timings)
+            raise
+        except (torch.OutOfMemoryError, RuntimeError, ValueError) as exc:
+            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            trial.set_user_attr("fail_reason", reason)
+            trial.set_user_attr("timings", timings)
+            raise TrialFailure(reason) from exc
+        trial.set_user_attr("metrics", metrics)
+        trial.set_user_attr("timings", timings)
+        return [float(v) for v in values]
+
+    return objective
+
+
+def _counts(study: optuna.Study) -> dict[TrialState, int]:
+    counts = dict.fromkeys(TrialState, 0)
+    for t in study.get_trials(deepcopy=False):
+        counts[t.state] += 1
+    return counts
+
+
+def run_search(options: SearchOptions, *, log: Callable[[str], None] | None = None,
+               on_trial: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None = None,
+               ) -> SearchSummary:
+    """Run (or continue) the study until it holds ``n_trials`` COMPLETE trials."""
+    log = log or (lambda message: None)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = open_study(options)
+    evaluator = _Evaluator(options)
+    space = options.space
+    metrics, directions = space.metrics, space.directions
+    files: dict[str, Path] = {}
+
+    def export() -> None:
+        files.update(export_tables(study, options.study_dir, metrics, directions))
+
+    if options.seed_official:
+        added = enqueue_seeds(study, space)
+        if added:
+            log(f"enqueued seed trials: {', '.join(added)}")
+    interrupted = False
+    stopped_reason = None
+    new_trials = 0
+    overhead = {"export_s": 0.0}
+    try:
+        if options.baselines:
+            run_baselines(study, evaluator, options.baselines, log)
+            export()
+        consecutive_failures = 0
+        started = time.monotonic()
+        objective = make_objective(options, evaluator)
+        while True:
+            counts = _counts(study)
+            if counts[TrialState.COMPLETE] >= options.total_trials:
+                break
+            if options.timeout is not None and time.monotonic() - started >= options.timeout:
+                stopped_reason = f"timeout of {options.timeout:g} s reached"
+                break
+            if consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
+                stopped_reason = f"{consecutive_failures} trials failed in a row; see fail_reason"
+                break
+            with warnings.catch_warnings():
+                # Optuna warns once per failed trial; the reason is in the tables instead.
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.optimize(objective, n_trials=1, catch=(TrialFailure,),
+                               gc_after_trial=False)
+            new_trials += 1
+            trial = study.get_trials(deepcopy=False)[-1]
+            consecutive_failures = consecutive_failures + 1 if trial.state == TrialState.FAIL else 0
+            start = time.perf_counter()
+            export()
+            overhead["export_s"] += time.perf_counter() - start
+            if on_trial is not None:
+                on_trial(study, trial)
+    except KeyboardInterrupt:
+        interrupted = True
+    export()
+    return summarize(study, options, files=files, interrupted=interrupted,
+                     stopped_reason=stopped_reason, new_trials=new_trials, timings=overhead)
+
+
+def summarize(study: optuna.Study, options: SearchOptions, **kwargs: Any) -> SearchSummary:
+    from dvbench.search.tables import (
+        dominance,
+        hypervolume,
+        pareto_frame,
+        resolve_reference,
+        trials_frame,
+    )
+
+    space = options.space
+    metrics, directions = space.metrics, space.directions
+    frame = trials_frame(study)
+    front = pareto_frame(frame, metrics, directions)
+    reference = resolve_reference(frame, metrics, directions, hypervolume_reference(space))
+    hv = None
+    if not front.empty and all(math.isfinite(r) for r in reference):
+        hv = hypervolume(front[list(metrics)].astype(float).to_numpy(), directions, reference)
+    counts = _counts(study)
+    infeasible = int((frame["feasible"] == False).sum()) if not frame.empty else 0  # noqa: E712
+    return SearchSummary(
+        study_name=options.name, storage=options.storage_url,
+        completed=counts[TrialState.COMPLETE], failed=counts[TrialState.FAIL],
+        infeasible=infeasible, pareto=front,
+        dominance=dominance(frame, metrics, directions) if not frame.empty else {},
+        hypervolume=hv, reference_point=reference,
+        baselines=frame[frame["baseline"].astype(bool)] if not frame.empty else frame, **kwargs,
+    )
+
+
+def command_line(argv: Sequence[str] | None = None) -> str:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    return "python cli.py " + " ".join(shlex.quote(a) for a in argv)
+
+
+def trial_config(study: optuna.Study, number: int) -> DualViTConfig:
+    """The config a trial recorded (for ``study:NAME:TRIAL`` references and exports)."""
+    trials = [t for t in study.get_trials(deepcopy=False) if t.number == number]
+    if not trials:
+        raise UsageError(f"study {study.study_name!r} has no trial {number}")
+    config = trials[0].user_attrs.get("config")
+    if config is None:
+        reason = trials[0].user_attrs.get("fail_reason", "no config recorded")
+        raise UsageError(f"trial {number} of {study.study_name!r} has no config ({reason})")
+    return DualViTConfig.from_dict(config).replace(name=f"{study.study_name}_trial{number}")

@@ -1,0 +1,260 @@
+"""Study -> pandas tables: every trial, the Pareto front, baselines, hypervolume.
+
+Tables are computed from the study's storage alone, so any worker (or ``dvbench report``)
+can write them, and they are written atomically (temporary file + rename): a reader never
+sees a half-written file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+
+BASELINE_ATTR_PREFIX = "baseline:"
+METRIC_COLUMNS = ("params_m", "gflops", "latency_ms_median", "latency_ms_p10",
+                  "latency_ms_p90", "throughput_img_s", "peak_mem_mb", "top1", "top5",
+                  "train_time_s", "train_images_per_s")
+TIMING_COLUMNS = ("count_s", "train_s", "profile_s", "duration_s")
+
+
+def trial_row(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    attrs = trial.user_attrs
+    duration = trial.duration.total_seconds() if trial.duration else None
+    row: dict[str, Any] = {
+        "number": trial.number,
+        "state": trial.state.name,
+        "baseline": False,
+        "name": attrs.get("seed_name") or f"trial_{trial.number}",
+        "feasible": attrs.get("feasible"),
+        "fail_reason": attrs.get("fail_reason"),
+        "retried_from": attrs.get("retried_from", trial.system_attrs.get("failed_trial")),
+    }
+    row.update({f"knob.{k}": v for k, v in trial.params.items()})
+    metrics = attrs.get("metrics", {})
+    for column in METRIC_COLUMNS:
+        row[column] = metrics.get(column)
+    timings = attrs.get("timings", {})
+    for column in TIMING_COLUMNS[:-1]:
+        row[column] = timings.get(column)
+    row["duration_s"] = duration
+    row["config"] = json.dumps(attrs["config"], sort_keys=True) if "config" in attrs else None
+    return row
+
+
+def baseline_rows(study: optuna.Study) -> list[dict[str, Any]]:
+    rows = []
+    for key, record in sorted(study.user_attrs.items()):
+        if not key.startswith(BASELINE_ATTR_PREFIX):
+            continue
+        metrics = record.get("metrics", {})
+        row = {
+            "number": None,
+            "state": record.get("state", "COMPLETE"),
+            "baseline": True,
+            "name": record.get("name", key[len(BASELINE_ATTR_PREFIX):]),
+            "feasible": True,
+            "fail_reason": record.get("fail_reason"),
+            "retried_from": None,
+        }
+        row.update({c: metrics.get(c) for c in METRIC_COLUMNS})
+        row.update({c: record.get("timings", {}).get(c) for c in TIMING_COLUMNS})
+        row["config"] = json.dumps(record.get("overrides") or {}, sort_keys=True)
+        rows.append(row)
+    return rows
+
+
+def trials_frame(study: optuna.Study) -> pd.DataFrame:
+    """Every trial (any state) and every baseline, one row each."""
+    rows = [trial_row(t) for t in study.get_trials(deepcopy=False)]
+    rows += baseline_rows(study)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    frame["number"] = frame["number"].astype("Int64")
+    return frame
+
+
+def is_dominated_by(a: Sequence[float], b: Sequence[float], directions: Sequence[str]) -> bool:
+    """True when ``b`` dominates ``a``: no worse in every objective, better in one."""
+    better = False
+    for x, y, d in zip(a, b, directions):
+        if d == "minimize":
+            x, y = -x, -y
+        if y < x:
+            return False
+        if y > x:
+            better = True
+    return better
+
+
+def pareto_mask(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:
+    """Boolean mask of the non-dominated rows of ``values`` (rows x objectives)."""
+    sign = np.array([1.0 if d == "minimize" else -1.0 for d in directions])
+    losses = values * sign  # minimisation form
+    n = len(losses)
+    mask = np.ones(n, dtype=bool)
+    for i in range(n):
+        others = losses[np.arange(n) != i]
+        dominated = np.any(np.all(others <= losses[i], axis=1) & np.any(others < losses[i], axis=1))
+        mask[i] = not dominated
+    return mask
+
+
+def candidates(frame: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
+    """Completed, feasible, non-baseline trials with every objective finite."""
+    if frame.empty:
+        return frame
+    keep = (frame["state"] == "COMPLETE") & (~frame["baseline"].astype(bool))
+    keep &= frame["feasible"].fillna(True).astype(bool)
+    for m in metrics:
+        keep &= pd.to_numeric(frame[m], errors="coerce").map(
+            lambda v: v is not None and math.isfinite(v)
+        )
+    return frame[keep]
+
+
+def pareto_frame(frame: pd.DataFrame, metrics: Sequence[str], directions: Sequence[str]) -> pd.DataFrame:
+    """The non-dominated candidates, sorted by the first cost (minimised) objective."""
+    pool = candidates(frame, metrics)
+    if pool.empty:
+        return pool
+    values = pool[list(metrics)].astype(float).to_numpy()
+    front = pool[pareto_mask(values, directions)].copy()
+    sort_by = next((m for m, d in zip(metrics, directions) if d == "minimize"), metrics[0])
+    return front.sort_values([sort_by, "number"]).reset_index(drop=True)
+
+
+def dominance(frame: pd.DataFrame, metrics: Sequence[str], directions: Sequence[str]) -> dict[str, list[str]]:
+    """For each completed baseline, the candidates that dominate it."""
+    out: dict[str, list[str]] = {}
+    pool = candidates(frame, metrics)
+    base = frame[frame["baseline"].astype(bool) & (frame["state"] == "COMPLETE")] if not (
+        frame.empty
+    ) else frame
+    for _, b in base.iterrows():
+        bvals = [float(b[m]) if b[m] is not None else math.nan for m in metrics]
+        if any(not math.isfinite(v) for v in bvals):
+            continue
+        out[b["name"]] = [
+            c["name"] for _, c in pool.iterrows()
+            if is_dominated_by(bvals, [float(c[m]) for m in metrics], directions)
+        ]
+    return out
+
+
+def hypervolume(
+    values: np.ndarray, directions: Sequence[str], reference: Sequence[float]
+) -> float:
+    """Hypervolume of the points (rows) dominated inside ``reference`` (metric units).
+
+    Uses Optuna's exact hypervolume (the one its ``plot_hypervolume_history`` uses). Points
+    not strictly better than the reference in every objective add nothing.
+    """
+    from optuna._hypervolume import compute_hypervolume
+
+    if len(values) == 0:
+        return 0.0
+    sign = np.array([1.0 if d == "minimize" else -1.0 for d in directions])
+    losses = np.asarray(values, dtype=float) * sign
+    ref = np.asarray(reference, dtype=float) * sign
+    inside = np.all(losses < ref, axis=1)
+    if not inside.any():
+        return 0.0
+    return float(compute_hypervolume(losses[inside], ref))
+
+
+def resolve_reference(
+    frame: pd.DataFrame, metrics: Sequence[str], directions: Sequence[str],
+    fixed: Mapping[str, float],
+) -> list[float]:
+    """The reference point: fixed values where given, else 1.1x the worst observed cost."""
+    ref = []
+    pool = candidates(frame, metrics)
+    for m, d in zip(metrics, directions):
+        if m in fixed:
+            ref.append(float(fixed[m]))
+            continue
+        column = pool[m].astype(float) if not pool.empty else pd.Series([], dtype=float)
+        if column.empty:
+            ref.append(math.nan)
+        elif d == "minimize":
+            ref.append(float(column.max()) * 1.1)
+        else:
+            ref.append(float(column.min()) * 0.9)
+    return ref
+
+
+def hypervolume_history(
+    frame: pd.DataFrame, metrics: Sequence[str], directions: Sequence[str], reference: Sequence[float]
+) -> pd.DataFrame:
+    """Hypervolume of the front after each trial number (candidates only)."""
+    pool = candidates(frame, metrics).sort_values("number")
+    rows = []
+    values: list[list[float]] = []
+    for _, row in pool.iterrows():
+        values.append([float(row[m]) for m in metrics])
+        rows.append({"number": int(row["number"]),
+                     "hypervolume": hypervolume(np.array(values), directions, reference)})
+    return pd.DataFrame(rows, columns=["number", "hypervolume"])
+
+
+def write_atomic(frame: pd.DataFrame, path: Path) -> Path:
+    """Write CSV or Parquet (by suffix) through a temporary file and an atomic rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        if path.suffix == ".parquet":
+            frame.to_parquet(tmp, index=False)
+        else:
+            frame.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _parquet_ready(frame: pd.DataFrame) -> pd.DataFrame:
+    """Object columns with mixed types (None and floats/bools/strings) as Parquet accepts them."""
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].dtype == object:
+            kinds = {type(v) for v in out[column] if v is not None and v == v}
+            if kinds and kinds <= {bool}:
+                out[column] = out[column].astype("boolean")
+            elif kinds and kinds <= {int, float}:
+                out[column] = pd.to_numeric(out[column], errors="coerce")
+            elif kinds:
+                out[column] = out[column].map(lambda v: None if v is None or v != v else str(v))
+    return out
+
+
+def export_tables(
+    study: optuna.Study, out_dir: Path, metrics: Sequence[str], directions: Sequence[str],
+) -> dict[str, Path]:
+    """Write trials.csv/.parquet and pareto.csv/.parquet for ``study`` into ``out_dir``."""
+    frame = trials_frame(study)
+    front = pareto_frame(frame, metrics, directions)
+    paths = {}
+    for stem, table in (("trials", frame), ("pareto", front)):
+        paths[f"{stem}.csv"] = write_atomic(table, out_dir / f"{stem}.csv")
+        paths[f"{stem}.parquet"] = write_atomic(_parquet_ready(table), out_dir / f"{stem}.parquet")
+    return paths
+
+
+def read_table(out_dir: Path, stem: str) -> pd.DataFrame:
+    return pd.read_csv(out_dir / f"{stem}.csv")
+
+
+def names(frame: pd.DataFrame) -> Iterable[str]:
+    return frame["name"].tolist() if not frame.empty else []

@@ -1,0 +1,246 @@
+"""Search spaces, studies and tables: validation, resumption, failures, the Pareto export."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+import yaml
+
+from dvbench.cli import main
+from dvbench.errors import UsageError
+from dvbench.models import DualViTConfig, create_model, official_config
+from dvbench.search import SearchOptions, list_spaces, load_space, run_search
+from dvbench.search.tables import hypervolume, is_dominated_by, pareto_mask
+
+REPO = Path(__file__).resolve().parents[2]
+
+# A cost-only space: no training, each trial is one FLOP count of a tiny model at 64 px.
+COST_SPACE = {
+    "name": "costs",
+    "knobs": {
+        "width": {"choices": [8, 16]},
+        "depth3": {"low": 1, "high": 3},
+        "semantic_grid": {"choices": [1, 2, 32]},  # 32 > the 16x16 stage-1 map: infeasible
+    },
+    "fixed": {"head_dim": 8, "width_multipliers": [1, 2, 3, 4], "depth1": 1, "depth2": 1,
+              "depth4": 1, "mlp_ratio": 2, "stem_hidden_dim": 8, "num_classes": 10},
+    "objectives": [{"metric": "gflops", "direction": "minimize"},
+                   {"metric": "params_m", "direction": "maximize"}],
+    "sampler": {"name": "nsga2", "population_size": 4},
+    "n_trials": 5,
+    "profile": {"res": 64},
+    "seeds": {"seed_a": {"width": 16, "depth3": 2, "semantic_grid": 2}},
+}
+
+
+def _write_space(tmp_path: Path, space: dict, name: str = "costs.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(space, sort_keys=False))
+    return path
+
+
+def _options(tmp_path: Path, space_path: Path, **kwargs) -> SearchOptions:
+    return SearchOptions(space=load_space(space_path), results_dir=tmp_path / "results",
+                         quiet=True, **kwargs)
+
+
+def test_shipped_spaces_load_and_official_seeds_are_exact():
+    assert {"small", "medium", "paper"} <= set(list_spaces())
+    for name in ("small", "medium", "paper"):
+        space = load_space(name)
+        assert space.n_trials > 0 and space.sampler["population_size"] <= space.n_trials
+    paper = load_space("paper")
+    for name in ("dualvit_s", "dualvit_b", "dualvit_l"):
+        cfg = paper.config(paper.seeds[name], num_classes=1000, img_size=224)
+        assert cfg.replace(name=name) == official_config(name)
+    small = load_space("small")
+    assert small.metrics == ["top1", "gflops"] and small.directions == ["maximize", "minimize"]
+    assert small.train["res"] == 32 and small.profile["res"] == 224
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"knobs": {"width": {"low": 5}}}, "knobs.width: needs low and high"),
+        ({"knobs": {"width": {"choices": []}}}, "knobs.width.choices: must be a non-empty list"),
+        ({"objectives": [{"metric": "accuracy"}]}, "objectives\\[0\\].metric: unknown 'accuracy'"),
+        ({"constraints": {"max_flops": 3}}, "constraints.max_flops: unknown"),
+        ({"sampler": {"name": "cmaes"}}, "sampler.name: must be one of"),
+        ({"n_trials": 0}, "n_trials: must be a positive integer"),
+        ({"colour": "red"}, "colour: unknown key"),
+        ({"seeds": {"s": {"width": 99, "depth3": 1, "semantic_grid": 1}}},
+         "seeds.s.width: 99 is outside"),
+        ({"fixed": {"head_dim": 8, "width_multipliers": [1, 2, 3, 4], "depth1": 1, "depth2": 1,
+                    "depth4": 1, "mlp_ratio": 2, "colour": 3}}, "colour: not a knob"),
+        ({"objectives": [{"metric": "top1"}, {"metric": "gflops"}]},
+         "train.res: the proxy resolution is required"),
+        ({"profile": {"res": 64, "fps": 3}}, "profile.fps: unknown setting"),
+    ],
+)
+def test_invalid_spaces_name_file_and_field(tmp_path, change, message):
+    path = _write_space(tmp_path, {**COST_SPACE, **change})
+    with pytest.raises(UsageError, match=message) as info:
+        load_space(path)
+    assert str(path) in str(info.value)
+
+
+def test_cli_invalid_space_is_one_line_exit_2(tmp_path, capsys):
+    path = tmp_path / "broken.yaml"
+    path.write_text("knobs: [1, 2\n")
+    assert main(["search", "--space", str(path), "--results-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not valid YAML" in err[0]
+    assert main(["search", "--space", "nosuchspace"]) == 2
+    assert "unknown search space 'nosuchspace'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["search", "--n-trials", "0"])
+    assert exit_info.value.code == 2
+
+
+def test_cost_only_study_tables_resume_and_failures(tmp_path):
+    space_path = _write_space(tmp_path, COST_SPACE)
+    options = _options(tmp_path, space_path, seed_official=True, n_trials=5, seed=3)
+    summary = run_search(options)
+    assert summary.completed == 5
+    study_dir = tmp_path / "results" / "costs"
+    trials = pd.read_csv(study_dir / "trials.csv")
+    pareto = pd.read_csv(study_dir / "pareto.csv")
+    # Parquet twins hold the same rows
+    assert len(pd.read_parquet(study_dir / "trials.parquet")) == len(trials)
+    assert pd.read_parquet(study_dir / "pareto.parquet")["number"].tolist() == pareto["number"].tolist()
+
+    complete = trials[(trials.state == "COMPLETE") & (trials.feasible != False)]  # noqa: E712
+    assert len(complete) == 5
+    assert trials.loc[trials.number == 0, "name"].item() == "seed_a"
+    # the failed trials are the impossible semantic grids, recorded with their reason
+    failed = trials[trials.state == "FAIL"]
+    assert (failed["knob.semantic_grid"] == 32).all()
+    assert failed["fail_reason"].str.contains("semantic_grid").all()
+    # pareto.csv is exactly the non-dominated completed trials, sorted by GFLOPs
+    points = complete[["gflops", "params_m"]].to_numpy()
+    expected = set(complete[pareto_mask(points, ["minimize", "maximize"])]["number"])
+    assert set(pareto["number"]) == expected
+    assert pareto["gflops"].is_monotonic_increasing
+    for _, p in pareto.iterrows():
+        for _, c in complete.iterrows():
+            assert not is_dominated_by([p.gflops, p.params_m], [c.gflops, c.params_m],
+                                       ["minimize", "maximize"])
+    # every complete trial carries a config that rebuilds the same model
+    row = complete.iloc[-1]
+    cfg = DualViTConfig.from_dict(json.loads(row["config"]))
+    model = create_model(cfg)
+    assert sum(p.numel() for p in model.parameters()) / 1e6 == pytest.approx(row["params_m"])
+
+    # re-running continues the same study; the seed trial is not enqueued again
+    summary = run_search(_options(tmp_path, space_path, seed_official=True, n_trials=7, seed=3))
+    again = pd.read_csv(study_dir / "trials.csv")
+    assert summary.completed == 7 and (again.state == "COMPLETE").sum() == 7
+    assert (again["name"] == "seed_a").sum() == 1
+    assert set(trials.number) <= set(again.number)
+
+
+def test_study_reference_rebuilds_a_trial(tmp_path, monkeypatch):
+    space_path = _write_space(tmp_path, {**COST_SPACE, "n_trials": 2})
+    run_search(_options(tmp_path, space_path, n_trials=2))
+    trials = pd.read_csv(tmp_path / "results" / "costs" / "trials.csv")
+    number = int(trials[trials.state == "COMPLETE"].number.iloc[0])
+    model = create_model(f"study:costs:{number}@{tmp_path / 'results'}")
+    expected = trials.loc[trials.number == number, "params_m"].item()
+    assert sum(p.numel() for p in model.parameters()) / 1e6 == pytest.approx(expected)
+    with pytest.raises(UsageError, match="no trial 999"):
+        create_model(f"study:costs:999@{tmp_path / 'results'}")
+
+
+def test_over_budget_candidates_are_not_trained_and_reported_to_the_sampler(tmp_path):
+    space = {**COST_SPACE, "objectives": [{"metric": "top1"}, {"metric": "gflops"}],
+             "constraints": {"max_gflops": 0.004},
+             "knobs": {"width": {"choices": [8, 32]}, "depth3": {"low": 1, "high": 1},
+                       "semantic_grid": {"choices": [1]}},
+             "seeds": {"small": {"width": 8, "depth3": 1, "semantic_grid": 1},
+                       "big": {"width": 32, "depth3": 1, "semantic_grid": 1}},
+             "train": {"data": "digits", "res": 16, "epochs": 0.2, "batch_size": 64,
+                       "train_samples": 20},
+             "n_trials": 2}
+    path = _write_space(tmp_path, space)
+    run_search(_options(tmp_path, path, seed_official=True, n_trials=2))
+    trials = pd.read_csv(tmp_path / "results" / "costs" / "trials.csv").set_index("name")
+    assert not trials.loc["big", "feasible"] and trials.loc["small", "feasible"]
+    assert pd.isna(trials.loc["big", "train_s"]) and trials.loc["small", "train_s"] > 0
+    assert trials.loc["small", "top1"] > 0
+    study = optuna.load_study(study_name="costs",
+                              storage=f"sqlite:///{tmp_path / 'results' / 'costs' / 'study.db'}")
+    by_name = {t.user_attrs["seed_name"]: t for t in study.trials}
+    assert by_name["big"].constraints["max_gflops"] > 0
+    assert by_name["small"].constraints["max_gflops"] <= 0
+    pareto = pd.read_csv(tmp_path / "results" / "costs" / "pareto.csv")
+    assert "big" not in set(pareto["name"])
+
+
+def test_diverging_training_is_a_failed_trial(tmp_path):
+    space = {**COST_SPACE, "objectives": [{"metric": "top1"}, {"metric": "gflops"}],
+             "knobs": {"width": {"choices": [8]}, "depth3": {"low": 1, "high": 1},
+                       "semantic_grid": {"choices": [1]}},
+             "seeds": {},
+             "train": {"data": "digits", "res": 16, "epochs": 0.5, "batch_size": 32,
+                       "lr": 1.0e6, "grad_clip": None, "label_smoothing": 0.0,
+                       "train_samples": 20},
+             "n_trials": 1}
+    path = _write_space(tmp_path, space)
+    summary = run_search(_options(tmp_path, path, n_trials=1, timeout=3.0))
+    trials = pd.read_csv(tmp_path / "results" / "costs" / "trials.csv")
+    assert summary.completed == 0 and (trials.state == "FAIL").all()
+    assert trials.fail_reason.str.contains("training failed").all()
+    assert summary.stopped_reason is not None
+
+
+def test_hypervolume_against_hand_arithmetic():
+    # minimise x, maximise y, reference (10, 0): two boxes 6x4 and 3x(8-4)
+    points = np.array([[4.0, 4.0], [7.0, 8.0]])
+    assert hypervolume(points, ["minimize", "maximize"], [10.0, 0.0]) == pytest.approx(
+        6 * 4 + 3 * 4
+    )
+    assert hypervolume(np.array([[11.0, 5.0]]), ["minimize", "maximize"], [10.0, 0.0]) == 0.0
+
+
+@pytest.mark.slow
+def test_sigkill_mid_trial_loses_no_completed_trial(tmp_path):
+    """Kill the worker while a trial runs; re-running completes the study, nothing is lost."""
+    space = {**COST_SPACE, "n_trials": 4, "seeds": {},
+             "knobs": {**COST_SPACE["knobs"], "semantic_grid": {"choices": [1, 2]}},
+             "profile": {"res": 64, "latency": True}}  # latency makes each trial ~1 s or more
+    path = _write_space(tmp_path, space)
+    results = tmp_path / "results"
+    cmd = [sys.executable, str(REPO / "cli.py"), "search", "--space", str(path),
+           "--results-dir", str(results), "--quiet", "--n-trials", "4", "--heartbeat", "1,3"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    trials_csv = results / "costs" / "trials.csv"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if trials_csv.exists():
+            done = pd.read_csv(trials_csv)
+            if (done.state == "COMPLETE").sum() >= 2:
+                break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = pd.read_csv(trials_csv)
+    kept = set(before[before.state == "COMPLETE"].number)
+    assert len(kept) >= 2
+    time.sleep(4)  # past the grace period: the killed worker's trial is stale
+    finished = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr
+    after = pd.read_csv(trials_csv)
+    assert (after.state == "COMPLETE").sum() == 4
+    assert kept <= set(after[after.state == "COMPLETE"].number)
+    assert "RUNNING" not in set(after.state)
