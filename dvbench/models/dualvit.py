@@ -114,11 +114,13 @@ def _install_fused_state_hooks(module: nn.Module, fused_name: str) -> None:
     def state_dict_post_hook(mod, state_dict, prefix, local_metadata):
         for suffix in ("weight", "bias"):
             key = f"{prefix}{fused_name}.{suffix}"
-            if key not in state_dict:
+            # state_dict(keep_vars=True) hands out the live parameters (tracers such as
+            # torch.jit.trace identify parameters this way): keep the fused layout there.
+            if key not in state_dict or isinstance(state_dict[key], nn.Parameter):
                 continue
             fused = state_dict.pop(key)
             for name, chunk in zip(parts(), fused.split(list(parts().values()), dim=0)):
-                state_dict[f"{prefix}{name}.{suffix}"] = chunk
+                state_dict[f"{prefix}{name}.{suffix}"] = chunk.clone()
         _reorder(state_dict, prefix, mod.official_key_order)
 
     module.register_load_state_dict_pre_hook(
