@@ -1,0 +1,586 @@
+"""The short-schedule ("proxy") training loop: one candidate, one budget, one result.
+
+Built for many short runs on small images, where the loop's own overhead is what decides
+throughput: the data sit on the device as uint8 and are augmented per batch there
+(:mod:`dvbench.train.data`); the optimiser is fused (or ``foreach``) AdamW; the host waits for
+the device only to check that the loss is finite (every step on CPU, where it costs nothing,
+every few steps on accelerators).
+
+Runs are reproducible: model initialisation, drop path, shuffling and augmentation are seeded
+from ``seed`` (the caller's global RNG state is restored afterwards), so on CPU the same seed,
+data and settings give the same accuracy and loss. A diverging or out-of-memory run is a
+result with ``status="failed"`` and a reason, not an exception: the caller decides what to do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from timm.optim import param_groups_weight_decay
+
+from dvbench.errors import UsageError
+from dvbench.models import display_name
+from dvbench.train.candidate import ModelSpec, build_candidate
+from dvbench.train.data import Normalizer, ProxyData, random_crop_flip
+
+AMP_MODES = ("auto", "bf16", "fp16", "off")
+OUTPUT_SUFFIXES = (".json", ".csv")
+# Accelerators queue work asynchronously; reading the loss back every step would stall them.
+_SYNC_EVERY_ACCELERATOR = 20
+_OOM_ERRORS: tuple[type[BaseException], ...] = (
+    (torch.OutOfMemoryError,)
+    if hasattr(torch, "OutOfMemoryError")
+    else (torch.cuda.OutOfMemoryError,)
+)
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How to train a candidate. The run stops at whichever budget is reached first.
+
+    ``epochs`` may be fractional; ``time_limit_s`` counts training steps only (with it the
+    schedule follows elapsed time, so such runs depend on the machine and are not
+    reproducible). The learning rate warms up linearly over ``warmup_fraction`` of the budget,
+    then decays on a cosine to ``min_lr_ratio * lr``. On CPU, results are reproducible for a
+    given thread count (reductions split differently across threads). ``crop_padding``
+    defaults to ``res // 8`` (4 px at 32 px).
+    ``amp="auto"`` means bf16 autocast on GPUs that support it, fp16 (with loss scaling) on
+    other GPUs, and full precision on CPU. ``num_threads`` defaults to every usable core.
+    """
+
+    epochs: float | None = 3.0
+    max_steps: int | None = None
+    time_limit_s: float | None = None
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup_fraction: float = 0.1
+    min_lr_ratio: float = 0.01
+    label_smoothing: float = 0.1
+    drop_path_rate: float = 0.0
+    grad_clip: float | None = 1.0
+    augment: bool = True
+    crop_padding: int | None = None
+    amp: str = "auto"
+    channels_last: bool = False
+    eval_batch_size: int = 500
+    num_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.epochs is None and self.max_steps is None and self.time_limit_s is None:
+            raise ValueError("epochs: give a budget (epochs, max_steps or time_limit_s)")
+        for name in ("epochs", "time_limit_s", "lr", "grad_clip"):
+            value = getattr(self, name)
+            if value is not None and not (_is_number(value) and value > 0):
+                raise ValueError(f"{name}: must be a positive number, got {value!r}")
+        for name in ("max_steps", "batch_size", "eval_batch_size", "num_threads"):
+            value = getattr(self, name)
+            if value is not None and not (_is_int(value) and value > 0):
+                raise ValueError(f"{name}: must be a positive integer, got {value!r}")
+        if self.crop_padding is not None and not (
+            _is_int(self.crop_padding) and (self.crop_padding >= 0)
+        ):
+            raise ValueError(
+                f"crop_padding: must be a non-negative integer, got {self.crop_padding!r}"
+            )
+        for name in ("weight_decay", "label_smoothing", "drop_path_rate"):
+            value = getattr(self, name)
+            if not (_is_number(value) and value >= 0):
+                raise ValueError(f"{name}: must be a non-negative number, got {value!r}")
+        for name in ("warmup_fraction", "min_lr_ratio", "label_smoothing", "drop_path_rate"):
+            value = getattr(self, name)
+            if not (_is_number(value) and 0 <= value < 1):
+                raise ValueError(f"{name}: must be in [0, 1), got {value!r}")
+        if self.amp not in AMP_MODES:
+            raise ValueError(f"amp: must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
+
+    def lr_factor(self, progress: float) -> float:
+        """Multiplier of ``lr`` at ``progress`` (0..1) through the budget: warm-up, then cosine."""
+        progress = min(max(progress, 0.0), 1.0)
+        if progress < self.warmup_fraction:
+            return max(progress / self.warmup_fraction, self.min_lr_ratio)
+        span = 1.0 - self.warmup_fraction
+        cosine = 0.5 * (1.0 + math.cos(math.pi * (progress - self.warmup_fraction) / span))
+        return self.min_lr_ratio + (1.0 - self.min_lr_ratio) * cosine
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class TrainProgress(NamedTuple):
+    """What a progress display needs; sent every few steps and at the end of training."""
+
+    step: int
+    total_steps: int | None
+    epoch: float
+    loss: float
+    images_per_s: float
+    elapsed_s: float
+    fraction: float  # of the budget, 0..1
+
+
+ProgressCallback = Callable[[TrainProgress], None]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """One proxy run. Accuracies are percentages on the held-out split (None if it failed).
+
+    ``final_loss`` is the mean training loss over the last epoch's worth of steps;
+    ``images_per_s`` is the steady training speed: steps after the first (which pays one-off
+    set-up costs), without evaluation or model construction; ``train_time_s`` is all steps.
+    ``model_config`` holds the Dual-ViT config fields of the trained network (None for other
+    models), so a shrunk candidate can be rebuilt exactly.
+    """
+
+    model: str
+    status: str  # "ok" or "failed"
+    reason: str | None
+    top1: float | None
+    top5: float | None
+    test_loss: float | None
+    final_loss: float | None
+    params: int
+    epochs: float
+    steps: int
+    images_seen: int
+    train_time_s: float
+    eval_time_s: float
+    images_per_s: float
+    data: str
+    res: int
+    num_classes: int
+    num_train: int
+    num_test: int
+    seed: int
+    device: str
+    settings: TrainSettings
+    model_config: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready; the settings are a nested mapping."""
+        return dataclasses.asdict(self)
+
+    def to_row(self) -> dict[str, Any]:
+        """One flat table row: settings become ``settings.<field>`` columns, the config JSON."""
+        row = self.to_dict()
+        settings = row.pop("settings")
+        config = row.pop("model_config")
+        row.update({f"settings.{key}": value for key, value in settings.items()})
+        row["model_config"] = None if config is None else json.dumps(config, separators=(",", ":"))
+        return row
+
+    def save(self, path: str | Path) -> Path:
+        """Write JSON (``.json``) or append a row to a CSV table (``.csv``, header if new)."""
+        path = check_output_path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix.lower() == ".json":
+            path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+            return path
+        row = self.to_row()
+        exists = path.exists() and path.stat().st_size > 0
+        if exists:
+            with path.open(newline="") as fh:
+                header = next(csv.reader(fh), [])
+            if header != list(row):
+                raise UsageError(f"{path}: existing CSV has other columns; write a new file")
+        with path.open("a", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(row))
+            if not exists:
+                writer.writeheader()
+            writer.writerow(row)
+        return path
+
+
+def check_output_path(path: str | Path) -> Path:
+    """``path`` as a Path if :meth:`TrainResult.save` can write it (check before training)."""
+    path = Path(path)
+    if path.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise UsageError(f"{path}: the output must be a .json or .csv file")
+    if path.is_dir():
+        raise UsageError(f"{path}: is a folder; the output must be a .json or .csv file")
+    return path
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` picks CUDA when available, else CPU."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise UsageError(f"device {device!r}: not a device name (cpu, cuda, cuda:1, ...)") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"device {device!r}: CUDA is not available on this machine")
+    return resolved
+
+
+def train_candidate(
+    model_or_spec: nn.Module | ModelSpec,
+    data: ProxyData,
+    settings: TrainSettings | None = None,
+    *,
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    overrides: Mapping[str, Any] | None = None,
+    width_mult: float | None = None,
+    progress: ProgressCallback | None = None,
+) -> TrainResult:
+    """Train one candidate on ``data`` under ``settings`` and evaluate it on the test split.
+
+    ``model_or_spec`` is a model spec (built here, seeded, for ``data``'s classes and
+    resolution, with ``overrides``/``width_mult`` as in :func:`build_candidate`) or a
+    ready module (trained in place; its initialisation is the caller's).
+    """
+    settings = settings or TrainSettings()
+    device = resolve_device(device)
+    rng_devices = []
+    if device.type == "cuda":
+        rng_devices = [device.index if device.index is not None else torch.cuda.current_device()]
+    with _threads(settings.num_threads), torch.random.fork_rng(devices=rng_devices):
+        torch.manual_seed(seed)
+        if isinstance(model_or_spec, nn.Module):
+            if overrides or width_mult is not None:
+                raise ValueError("overrides: only apply when the model is given as a spec")
+            model, name = model_or_spec, _module_name(model_or_spec)
+        else:
+            model = build_candidate(
+                model_or_spec,
+                num_classes=data.num_classes,
+                res=data.res,
+                drop_path_rate=settings.drop_path_rate,
+                overrides=overrides,
+                width_mult=width_mult,
+            )
+            name = display_name(model_or_spec)
+        run = _Run(model, data, settings, seed=seed, device=device, progress=progress)
+        return run.execute(name)
+
+
+@contextlib.contextmanager
+def _threads(num_threads: int | None) -> Iterator[None]:
+    before = torch.get_num_threads()
+    if num_threads is None:
+        num_threads = (
+            len(os.sched_getaffinity(0))
+            if hasattr(os, "sched_getaffinity")
+            else (os.cpu_count() or 1)
+        )
+    torch.set_num_threads(num_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _module_name(model: nn.Module) -> str:
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    return cfg.get("architecture") or type(model).__name__
+
+
+class _Failure(Exception):
+    """Ends a run early with a reason (a non-finite loss)."""
+
+
+class _Run:
+    """The state of one training run; ``execute`` turns it into a :class:`TrainResult`."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        data: ProxyData,
+        settings: TrainSettings,
+        *,
+        seed: int,
+        device: torch.device,
+        progress: ProgressCallback | None,
+    ) -> None:
+        self.data, self.settings, self.device, self.seed = data, settings, device, seed
+        self.progress = progress
+        # None keeps each model's own layout (Dual-ViT already keeps its convs channels-last)
+        self.memory_format = torch.channels_last if settings.channels_last else None
+        self.model = model.to(device)
+        if self.memory_format is not None:
+            self.model = model.to(memory_format=self.memory_format)
+        self.params = sum(p.numel() for p in model.parameters())
+        cfg = getattr(model, "cfg", None)
+        self.model_config = cfg.to_dict() if hasattr(cfg, "to_dict") else None
+        self.amp_dtype = _amp_dtype(settings.amp, device)
+        self.batch_size = min(settings.batch_size, data.num_train)
+        self.steps_per_epoch = max(1, data.num_train // self.batch_size)  # full batches only
+        self.total_steps = _total_steps(settings, self.steps_per_epoch)
+        self.step = 0
+        self.phase = "training"
+        self.losses: list[float] = []
+        self.train_time = self.eval_time = self.first_step_time = 0.0
+
+    # --------------------------------------------------------------------------- top level
+    def execute(self, name: str) -> TrainResult:
+        status, reason = "ok", None
+        top1 = top5 = test_loss = None
+        try:
+            self._train()
+            self.phase = "evaluation"
+            start = time.perf_counter()
+            top1, top5, test_loss = evaluate(
+                self.model,
+                self.data.test_images,
+                self.data.test_labels,
+                normalizer=Normalizer(self.data.mean, self.data.std, device=self.device),
+                batch_size=self.settings.eval_batch_size,
+                amp_dtype=self.amp_dtype,
+                memory_format=self.memory_format,
+            )
+            self.eval_time = time.perf_counter() - start
+        except _Failure as exc:
+            status, reason = "failed", str(exc)
+        except _OOM_ERRORS as exc:
+            status, reason = "failed", self._oom_reason(exc)
+        except RuntimeError as exc:
+            if "can't allocate memory" not in str(exc):  # the CPU allocator's OOM
+                raise
+            status, reason = "failed", self._oom_reason(exc)
+        if status == "failed" and self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        window = self.losses[-self.steps_per_epoch :]
+        final_loss = sum(window) / len(window) if window and status == "ok" else None
+        images = self.step * self.batch_size
+        # steady-state speed: the first step pays one-off costs (kernel selection, allocator)
+        steady_time = self.train_time - self.first_step_time
+        if self.step > 1 and steady_time > 0:
+            images_per_s = (images - self.batch_size) / steady_time
+        else:
+            images_per_s = images / self.train_time if self.train_time > 0 else 0.0
+        return TrainResult(
+            model=name,
+            status=status,
+            reason=reason,
+            top1=top1,
+            top5=top5,
+            test_loss=test_loss,
+            final_loss=final_loss,
+            params=self.params,
+            epochs=self.step / self.steps_per_epoch,
+            steps=self.step,
+            images_seen=images,
+            train_time_s=self.train_time,
+            eval_time_s=self.eval_time,
+            images_per_s=images_per_s,
+            data=self.data.name,
+            res=self.data.res,
+            num_classes=self.data.num_classes,
+            num_train=self.data.num_train,
+            num_test=self.data.num_test,
+            seed=self.seed,
+            device=str(self.device),
+            settings=self.settings,
+            model_config=self.model_config,
+        )
+
+    def _oom_reason(self, exc: BaseException) -> str:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        where = "evaluation" if self.phase == "evaluation" else f"step {self.step + 1}"
+        return f"out of memory at {where} (batch {self.batch_size}, {self.data.res} px): {first}"
+
+    # ---------------------------------------------------------------------------- training
+    def _train(self) -> None:
+        settings, device, model = self.settings, self.device, self.model
+        generator = torch.Generator().manual_seed(self.seed)
+        images = self.data.train_images.to(device)
+        labels = self.data.train_labels.to(device)
+        normalize = Normalizer(self.data.mean, self.data.std, device=device)
+        padding = settings.crop_padding if settings.crop_padding is not None else self.data.res // 8
+        optimizer = make_optimizer(model, settings)
+        scaler = torch.amp.GradScaler(device.type) if self.amp_dtype == torch.float16 else None
+        params = [p for p in model.parameters() if p.requires_grad]
+        autocast = torch.autocast(
+            device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
+        )
+        sync_every = 1 if device.type == "cpu" else _SYNC_EVERY_ACCELERATOR
+        pending: list[torch.Tensor] = []
+
+        def step(idx: torch.Tensor, start: float) -> torch.Tensor:
+            x = images.index_select(0, idx)
+            if settings.augment:
+                x = random_crop_flip(x, generator, padding=padding)
+            x = normalize(x)
+            if self.memory_format is not None:
+                x = x.contiguous(memory_format=self.memory_format)
+            lr = settings.lr * settings.lr_factor(self._progress(start, self.step + 1))
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            with autocast:
+                logits = _logits(model(x)).float()
+                loss = F.cross_entropy(
+                    logits, labels.index_select(0, idx), label_smoothing=settings.label_smoothing
+                )
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is None:
+                loss.backward()
+            else:
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)  # clip the true gradients
+            if settings.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(params, settings.grad_clip, foreach=True)
+            if scaler is None:
+                optimizer.step()
+            else:
+                scaler.step(optimizer)
+                scaler.update()
+            return loss.detach()
+
+        model.train()
+        start = time.perf_counter()
+        try:
+            while not self._budget_spent(start):
+                order = torch.randperm(self.data.num_train, generator=generator).to(device)
+                for first in range(0, self.steps_per_epoch * self.batch_size, self.batch_size):
+                    if self._budget_spent(start):
+                        break
+                    pending.append(step(order[first : first + self.batch_size], start))
+                    self.step += 1
+                    if self.step == 1:
+                        self.first_step_time = self._elapsed(start)
+                    if len(pending) >= sync_every:
+                        self._check(pending, start)
+            if pending:
+                self._check(pending, start)
+        finally:
+            self.train_time = self._elapsed(start)
+
+    def _elapsed(self, start: float) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter() - start
+
+    def _budget_spent(self, start: float) -> bool:
+        if self.total_steps is not None and self.step >= self.total_steps:
+            return True
+        limit = self.settings.time_limit_s
+        return limit is not None and self.step > 0 and time.perf_counter() - start >= limit
+
+    def _progress(self, start: float, step: int) -> float:
+        """Fraction of the budget done after ``step`` steps (the larger of steps and time)."""
+        fractions = [0.0]
+        if self.total_steps is not None:
+            fractions.append(step / self.total_steps)
+        if self.settings.time_limit_s is not None:
+            fractions.append((time.perf_counter() - start) / self.settings.time_limit_s)
+        return min(max(fractions), 1.0)
+
+    def _check(self, pending: list[torch.Tensor], start: float) -> None:
+        """Read the pending losses back (one sync), stop on a non-finite one, report progress."""
+        values = torch.stack(pending).tolist()
+        first_step = self.step - len(values) + 1
+        pending.clear()
+        for offset, value in enumerate(values):
+            if not math.isfinite(value):
+                self.step = first_step + offset
+                raise _Failure(f"non-finite loss ({value}) at step {self.step}")
+        self.losses.extend(values)
+        if self.progress is not None:
+            elapsed = time.perf_counter() - start
+            self.progress(
+                TrainProgress(
+                    step=self.step,
+                    total_steps=self.total_steps,
+                    epoch=self.step / self.steps_per_epoch,
+                    loss=sum(values) / len(values),
+                    images_per_s=self.step * self.batch_size / elapsed if elapsed > 0 else 0.0,
+                    elapsed_s=elapsed,
+                    fraction=self._progress(start, self.step),
+                )
+            )
+
+
+def _total_steps(settings: TrainSettings, steps_per_epoch: int) -> int | None:
+    budgets = []
+    if settings.epochs is not None:
+        budgets.append(max(1, math.ceil(settings.epochs * steps_per_epoch - 1e-9)))
+    if settings.max_steps is not None:
+        budgets.append(settings.max_steps)
+    return min(budgets) if budgets else None
+
+
+def _amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
+    if mode == "off" or (mode == "auto" and device.type != "cuda"):
+        return None
+    if mode == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if mode == "bf16" else torch.float16
+
+
+def make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
+    """AdamW without decay on norms, biases and the model's ``no_weight_decay()`` parameters.
+
+    The fused kernel (one pass over all parameters) is tried first; ``foreach`` otherwise.
+    """
+    skip = model.no_weight_decay() if hasattr(model, "no_weight_decay") else ()
+    groups = param_groups_weight_decay(model, settings.weight_decay, no_weight_decay_list=skip)
+    try:
+        return torch.optim.AdamW(groups, lr=settings.lr, fused=True)
+    except (RuntimeError, ValueError):  # fused not supported for these tensors or device
+        return torch.optim.AdamW(groups, lr=settings.lr, foreach=True)
+
+
+def _logits(output: Any) -> torch.Tensor:
+    # a few timm models (distilled DeiT) return (logits, aux logits) in train mode
+    return output[0] if isinstance(output, (tuple, list)) else output
+
+
+@torch.inference_mode()
+def evaluate(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    normalizer: Normalizer,
+    batch_size: int = 500,
+    amp_dtype: torch.dtype | None = None,
+    memory_format: torch.memory_format | None = None,
+) -> tuple[float, float, float]:
+    """Top-1 and top-5 accuracy (percent; top-k with k = min(5, classes)) and mean loss."""
+    model.eval()
+    device = next(model.parameters()).device
+    correct1 = torch.zeros((), dtype=torch.long, device=device)
+    correct5 = torch.zeros((), dtype=torch.long, device=device)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    for start in range(0, len(labels), batch_size):
+        x = images[start : start + batch_size].to(device, non_blocking=True)
+        y = labels[start : start + batch_size].to(device, non_blocking=True)
+        x = normalizer(x)
+        if memory_format is not None:
+            x = x.contiguous(memory_format=memory_format)
+        with torch.autocast(
+            device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None
+        ):
+            logits = _logits(model(x)).float()
+        k = min(5, logits.shape[1])
+        hits = logits.topk(k, dim=1).indices.eq(y[:, None])
+        correct1 += hits[:, 0].sum()
+        correct5 += hits.any(dim=1).sum()
+        loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
+    n = max(len(labels), 1)
+    return 100.0 * correct1.item() / n, 100.0 * correct5.item() / n, loss_sum.item() / n
