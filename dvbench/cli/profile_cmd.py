@@ -1,0 +1,119 @@
+"""``dvbench profile``: parameters, FLOPs, latency, throughput and memory of models."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from dvbench.errors import UsageError
+
+EPILOG = """\
+examples:
+  dvbench profile dualvit_s dualvit_b swin_t pvt_v2_b2 --res 224
+  dvbench profile dualvit_s --baselines --no-latency --out results/cost.csv
+  dvbench profile dualvit_b --gpu --batch-size 1,64,256 --amp bf16 --channels-last
+  dvbench profile my_config.yaml --train --batch-size 32 --memory --threads 2
+  dvbench profile dualvit_s --breakdown --no-latency
+
+GFLOPs are fvcore's count (one multiply-accumulate = one FLOP) for one image; latency is
+per batch (median of timed runs, p10/p90 beside it); img/s = batch size / median latency.
+"""
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "profile",
+        help="count FLOPs/params and time models",
+        description="Count parameters and FLOPs, and measure latency, throughput and peak "
+        "memory of models named as dvbench names, aliases, timm names or config files.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("models", nargs="*", metavar="MODEL", help="model names or config files")
+    parser.add_argument(
+        "--baselines", action="store_true", help="add Swin (swin_t/s/b) and PVTv2 (b0..b5)"
+    )
+    parser.add_argument("--res", type=int, default=224, help="input resolution (default 224)")
+    parser.add_argument(
+        "--batch-size", default="1", metavar="N[,N...]", help="batch sizes, e.g. 1,8,64"
+    )
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--gpu", action="store_true", help="run on CUDA (same as --device cuda)")
+    where.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    parser.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    parser.add_argument("--amp", choices=("bf16", "fp16"), help="autocast to this dtype")
+    parser.add_argument("--channels-last", action="store_true", help="channels-last memory format")
+    parser.add_argument(
+        "--compile", action="store_true", help="torch.compile first (compile time reported)"
+    )
+    parser.add_argument(
+        "--train", action="store_true", help="time forward+backward+AdamW step, not inference"
+    )
+    parser.add_argument("--no-latency", action="store_true", help="count only; no timing")
+    parser.add_argument(
+        "--memory",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="measure peak memory (default: on for CUDA; on the CPU it runs a child process "
+        "per row)",
+    )
+    parser.add_argument("--breakdown", action="store_true", help="FLOPs/params per module")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed runs first (default 2)")
+    parser.add_argument("--min-runs", type=int, default=10, help="timed runs at least (default 10)")
+    parser.add_argument(
+        "--min-time", type=float, default=1.0, help="seconds of timed runs at least (default 1)"
+    )
+    parser.add_argument("--out", metavar="FILE", help="write the table: .csv, .json or .parquet")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def _models(args: argparse.Namespace) -> list[str]:
+    from dvbench.models.registry import PVT_FAMILY, SWIN_FAMILY
+
+    models = list(args.models)
+    if args.baselines:
+        models += [name for name in SWIN_FAMILY + PVT_FAMILY if name not in models]
+    if not models:
+        raise UsageError("name at least one model, or use --baselines")
+    return models
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from dvbench.profile import profile_models, write_results
+    from dvbench.profile.display import breakdown_table, results_table, uncounted_warnings
+
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=200)
+    errors = Console(stderr=True)
+    with errors.status("profiling") as status:
+        results = profile_models(
+            _models(args),
+            resolution=args.res,
+            batch_sizes=args.batch_size,
+            device="cuda" if args.gpu else args.device,
+            latency=not args.no_latency,
+            memory=args.memory,
+            train=args.train,
+            amp=args.amp,
+            channels_last=args.channels_last,
+            compile=args.compile,
+            threads=args.threads,
+            warmup=args.warmup,
+            min_runs=args.min_runs,
+            min_time_s=args.min_time,
+            progress=status.update,
+        )
+    console.print(results_table(results))
+    if args.breakdown:
+        for result in {r.model: r for r in results}.values():
+            console.print(breakdown_table(result))
+    for line in uncounted_warnings(results):
+        sys.stderr.write(f"dvbench profile: warning: {line}\n")
+    if args.out:
+        path = write_results(results, args.out)
+        sys.stderr.write(f"dvbench profile: wrote {path}\n")
+    return 0

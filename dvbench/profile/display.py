@@ -1,0 +1,106 @@
+"""Tables for people: views of profile results, built from the same frame that ``--out`` writes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+from rich.table import Table
+
+from dvbench.profile.runner import ProfileResult, results_to_frame
+
+__all__ = ["breakdown_table", "results_table", "uncounted_warnings"]
+
+# (frame column, header, format); a column is shown only when some row has a value.
+_DISPLAY: tuple[tuple[str, str, str], ...] = (
+    ("model", "model", "{}"),
+    ("resolution", "res", "{:d}"),
+    ("batch_size", "batch", "{:d}"),
+    ("params_m", "params (M)", "{:.2f}"),
+    ("gflops", "GFLOPs", "{:.2f}"),
+    ("latency_ms_median", "latency ms", "{:.2f}"),
+    ("latency_ms_p10", "p10", "{:.2f}"),
+    ("latency_ms_p90", "p90", "{:.2f}"),
+    ("runs", "runs", "{:.0f}"),
+    ("throughput_img_s", "img/s", "{:.1f}"),
+    ("compile_s", "compile s", "{:.1f}"),
+    ("peak_mem_mb", "peak mem (MiB)", "{:.0f}"),
+    ("status", "status", "{}"),
+)
+_TEXT_COLUMNS = {"model", "status"}
+_MEASURED = ("latency_ms_median", "peak_mem_mb", "compile_s")
+
+
+def _cell(value: object, fmt: str) -> str:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return ""
+    return fmt.format(value)
+
+
+def results_table(results: Sequence[ProfileResult], *, title: str | None = None) -> Table:
+    """One table for all models and batch sizes; columns nobody measured are left out."""
+    frame = results_to_frame(results)
+    measured = frame[list(_MEASURED)].notna().any().any()
+    shown = [
+        (column, header, fmt)
+        for column, header, fmt in _DISPLAY
+        if frame[column].notna().any()
+        and (column != "status" or (frame[column] != "ok").any())
+        and (column != "batch_size" or measured or frame[column].nunique() > 1)
+    ]
+    table = Table(title=title if title is not None else _title(results))
+    for column, header, _ in shown:
+        table.add_column(header, justify="left" if column in _TEXT_COLUMNS else "right")
+    for record in frame.to_dict("records"):
+        table.add_row(*(_cell(record[column], fmt) for column, _, fmt in shown))
+    return table
+
+
+def _title(results: Sequence[ProfileResult]) -> str:
+    flops = "GFLOPs: fvcore MACs per image"
+    s = results[0].settings if results else None
+    if s is None or not (s.latency or s.memory or s.compile):
+        return flops
+    parts = [s.device, f"{s.threads} threads", "train step" if s.train else "inference"]
+    if s.amp:
+        parts.append(s.amp)
+    if s.channels_last:
+        parts.append("channels-last")
+    if s.compile:
+        parts.append("torch.compile")
+    per_batch = [what for what, on in (("latency", s.latency), ("memory", s.memory)) if on]
+    suffix = f"; {' and '.join(per_batch)} per batch" if per_batch else ""
+    return ", ".join(parts) + f"; {flops}{suffix}"
+
+
+def breakdown_table(result: ProfileResult) -> Table:
+    """Parameters and FLOPs per top-level module (timm stage containers expanded)."""
+    cost = result.cost
+    table = Table(title=f"{result.model} at {result.settings.resolution} px: cost by module")
+    for header, justify in (
+        ("module", "left"),
+        ("type", "left"),
+        ("params (M)", "right"),
+        ("GFLOPs", "right"),
+        ("% FLOPs", "right"),
+    ):
+        table.add_column(header, justify=justify)
+    for row in cost.breakdown:
+        share = 100 * row.flops / cost.flops if cost.flops else 0.0
+        table.add_row(
+            row.name, row.kind, f"{row.params / 1e6:.3f}", f"{row.flops / 1e9:.3f}", f"{share:.1f}"
+        )
+    table.add_row("total", "", f"{cost.params_m:.3f}", f"{cost.gflops:.3f}", "100.0", style="bold")
+    return table
+
+
+def uncounted_warnings(results: Sequence[ProfileResult]) -> list[str]:
+    """One line per model whose count skipped ops that are not zero-cost by convention."""
+    lines, seen = [], set()
+    for result in results:
+        if result.model in seen or not result.cost.uncounted_ops:
+            continue
+        seen.add(result.model)
+        ops = ", ".join(f"{op} x{n}" for op, n in result.cost.uncounted_ops.items())
+        lines.append(f"{result.model}: GFLOPs leave out ops fvcore cannot count: {ops}")
+    return lines
