@@ -125,7 +125,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     text = "\n".join(lines)
     print(text)
-    print(f"\nefficiency ratio {args.model}/{args.reference}: {rows[0]['efficiency_vs_reference']:.3f}")
+    print(
+        f"\nefficiency ratio {args.model}/{args.reference}: "
+        f"{rows[0]['efficiency_vs_reference']:.3f}"
+    )
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         with args.out.open("a") as fh:

@@ -35,30 +35,46 @@ def _positive_float(text: str) -> float:
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "search", help="multi-objective architecture search (Optuna)",
+        "search",
+        help="multi-objective architecture search (Optuna)",
         description="Run, or continue, an Optuna multi-objective study over a Dual-ViT "
         "search space. Tables (trials/pareto, CSV + Parquet) are rewritten after every trial.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--space", default="small", help="space name in search_spaces/ or a YAML path")
     p.add_argument("--study-name", help="default: the space's name")
     p.add_argument("--results-dir", type=Path, default=Path("results"))
     p.add_argument("--storage", help="Optuna storage URL (default: SQLite in the study folder)")
-    p.add_argument("--sampler", choices=("nsga2", "tpe", "random", "gp"),
-                   help="default: the space's (nsga2)")
+    p.add_argument(
+        "--sampler", choices=("nsga2", "tpe", "random", "gp"), help="default: the space's (nsga2)"
+    )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--n-trials", type=_positive_int,
-                   help="total COMPLETE trials the study should hold (default: the space's)")
-    p.add_argument("--timeout", type=_positive_float, help="stop starting trials after this many seconds")
+    p.add_argument(
+        "--n-trials",
+        type=_positive_int,
+        help="total COMPLETE trials the study should hold (default: the space's)",
+    )
+    p.add_argument(
+        "--timeout", type=_positive_float, help="stop starting trials after this many seconds"
+    )
     p.add_argument("--objectives", help="e.g. top1,gflops or top1:max,latency_ms_median:min")
-    p.add_argument("--seed-official", action="store_true",
-                   help="enqueue the space's official-model seed trials (once per study)")
+    p.add_argument(
+        "--seed-official",
+        action="store_true",
+        help="enqueue the space's official-model seed trials (once per study)",
+    )
     p.add_argument("--baselines", help="comma-separated baselines to train and profile alike")
     p.add_argument("--device", default="cpu", help="training device (cpu, cuda, auto)")
     p.add_argument("--quiet", action="store_true", help="no progress display")
-    p.add_argument("--heartbeat", type=_heartbeat, default=(10, 30), metavar="INTERVAL,GRACE",
-                   help="RDB storages: heartbeat every INTERVAL s; a trial silent for GRACE s "
-                   "(its worker died) is failed and retried once (default 10,30)")
+    p.add_argument(
+        "--heartbeat",
+        type=_heartbeat,
+        default=(10, 30),
+        metavar="INTERVAL,GRACE",
+        help="RDB storages: heartbeat every INTERVAL s; a trial silent for GRACE s "
+        "(its worker died) is failed and retried once (default 10,30)",
+    )
     p.set_defaults(func=run)
 
 
@@ -66,7 +82,9 @@ def _heartbeat(text: str) -> tuple[int, int]:
     try:
         interval, grace = (int(part) for part in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected INTERVAL,GRACE in seconds, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected INTERVAL,GRACE in seconds, got {text!r}"
+        ) from None
     if interval <= 0 or grace <= interval:
         raise argparse.ArgumentTypeError("need 0 < INTERVAL < GRACE")
     return interval, grace
@@ -82,11 +100,21 @@ def run(args: argparse.Namespace) -> int:
         space = space.with_objectives(parse_objectives_option(args.objectives))
     baselines = tuple(b.strip() for b in (args.baselines or "").split(",") if b.strip())
     options = SearchOptions(
-        space=space, study_name=args.study_name, results_dir=args.results_dir,
-        storage=args.storage, sampler=args.sampler, seed=args.seed, n_trials=args.n_trials,
-        timeout=args.timeout, seed_official=args.seed_official, baselines=baselines,
-        device=args.device, quiet=args.quiet, command=command_line(),
-        heartbeat_interval=args.heartbeat[0], grace_period=args.heartbeat[1],
+        space=space,
+        study_name=args.study_name,
+        results_dir=args.results_dir,
+        storage=args.storage,
+        sampler=args.sampler,
+        seed=args.seed,
+        n_trials=args.n_trials,
+        timeout=args.timeout,
+        seed_official=args.seed_official,
+        baselines=baselines,
+        device=args.device,
+        quiet=args.quiet,
+        command=command_line(),
+        heartbeat_interval=args.heartbeat[0],
+        grace_period=args.heartbeat[1],
     )
     with SearchDisplay(options) as display:
         summary = display.run()

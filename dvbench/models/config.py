@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,8 +110,10 @@ class DualViTConfig:
 
     @property
     def class_mlp_ratio(self) -> float:
-        return self.mlp_ratios[self.num_stages] if len(self.mlp_ratios) > self.num_stages else (
-            self.mlp_ratios[-1]
+        return (
+            self.mlp_ratios[self.num_stages]
+            if len(self.mlp_ratios) > self.num_stages
+            else (self.mlp_ratios[-1])
         )
 
     @property
@@ -191,7 +192,8 @@ class DualViTConfig:
             s = self.ratio_alternation_stage
             if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < n:
                 raise ValueError(
-                    f"ratio_alternation_stage: must be a stage index in 0..{n - 1} or null, got {s!r}"
+                    f"ratio_alternation_stage: must be a stage index in 0..{n - 1} or null, "
+                    f"got {s!r}"
                 )
             if self.depths[s] > 1 and not self.mlp_ratios[s] > 1:
                 raise ValueError(
@@ -212,10 +214,14 @@ class DualViTConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name}: must be a positive integer, got {value!r}")
-        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or (
-            self.num_classes < 0
+        if (
+            isinstance(self.num_classes, bool)
+            or not isinstance(self.num_classes, int)
+            or (self.num_classes < 0)
         ):
-            raise ValueError(f"num_classes: must be a non-negative integer, got {self.num_classes!r}")
+            raise ValueError(
+                f"num_classes: must be a non-negative integer, got {self.num_classes!r}"
+            )
         for name in ("semantic_mlp_ratio_dual", "semantic_mlp_ratio_merge"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
@@ -235,7 +241,8 @@ class DualViTConfig:
             raise ValueError(f"token_label: must be true or false, got {self.token_label!r}")
         if self.semantic_pool not in SEMANTIC_POOLS:
             raise ValueError(
-                f"semantic_pool: must be one of {', '.join(SEMANTIC_POOLS)}, got {self.semantic_pool!r}"
+                f"semantic_pool: must be one of {', '.join(SEMANTIC_POOLS)}, "
+                f"got {self.semantic_pool!r}"
             )
         if self.semantic_pool == "window":
             if self.semantic_grid is not None:
@@ -250,7 +257,8 @@ class DualViTConfig:
             g = self.semantic_grid
             if isinstance(g, bool) or not isinstance(g, int) or g <= 0:
                 raise ValueError(
-                    f"semantic_grid: must be a positive integer with semantic_pool='grid', got {g!r}"
+                    "semantic_grid: must be a positive integer with semantic_pool='grid', "
+                    f"got {g!r}"
                 )
         try:
             self.semantic_grid_for(self.img_size)
@@ -276,7 +284,9 @@ class DualViTConfig:
         return tuple(f.name for f in dataclasses.fields(cls))
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, base: DualViTConfig | None = None) -> DualViTConfig:
+    def from_dict(
+        cls, data: Mapping[str, Any], *, base: DualViTConfig | None = None
+    ) -> DualViTConfig:
         """Build from a mapping of fields; unknown keys are a ValueError naming them."""
         if not isinstance(data, Mapping):
             raise ValueError(f"config: expected a mapping of fields, got {type(data).__name__}")
@@ -307,7 +317,8 @@ class DualViTConfig:
 
     def describe(self) -> str:
         grid = (
-            f"window {self.semantic_window}" if self.semantic_pool == "window"
+            f"window {self.semantic_window}"
+            if self.semantic_pool == "window"
             else f"grid {self.semantic_grid}x{self.semantic_grid}"
         )
         return (
@@ -321,7 +332,9 @@ def official_config(name: str) -> DualViTConfig:
     try:
         kwargs = OFFICIAL_CONFIGS[name]
     except KeyError:
-        raise ValueError(f"name: unknown official Dual-ViT {name!r} ({', '.join(OFFICIAL_CONFIGS)})")
+        raise ValueError(
+            f"name: unknown official Dual-ViT {name!r} ({', '.join(OFFICIAL_CONFIGS)})"
+        ) from None
     return DualViTConfig(name=name, **kwargs)
 
 
@@ -369,7 +382,9 @@ def load_config(path: str | Path) -> DualViTConfig:
             data = yaml.safe_load(text)
     except Exception as exc:  # both parsers raise their own error types
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"{path}: not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: {first}") from None
+        raise ValueError(
+            f"{path}: not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: {first}"
+        ) from None
     if not isinstance(data, Mapping):
         raise ValueError(f"{path}: expected a mapping of config fields at the top level")
     data = dict(data)

@@ -123,9 +123,7 @@ def _install_fused_state_hooks(module: nn.Module, fused_name: str) -> None:
                 state_dict[f"{prefix}{name}.{suffix}"] = chunk.clone()
         _reorder(state_dict, prefix, mod.official_key_order)
 
-    module.register_load_state_dict_pre_hook(
-        lambda mod, *args: load_pre_hook(*args)
-    )
+    module.register_load_state_dict_pre_hook(lambda mod, *args: load_pre_hook(*args))
     module.register_state_dict_post_hook(state_dict_post_hook)
 
 
@@ -133,7 +131,7 @@ def _reorder(state_dict: dict, prefix: str, order: Sequence[str]) -> None:
     """Put the keys under ``prefix`` (the most recently written subtree) in official order."""
     keys = [k for k in state_dict if k.startswith(prefix)]
     rank = {name: i for i, name in enumerate(order)}
-    keys.sort(key=lambda k: rank.get(k[len(prefix):], len(rank)))
+    keys.sort(key=lambda k: rank.get(k[len(prefix) :], len(rank)))
     for k in keys:
         state_dict[k] = state_dict.pop(k)
 
@@ -206,17 +204,42 @@ class DualAttention(nn.Module):
     """The dual block's attention: semantics self-attend, gather from pixels, pixels read them."""
 
     official_key_order = (
-        "gamma1", "gamma2", "gamma3",
-        "q.weight", "q.bias", "kv.weight", "kv.bias", "proj.weight", "proj.bias",
-        "q_proxy.weight", "q_proxy.bias", "kv_proxy.weight", "kv_proxy.bias",
-        "q_proxy_ln.weight", "q_proxy_ln.bias", "p_ln.weight", "p_ln.bias",
-        "mlp_proxy.0.weight", "mlp_proxy.0.bias", "mlp_proxy.2.weight", "mlp_proxy.2.bias",
-        "proxy_ln.weight", "proxy_ln.bias",
-        "qkv_proxy.0.weight", "qkv_proxy.0.bias", "qkv_proxy.1.weight", "qkv_proxy.1.bias",
+        "gamma1",
+        "gamma2",
+        "gamma3",
+        "q.weight",
+        "q.bias",
+        "kv.weight",
+        "kv.bias",
+        "proj.weight",
+        "proj.bias",
+        "q_proxy.weight",
+        "q_proxy.bias",
+        "kv_proxy.weight",
+        "kv_proxy.bias",
+        "q_proxy_ln.weight",
+        "q_proxy_ln.bias",
+        "p_ln.weight",
+        "p_ln.bias",
+        "mlp_proxy.0.weight",
+        "mlp_proxy.0.bias",
+        "mlp_proxy.2.weight",
+        "mlp_proxy.2.bias",
+        "proxy_ln.weight",
+        "proxy_ln.bias",
+        "qkv_proxy.0.weight",
+        "qkv_proxy.0.bias",
+        "qkv_proxy.1.weight",
+        "qkv_proxy.1.bias",
     )
 
     def __init__(
-        self, dim: int, num_heads: int, *, semantic_mlp_ratio: float, drop_path: float,
+        self,
+        dim: int,
+        num_heads: int,
+        *,
+        semantic_mlp_ratio: float,
+        drop_path: float,
         layer_scale_init: float,
     ):
         super().__init__()
@@ -267,8 +290,15 @@ class DualAttention(nn.Module):
 
 class DualBlock(nn.Module):
     def __init__(
-        self, dim: int, num_heads: int, mlp_ratio: float, *, semantic_mlp_ratio: float,
-        drop_path: float, layer_scale_init: float, norm_layer: type[nn.Module],
+        self,
+        dim: int,
+        num_heads: int,
+        mlp_ratio: float,
+        *,
+        semantic_mlp_ratio: float,
+        drop_path: float,
+        layer_scale_init: float,
+        norm_layer: type[nn.Module],
     ):
         super().__init__()
         self.gamma1 = nn.Parameter(layer_scale_init * torch.ones(dim))
@@ -276,7 +306,10 @@ class DualBlock(nn.Module):
         self.norm1 = norm_layer(dim)
         self.norm2 = norm_layer(dim)
         self.attn = DualAttention(
-            dim, num_heads, semantic_mlp_ratio=semantic_mlp_ratio, drop_path=drop_path,
+            dim,
+            num_heads,
+            semantic_mlp_ratio=semantic_mlp_ratio,
+            drop_path=drop_path,
             layer_scale_init=layer_scale_init,
         )
         self.mlp = PixelFFN(dim, int(dim * mlp_ratio))
@@ -293,8 +326,15 @@ class DualBlock(nn.Module):
 
 class MergeBlock(nn.Module):
     def __init__(
-        self, dim: int, num_heads: int, mlp_ratio: float, *, semantic_mlp_ratio: float,
-        drop_path: float, layer_scale_init: float, norm_layer: type[nn.Module],
+        self,
+        dim: int,
+        num_heads: int,
+        mlp_ratio: float,
+        *,
+        semantic_mlp_ratio: float,
+        drop_path: float,
+        layer_scale_init: float,
+        norm_layer: type[nn.Module],
     ):
         super().__init__()
         self.gamma1 = nn.Parameter(layer_scale_init * torch.ones(dim))
@@ -316,11 +356,14 @@ class Stem(nn.Module):
     def __init__(self, in_chans: int, hidden: int, out_dim: int):
         super().__init__()
         self.conv = nn.Sequential(
-            nn.Conv2d(in_chans, hidden, 7, 2, 3, bias=False), nn.BatchNorm2d(hidden),
+            nn.Conv2d(in_chans, hidden, 7, 2, 3, bias=False),
+            nn.BatchNorm2d(hidden),
             nn.ReLU(inplace=True),
-            nn.Conv2d(hidden, hidden, 3, 1, 1, bias=False), nn.BatchNorm2d(hidden),
+            nn.Conv2d(hidden, hidden, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(hidden),
             nn.ReLU(inplace=True),
-            nn.Conv2d(hidden, hidden, 3, 1, 1, bias=False), nn.BatchNorm2d(hidden),
+            nn.Conv2d(hidden, hidden, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(hidden),
             nn.ReLU(inplace=True),
         )
         self.proj = nn.Conv2d(hidden, out_dim, 3, 2, 1)
@@ -441,9 +484,13 @@ class DualViT(nn.Module):
             semantic_ratio = cfg.semantic_mlp_ratio_dual if dual else cfg.semantic_mlp_ratio_merge
             blocks = nn.ModuleList(
                 block_cls(
-                    dims[i], cfg.num_heads[i], cfg.stage_mlp_ratio(i, j),
-                    semantic_mlp_ratio=semantic_ratio, drop_path=dpr[cur + j],
-                    layer_scale_init=cfg.layer_scale_init, norm_layer=norm_layer,
+                    dims[i],
+                    cfg.num_heads[i],
+                    cfg.stage_mlp_ratio(i, j),
+                    semantic_mlp_ratio=semantic_ratio,
+                    drop_path=dpr[cur + j],
+                    layer_scale_init=cfg.layer_scale_init,
+                    norm_layer=norm_layer,
                 )
                 for j in range(cfg.depths[i])
             )
@@ -469,7 +516,9 @@ class DualViT(nn.Module):
         # saves a reorder per call. Values (and state-dict keys/shapes) are unchanged.
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
-                module.weight.data = module.weight.data.contiguous(memory_format=torch.channels_last)
+                module.weight.data = module.weight.data.contiguous(
+                    memory_format=torch.channels_last
+                )
 
     # ------------------------------------------------------------------ timm conventions
     @torch.jit.ignore

@@ -50,7 +50,7 @@ def is_config_path(spec: str) -> bool:
 
 
 def resolve_spec(spec: str | Path | DualViTConfig) -> DualViTConfig | str:
-    """Turn a user's model spec into a DualViTConfig or a timm model name (UsageError if unknown)."""
+    """A user's model spec -> a DualViTConfig or a timm model name (UsageError if unknown)."""
     if isinstance(spec, DualViTConfig):
         return spec
     if isinstance(spec, Path) or is_config_path(str(spec)):

@@ -44,8 +44,10 @@ DEFAULT_RESULTS_DIR = Path(os.environ.get("DVBENCH_RESULTS_DIR", "results"))
 def study_storage(name_or_path: str | Path, results_dir: Path | None = None) -> tuple[str, str]:
     """(storage URL, study name) for a study name under ``results_dir`` or a study folder."""
     path = Path(name_or_path)
-    folder = path if path.is_dir() and (path / "study.db").exists() else (
-        Path(results_dir or DEFAULT_RESULTS_DIR) / str(name_or_path)
+    folder = (
+        path
+        if path.is_dir() and (path / "study.db").exists()
+        else (Path(results_dir or DEFAULT_RESULTS_DIR) / str(name_or_path))
     )
     db = folder / "study.db"
     if not db.exists():
@@ -53,8 +55,9 @@ def study_storage(name_or_path: str | Path, results_dir: Path | None = None) -> 
     return f"sqlite:///{db.resolve()}", folder.name
 
 
-def load_study(name_or_path: str | Path, results_dir: Path | None = None, *,
-               storage: str | None = None):
+def load_study(
+    name_or_path: str | Path, results_dir: Path | None = None, *, storage: str | None = None
+):
     import optuna
 
     if storage:

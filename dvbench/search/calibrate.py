@@ -39,18 +39,25 @@ class Calibration:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "space": self.space, "data": self.data, "candidates": len(self.table),
-            "short_epochs": self.short_epochs, "long_epochs": self.long_epochs,
-            "kendall_tau": self.kendall_tau, "kendall_p": self.kendall_p,
-            "spearman_rho": self.spearman_rho, "spearman_p": self.spearman_p,
+            "space": self.space,
+            "data": self.data,
+            "candidates": len(self.table),
+            "short_epochs": self.short_epochs,
+            "long_epochs": self.long_epochs,
+            "kendall_tau": self.kendall_tau,
+            "kendall_p": self.kendall_p,
+            "spearman_rho": self.spearman_rho,
+            "spearman_p": self.spearman_p,
         }
 
 
-def sample_candidates(space: SearchSpace, count: int, *, num_classes: int, img_size: int,
-                      seed: int) -> list[tuple[dict[str, Any], Any]]:
+def sample_candidates(
+    space: SearchSpace, count: int, *, num_classes: int, img_size: int, seed: int
+) -> list[tuple[dict[str, Any], Any]]:
     """``count`` distinct, valid (knobs, config) pairs drawn at random from the space."""
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed),
-                                directions=["maximize"])
+    study = optuna.create_study(
+        sampler=optuna.samplers.RandomSampler(seed=seed), directions=["maximize"]
+    )
     out: list[tuple[dict[str, Any], Any]] = []
     seen: set[str] = set()
     for _ in range(count * 50):
@@ -103,14 +110,16 @@ def calibrate(
     dataset = load_data(source, seed=seed, **options)
     fields = {f.name for f in dataclasses.fields(TrainSettings)}
     base = {k: v for k, v in space.train.items() if k in fields}
-    pairs = sample_candidates(space, candidates, num_classes=dataset.num_classes,
-                              img_size=dataset.res, seed=seed)
+    pairs = sample_candidates(
+        space, candidates, num_classes=dataset.num_classes, img_size=dataset.res, seed=seed
+    )
     rows = []
     for index, (knobs, cfg) in enumerate(pairs):
         row: dict[str, Any] = {"candidate": index, **{f"knob.{k}": v for k, v in knobs.items()}}
         for label, epochs in (("short", short_epochs), ("long", long_epochs)):
-            settings = TrainSettings(**{**base, "epochs": epochs, "max_steps": None,
-                                        "time_limit_s": None})
+            settings = TrainSettings(
+                **{**base, "epochs": epochs, "max_steps": None, "time_limit_s": None}
+            )
             log(f"candidate {index + 1}/{len(pairs)}: {label} schedule ({epochs:g} epochs)")
             result = train_candidate(cfg, dataset, settings, seed=seed, device=device)
             row[f"top1_{label}"] = result.top1 if result.ok else math.nan
@@ -128,9 +137,15 @@ def calibrate(
     table["rank_short"] = table["top1_short"].rank(ascending=False)
     table["rank_long"] = table["top1_long"].rank(ascending=False)
     return Calibration(
-        space=space.name, data=dataset.name, short_epochs=short_epochs, long_epochs=long_epochs,
-        table=table, kendall_tau=float(tau.statistic), kendall_p=float(tau.pvalue),
-        spearman_rho=float(rho.statistic), spearman_p=float(rho.pvalue),
+        space=space.name,
+        data=dataset.name,
+        short_epochs=short_epochs,
+        long_epochs=long_epochs,
+        table=table,
+        kendall_tau=float(tau.statistic),
+        kendall_p=float(tau.pvalue),
+        spearman_rho=float(rho.statistic),
+        spearman_p=float(rho.pvalue),
     )
 
 

@@ -13,9 +13,16 @@ from rich.table import Table
 from dvbench.search.runner import SearchOptions, SearchSummary, run_search
 from dvbench.search.tables import pareto_frame, trials_frame
 
-_METRIC_FORMATS = {"top1": ".1f", "top5": ".1f", "gflops": ".3f", "params_m": ".2f",
-                   "latency_ms_median": ".1f", "throughput_img_s": ".0f", "peak_mem_mb": ".0f",
-                   "train_time_s": ".1f"}
+_METRIC_FORMATS = {
+    "top1": ".1f",
+    "top5": ".1f",
+    "gflops": ".3f",
+    "params_m": ".2f",
+    "latency_ms_median": ".1f",
+    "throughput_img_s": ".0f",
+    "peak_mem_mb": ".0f",
+    "train_time_s": ".1f",
+}
 
 
 class SearchDisplay:
@@ -25,10 +32,14 @@ class SearchDisplay:
         self.options = options
         self.console = Console(stderr=True)
         self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
             TextColumn("{task.completed}/{task.total} complete"),
-            TextColumn("front {task.fields[front]}"), TextColumn("{task.fields[last]}"),
-            TimeElapsedColumn(), TimeRemainingColumn(), console=self.console,
+            TextColumn("front {task.fields[front]}"),
+            TextColumn("{task.fields[last]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
             disable=options.quiet,
         )
 
@@ -40,8 +51,9 @@ class SearchDisplay:
         self.progress.__exit__(*exc)
 
     def run(self) -> SearchSummary:
-        task = self.progress.add_task(f"search {self.options.name}", total=self.options.total_trials,
-                                      front="-", last="")
+        task = self.progress.add_task(
+            f"search {self.options.name}", total=self.options.total_trials, front="-", last=""
+        )
         metrics, directions = self.options.space.metrics, self.options.space.directions
         started = time.monotonic()
 
@@ -51,11 +63,14 @@ class SearchDisplay:
             complete = int((frame["state"] == "COMPLETE").sum() - frame["baseline"].sum())
             if trial.state.name == "COMPLETE":
                 last = "last: " + ", ".join(
-                    f"{m}={v:{_METRIC_FORMATS.get(m, '.3g')}}" for m, v in zip(metrics, trial.values)
+                    f"{m}={v:{_METRIC_FORMATS.get(m, '.3g')}}"
+                    for m, v in zip(metrics, trial.values)
                 )
             else:
-                last = f"last: trial {trial.number} {trial.state.name} " + str(
-                    trial.user_attrs.get("fail_reason", ""))[:60]
+                last = (
+                    f"last: trial {trial.number} {trial.state.name} "
+                    + str(trial.user_attrs.get("fail_reason", ""))[:60]
+                )
             self.progress.update(task, completed=complete, front=len(front), last=last)
 
         def log(message: str) -> None:
@@ -78,27 +93,37 @@ def print_summary(summary: SearchSummary, options: SearchOptions, *, quiet: bool
     console = Console()
     metrics = options.space.metrics
     if summary.interrupted:
-        console.print("[yellow]interrupted: completed trials are saved; re-run the same "
-                      "command to continue[/]")
+        console.print(
+            "[yellow]interrupted: completed trials are saved; re-run the same "
+            "command to continue[/]"
+        )
     if summary.stopped_reason:
         console.print(f"[yellow]stopped: {summary.stopped_reason}[/]")
     if not quiet:
-        table = Table(title=f"Pareto front of {summary.study_name} "
-                      f"({summary.completed} complete, {summary.failed} failed, "
-                      f"{summary.infeasible} over budget)")
+        table = Table(
+            title=f"Pareto front of {summary.study_name} "
+            f"({summary.completed} complete, {summary.failed} failed, "
+            f"{summary.infeasible} over budget)"
+        )
         table.add_column("trial", justify="right")
         table.add_column("name")
         extra = [m for m in ("params_m", "gflops", "top1", "latency_ms_median") if m not in metrics]
         for m in metrics + extra:
             table.add_column(m, justify="right")
         for _, row in summary.pareto.iterrows():
-            table.add_row(str(row["number"]), str(row["name"]),
-                          *[_fmt(row.get(m), m) for m in metrics + extra])
+            table.add_row(
+                str(row["number"]),
+                str(row["name"]),
+                *[_fmt(row.get(m), m) for m in metrics + extra],
+            )
         frame = summary.baselines
         if frame is not None and not frame.empty:
             for _, row in frame.iterrows():
-                table.add_row("-", f"[cyan]{row['name']} (baseline)[/]",
-                              *[_fmt(row.get(m), m) for m in metrics + extra])
+                table.add_row(
+                    "-",
+                    f"[cyan]{row['name']} (baseline)[/]",
+                    *[_fmt(row.get(m), m) for m in metrics + extra],
+                )
         console.print(table)
         for baseline, winners in summary.dominance.items():
             if winners:
@@ -108,6 +133,6 @@ def print_summary(summary: SearchSummary, options: SearchOptions, *, quiet: bool
         if summary.hypervolume is not None:
             ref = ", ".join(f"{m}={r:g}" for m, r in zip(metrics, summary.reference_point))
             console.print(f"hypervolume {summary.hypervolume:.4g} (reference point {ref})")
-    for name, path in sorted(summary.files.items()):
+    for _, path in sorted(summary.files.items()):
         console.print(f"wrote {path}")
     console.print(f"storage {summary.storage}")

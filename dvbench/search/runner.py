@@ -14,7 +14,6 @@ an interruption finishes the same study; tables are re-exported after every tria
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import platform
 import shlex
@@ -32,11 +31,10 @@ import torch
 from optuna.trial import TrialState
 
 from dvbench.errors import UsageError
-from dvbench.models import DualViTConfig, create_model, display_name
+from dvbench.models import DualViTConfig, create_model
 from dvbench.search.space import (
     CONSTRAINT_METRICS,
     TRAIN_DATA_KEYS,
-    Objective,
     SearchSpace,
     hypervolume_reference,
 )
@@ -117,8 +115,10 @@ def make_sampler(name: str, space: SearchSpace, seed: int) -> optuna.samplers.Ba
         )
     if name == "tpe":
         return optuna.samplers.TPESampler(
-            n_startup_trials=int(settings.get("n_startup_trials") or 10), seed=seed,
-            multivariate=True, constant_liar=True,
+            n_startup_trials=int(settings.get("n_startup_trials") or 10),
+            seed=seed,
+            multivariate=True,
+            constant_liar=True,
         )
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
@@ -162,8 +162,10 @@ class _Evaluator:
         self.data = _load_data(self.space, options.seed) if self.space.needs_training else None
         self.train_settings = _train_settings(self.space) if self.space.needs_training else None
         self.profile_res = int(self.space.profile["res"])
-        self.num_classes = self.data.num_classes if self.data is not None else int(
-            self.space.fixed.get("num_classes", 1000)
+        self.num_classes = (
+            self.data.num_classes
+            if self.data is not None
+            else int(self.space.fixed.get("num_classes", 1000))
         )
 
     # cheap counts, then the measured costs ------------------------------------------
@@ -171,8 +173,10 @@ class _Evaluator:
         from dvbench.profile import count_cost, profile_models
 
         start = time.perf_counter()
-        model = spec if isinstance(spec, torch.nn.Module) else create_model(
-            spec, img_size=self.profile_res
+        model = (
+            spec
+            if isinstance(spec, torch.nn.Module)
+            else create_model(spec, img_size=self.profile_res)
         )
         cost = count_cost(model, self.profile_res)
         timings["count_s"] = time.perf_counter() - start
@@ -181,17 +185,27 @@ class _Evaluator:
             start = time.perf_counter()
             profile = self.space.profile
             result = profile_models(
-                [model], resolution=self.profile_res,
+                [model],
+                resolution=self.profile_res,
                 batch_sizes=(int(profile.get("batch_size") or 1),),
-                latency=self.space.needs_latency, memory=self.space.needs_memory,
-                threads=profile.get("threads"), warmup=1, min_runs=5, min_time_s=0.3,
+                latency=self.space.needs_latency,
+                memory=self.space.needs_memory,
+                threads=profile.get("threads"),
+                warmup=1,
+                min_runs=5,
+                min_time_s=0.3,
                 max_runs=50,
             )[0]
             row = result.row()
             if result.status != "ok":
                 raise TrialFailure(f"profiling failed: {result.status}")
-            for key in ("latency_ms_median", "latency_ms_p10", "latency_ms_p90",
-                        "throughput_img_s", "peak_mem_mb"):
+            for key in (
+                "latency_ms_median",
+                "latency_ms_p10",
+                "latency_ms_p90",
+                "throughput_img_s",
+                "peak_mem_mb",
+            ):
                 if row.get(key) is not None:
                     metrics[key] = float(row[key])
             timings["profile_s"] = time.perf_counter() - start
@@ -207,20 +221,34 @@ class _Evaluator:
             out[key] = (value - bound) / bound
         return out
 
-    def train(self, spec: Any, *, seed: int, overrides: Mapping[str, Any] | None = None,
-              timings: dict[str, float]) -> dict[str, float]:
+    def train(
+        self,
+        spec: Any,
+        *,
+        seed: int,
+        overrides: Mapping[str, Any] | None = None,
+        timings: dict[str, float],
+    ) -> dict[str, float]:
         from dvbench.train import train_candidate
 
         start = time.perf_counter()
         result = train_candidate(
-            spec, self.data, self.train_settings, seed=seed, device=self.options.device,
+            spec,
+            self.data,
+            self.train_settings,
+            seed=seed,
+            device=self.options.device,
             overrides=overrides,
         )
         timings["train_s"] = time.perf_counter() - start
         if not result.ok:
             raise TrialFailure(f"training failed: {result.reason}")
-        return {"top1": result.top1, "top5": result.top5, "train_time_s": result.train_time_s,
-                "train_images_per_s": result.images_per_s}
+        return {
+            "top1": result.top1,
+            "top5": result.top5,
+            "train_time_s": result.train_time_s,
+            "train_images_per_s": result.images_per_s,
+        }
 
 
 # -------------------------------------------------------------------------- the study
@@ -241,8 +269,12 @@ def _study_settings(options: SearchOptions) -> dict[str, Any]:
         "reference_point": hypervolume_reference(space),
         "device": options.device,
         "command": options.command,
-        "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                     "timm": timm.__version__, "optuna": optuna.__version__},
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "timm": timm.__version__,
+            "optuna": optuna.__version__,
+        },
         "machine": f"{platform.machine()} {platform.system()}, {torch.get_num_threads()} threads",
     }
 
@@ -275,8 +307,11 @@ def open_study(options: SearchOptions) -> optuna.Study:
     sampler = make_sampler(sampler_name, options.space, options.seed)
     try:
         study = optuna.create_study(
-            storage=make_storage(options), study_name=options.name, sampler=sampler,
-            directions=options.space.directions, load_if_exists=True,
+            storage=make_storage(options),
+            study_name=options.name,
+            sampler=sampler,
+            directions=options.space.directions,
+            load_if_exists=True,
         )
     except ValueError as exc:  # e.g. existing study with other directions
         raise UsageError(f"study {options.name!r}: {exc}") from None
@@ -307,8 +342,9 @@ def enqueue_seeds(study: optuna.Study, space: SearchSpace) -> list[str]:
     return added
 
 
-def run_baselines(study: optuna.Study, evaluator: _Evaluator, names: Sequence[str],
-                  log: Callable[[str], None]) -> None:
+def run_baselines(
+    study: optuna.Study, evaluator: _Evaluator, names: Sequence[str], log: Callable[[str], None]
+) -> None:
     """Train and profile each baseline once per study, with the trials' exact settings."""
     space = evaluator.space
     for name in names:
@@ -317,18 +353,26 @@ def run_baselines(study: optuna.Study, evaluator: _Evaluator, names: Sequence[st
         if record and record.get("state") == "COMPLETE":
             continue
         overrides = dict(space.baselines.get(name) or {})
-        label = name if not overrides else f"{name}({', '.join(f'{k}={v}' for k, v in overrides.items())})"
+        label = (
+            name
+            if not overrides
+            else f"{name}({', '.join(f'{k}={v}' for k, v in overrides.items())})"
+        )
         log(f"baseline {label}")
         timings: dict[str, float] = {}
         record = {"name": label, "overrides": overrides, "state": "COMPLETE"}
         start = time.perf_counter()
         try:
-            cost_model = create_model(name, img_size=evaluator.profile_res,
-                                      num_classes=evaluator.num_classes, **overrides)
+            cost_model = create_model(
+                name, img_size=evaluator.profile_res, num_classes=evaluator.num_classes, **overrides
+            )
             metrics = evaluator.costs(cost_model, timings)
             if evaluator.data is not None:
-                metrics.update(evaluator.train(name, seed=options_seed(study), overrides=overrides,
-                                               timings=timings))
+                metrics.update(
+                    evaluator.train(
+                        name, seed=options_seed(study), overrides=overrides, timings=timings
+                    )
+                )
         except (TrialFailure, UsageError, ValueError, RuntimeError) as exc:
             record.update(state="FAIL", fail_reason=str(exc), metrics={})
         else:
@@ -350,8 +394,9 @@ def make_objective(options: SearchOptions, evaluator: _Evaluator):
         knobs = space.sample(trial)
         try:
             try:
-                cfg = space.config(knobs, num_classes=evaluator.num_classes,
-                                   img_size=evaluator.profile_res)
+                cfg = space.config(
+                    knobs, num_classes=evaluator.num_classes, img_size=evaluator.profile_res
+                )
                 train_cfg = None
                 if evaluator.data is not None:
                     train_cfg = cfg.replace(img_size=evaluator.data.res)
@@ -366,8 +411,11 @@ def make_objective(options: SearchOptions, evaluator: _Evaluator):
             trial.set_user_attr("feasible", feasible)
             if evaluator.data is not None:
                 if feasible:
-                    metrics.update(evaluator.train(train_cfg, seed=options.seed + trial.number,
-                                                   timings=timings))
+                    metrics.update(
+                        evaluator.train(
+                            train_cfg, seed=options.seed + trial.number, timings=timings
+                        )
+                    )
                 else:
                     # Over budget: not trained. Accuracy 0 keeps it off any front; the
                     # constraint tells the sampler why.
@@ -401,9 +449,12 @@ def _counts(study: optuna.Study) -> dict[TrialState, int]:
     return counts
 
 
-def run_search(options: SearchOptions, *, log: Callable[[str], None] | None = None,
-               on_trial: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None = None,
-               ) -> SearchSummary:
+def run_search(
+    options: SearchOptions,
+    *,
+    log: Callable[[str], None] | None = None,
+    on_trial: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None = None,
+) -> SearchSummary:
     """Run (or continue) the study until it holds ``n_trials`` COMPLETE trials."""
     log = log or (lambda message: None)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -444,8 +495,7 @@ def run_search(options: SearchOptions, *, log: Callable[[str], None] | None = No
             with warnings.catch_warnings():
                 # Optuna warns once per failed trial; the reason is in the tables instead.
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                study.optimize(objective, n_trials=1, catch=(TrialFailure,),
-                               gc_after_trial=False)
+                study.optimize(objective, n_trials=1, catch=(TrialFailure,), gc_after_trial=False)
             new_trials += 1
             trial = study.get_trials(deepcopy=False)[-1]
             consecutive_failures = consecutive_failures + 1 if trial.state == TrialState.FAIL else 0
@@ -457,8 +507,15 @@ def run_search(options: SearchOptions, *, log: Callable[[str], None] | None = No
     except KeyboardInterrupt:
         interrupted = True
     export()
-    return summarize(study, options, files=files, interrupted=interrupted,
-                     stopped_reason=stopped_reason, new_trials=new_trials, timings=overhead)
+    return summarize(
+        study,
+        options,
+        files=files,
+        interrupted=interrupted,
+        stopped_reason=stopped_reason,
+        new_trials=new_trials,
+        timings=overhead,
+    )
 
 
 def summarize(study: optuna.Study, options: SearchOptions, **kwargs: Any) -> SearchSummary:
@@ -481,12 +538,17 @@ def summarize(study: optuna.Study, options: SearchOptions, **kwargs: Any) -> Sea
     counts = _counts(study)
     infeasible = int((frame["feasible"] == False).sum()) if not frame.empty else 0  # noqa: E712
     return SearchSummary(
-        study_name=options.name, storage=options.storage_url,
-        completed=counts[TrialState.COMPLETE], failed=counts[TrialState.FAIL],
-        infeasible=infeasible, pareto=front,
+        study_name=options.name,
+        storage=options.storage_url,
+        completed=counts[TrialState.COMPLETE],
+        failed=counts[TrialState.FAIL],
+        infeasible=infeasible,
+        pareto=front,
         dominance=dominance(frame, metrics, directions) if not frame.empty else {},
-        hypervolume=hv, reference_point=reference,
-        baselines=frame[frame["baseline"].astype(bool)] if not frame.empty else frame, **kwargs,
+        hypervolume=hv,
+        reference_point=reference,
+        baselines=frame[frame["baseline"].astype(bool)] if not frame.empty else frame,
+        **kwargs,
     )
 
 

@@ -53,8 +53,14 @@ KNOB_HELP: dict[str, str] = {
     "semantic_mlp_ratio_merge": "width ratio of the semantic MLP in merge stages",
     "class_mlp_ratio": "FFN ratio of the class-attention head",
 }
-STRUCTURE_KEYS = ("width", "head_dim", "width_multipliers", "mlp_ratio", "class_mlp_ratio",
-                  "num_stages")
+STRUCTURE_KEYS = (
+    "width",
+    "head_dim",
+    "width_multipliers",
+    "mlp_ratio",
+    "class_mlp_ratio",
+    "num_stages",
+)
 METRICS = {
     "top1": "maximize",
     "top5": "maximize",
@@ -66,11 +72,23 @@ METRICS = {
     "train_time_s": "minimize",
 }
 TRAINING_METRICS = ("top1", "top5", "train_time_s")
-CONSTRAINT_METRICS = {"max_gflops": "gflops", "max_params_m": "params_m",
-                      "max_latency_ms": "latency_ms_median", "max_peak_mem_mb": "peak_mem_mb"}
+CONSTRAINT_METRICS = {
+    "max_gflops": "gflops",
+    "max_params_m": "params_m",
+    "max_latency_ms": "latency_ms_median",
+    "max_peak_mem_mb": "peak_mem_mb",
+}
 SAMPLERS = ("nsga2", "tpe", "random", "gp")
-TRAIN_DATA_KEYS = ("data", "data_dir", "res", "train_samples", "test_samples", "download",
-                   "val_fraction", "normalization")
+TRAIN_DATA_KEYS = (
+    "data",
+    "data_dir",
+    "res",
+    "train_samples",
+    "test_samples",
+    "download",
+    "val_fraction",
+    "normalization",
+)
 PROFILE_KEYS = {"res": 224, "latency": False, "batch_size": 1, "threads": None, "memory": False}
 
 
@@ -133,8 +151,11 @@ class SearchSpace:
 
     @property
     def needs_memory(self) -> bool:
-        return bool("peak_mem_mb" in {o.metric for o in self.objectives}
-                    or "max_peak_mem_mb" in self.constraints or self.profile.get("memory"))
+        return bool(
+            "peak_mem_mb" in {o.metric for o in self.objectives}
+            or "max_peak_mem_mb" in self.constraints
+            or self.profile.get("memory")
+        )
 
     @property
     def directions(self) -> list[str]:
@@ -153,8 +174,12 @@ class SearchSpace:
 
     def config(self, knobs: Mapping[str, Any], *, num_classes: int, img_size: int) -> DualViTConfig:
         """The network for a set of knob values (ValueError naming the field if impossible)."""
-        return knobs_to_config({**self.fixed, **knobs}, num_classes=num_classes,
-                               img_size=img_size, name=f"{self.name}_candidate")
+        return knobs_to_config(
+            {**self.fixed, **knobs},
+            num_classes=num_classes,
+            img_size=img_size,
+            name=f"{self.name}_candidate",
+        )
 
 
 def knobs_to_config(
@@ -176,7 +201,9 @@ def knobs_to_config(
     dims = list(values.pop("embed_dims", [])) or [None] * n
     if width is not None:
         if not multipliers or len(multipliers) != n:
-            raise ValueError(f"width_multipliers: needs {n} entries to turn width into stage widths")
+            raise ValueError(
+                f"width_multipliers: needs {n} entries to turn width into stage widths"
+            )
         dims = [width * m for m in multipliers]
     for i in range(n):
         if f"width{i + 1}" in values:
@@ -234,7 +261,9 @@ def space_path(name_or_path: str | Path) -> Path:
     candidate = SPACES_DIR / f"{text}.yaml"
     if not candidate.is_file():
         known = ", ".join(sorted(p.stem for p in SPACES_DIR.glob("*.yaml")))
-        raise UsageError(f"unknown search space {text!r} (spaces: {known}; or a path to a YAML file)")
+        raise UsageError(
+            f"unknown search space {text!r} (spaces: {known}; or a path to a YAML file)"
+        )
     return candidate
 
 
@@ -256,8 +285,21 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
         raise UsageError(f"{path}: {exc}") from None
 
 
-_TOP_KEYS = ("name", "description", "knobs", "fixed", "objectives", "constraints", "sampler",
-             "n_trials", "train", "profile", "seeds", "baselines", "reference_point")
+_TOP_KEYS = (
+    "name",
+    "description",
+    "knobs",
+    "fixed",
+    "objectives",
+    "constraints",
+    "sampler",
+    "n_trials",
+    "train",
+    "profile",
+    "seeds",
+    "baselines",
+    "reference_point",
+)
 
 
 def parse_space(data: Any, *, path: Path | None = None) -> SearchSpace:
@@ -293,9 +335,19 @@ def parse_space(data: Any, *, path: Path | None = None) -> SearchSpace:
             raise ValueError(f"reference_point.{metric}: must be a number, got {value!r}")
         reference[str(metric)] = float(value)
     space = SearchSpace(
-        name=name, path=path, description=str(data.get("description", "")), knobs=knobs,
-        fixed=fixed, objectives=objectives, constraints=constraints, sampler=sampler,
-        n_trials=n_trials, train=train, profile=profile, seeds=seeds, baselines=baselines,
+        name=name,
+        path=path,
+        description=str(data.get("description", "")),
+        knobs=knobs,
+        fixed=fixed,
+        objectives=objectives,
+        constraints=constraints,
+        sampler=sampler,
+        n_trials=n_trials,
+        train=train,
+        profile=profile,
+        seeds=seeds,
+        baselines=baselines,
         reference_point=reference,
     )
     _check_knob_values(space)
@@ -329,9 +381,12 @@ def _parse_knob(name: Any, spec: Any) -> Knob:
     if "low" not in spec or "high" not in spec:
         raise ValueError(f"{where}: needs low and high (or choices)")
     low, high, step, log = spec["low"], spec["high"], spec.get("step"), bool(spec.get("log", False))
-    kind = spec.get("type") or ("int" if all(
-        isinstance(v, int) and not isinstance(v, bool) for v in (low, high) if v is not None
-    ) and (step is None or isinstance(step, int)) else "float")
+    kind = spec.get("type") or (
+        "int"
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in (low, high) if v is not None)
+        and (step is None or isinstance(step, int))
+        else "float"
+    )
     if kind not in ("int", "float"):
         raise ValueError(f"{where}.type: must be int or float, got {kind!r}")
     for key, value in (("low", low), ("high", high)):
@@ -341,11 +396,13 @@ def _parse_knob(name: Any, spec: Any) -> Knob:
         raise ValueError(f"{where}: low {low} is above high {high}")
     try:
         if kind == "int":
-            dist = optuna.distributions.IntDistribution(int(low), int(high), log=log,
-                                                        step=int(step or 1))
+            dist = optuna.distributions.IntDistribution(
+                int(low), int(high), log=log, step=int(step or 1)
+            )
         else:
-            dist = optuna.distributions.FloatDistribution(float(low), float(high), log=log,
-                                                          step=step)
+            dist = optuna.distributions.FloatDistribution(
+                float(low), float(high), log=log, step=step
+            )
     except ValueError as exc:
         raise ValueError(f"{where}: {exc}") from None
     return Knob(str(name), dist)
@@ -380,8 +437,9 @@ def parse_objectives_option(text: str) -> list[Objective]:
     for part in text.split(","):
         metric, _, direction = part.strip().partition(":")
         direction = {"max": "maximize", "min": "minimize", "": None}.get(direction, direction)
-        items.append({"metric": metric} if direction is None else
-                     {"metric": metric, "direction": direction})
+        items.append(
+            {"metric": metric} if direction is None else {"metric": metric, "direction": direction}
+        )
     try:
         return list(_parse_objectives(items))
     except ValueError as exc:
@@ -405,10 +463,14 @@ def _parse_sampler(raw: Mapping) -> dict[str, Any]:
         raise ValueError(f"sampler.name: must be one of {', '.join(SAMPLERS)}, got {out['name']!r}")
     unknown = set(out) - {"name", "population_size", "n_startup_trials"}
     if unknown:
-        raise ValueError(f"sampler.{sorted(unknown)[0]}: unknown (population_size, n_startup_trials)")
+        raise ValueError(
+            f"sampler.{sorted(unknown)[0]}: unknown (population_size, n_startup_trials)"
+        )
     for key in ("population_size", "n_startup_trials"):
         value = out.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 2):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 2
+        ):
             raise ValueError(f"sampler.{key}: must be an integer >= 2, got {value!r}")
     return out
 
@@ -423,7 +485,9 @@ def _check_train(train: Mapping[str, Any], *, needed: bool) -> None:
     if not needed:
         return
     if "res" not in train:
-        raise ValueError("train.res: the proxy resolution is required when accuracy is an objective")
+        raise ValueError(
+            "train.res: the proxy resolution is required when accuracy is an objective"
+        )
     try:
         TrainSettings(**{k: v for k, v in train.items() if k in fields})
     except (TypeError, ValueError) as exc:

@@ -20,9 +20,19 @@ import optuna
 import pandas as pd
 
 BASELINE_ATTR_PREFIX = "baseline:"
-METRIC_COLUMNS = ("params_m", "gflops", "latency_ms_median", "latency_ms_p10",
-                  "latency_ms_p90", "throughput_img_s", "peak_mem_mb", "top1", "top5",
-                  "train_time_s", "train_images_per_s")
+METRIC_COLUMNS = (
+    "params_m",
+    "gflops",
+    "latency_ms_median",
+    "latency_ms_p10",
+    "latency_ms_p90",
+    "throughput_img_s",
+    "peak_mem_mb",
+    "top1",
+    "top5",
+    "train_time_s",
+    "train_images_per_s",
+)
 TIMING_COLUMNS = ("count_s", "train_s", "profile_s", "duration_s")
 
 
@@ -60,7 +70,7 @@ def baseline_rows(study: optuna.Study) -> list[dict[str, Any]]:
             "number": None,
             "state": record.get("state", "COMPLETE"),
             "baseline": True,
-            "name": record.get("name", key[len(BASELINE_ATTR_PREFIX):]),
+            "name": record.get("name", key[len(BASELINE_ATTR_PREFIX) :]),
             "feasible": True,
             "fail_reason": record.get("fail_reason"),
             "retried_from": None,
@@ -122,7 +132,9 @@ def candidates(frame: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
     return frame[keep]
 
 
-def pareto_frame(frame: pd.DataFrame, metrics: Sequence[str], directions: Sequence[str]) -> pd.DataFrame:
+def pareto_frame(
+    frame: pd.DataFrame, metrics: Sequence[str], directions: Sequence[str]
+) -> pd.DataFrame:
     """The non-dominated candidates, sorted by the first cost (minimised) objective."""
     pool = candidates(frame, metrics)
     if pool.empty:
@@ -133,27 +145,30 @@ def pareto_frame(frame: pd.DataFrame, metrics: Sequence[str], directions: Sequen
     return front.sort_values([sort_by, "number"]).reset_index(drop=True)
 
 
-def dominance(frame: pd.DataFrame, metrics: Sequence[str], directions: Sequence[str]) -> dict[str, list[str]]:
+def dominance(
+    frame: pd.DataFrame, metrics: Sequence[str], directions: Sequence[str]
+) -> dict[str, list[str]]:
     """For each completed baseline, the candidates that dominate it."""
     out: dict[str, list[str]] = {}
     pool = candidates(frame, metrics)
-    base = frame[frame["baseline"].astype(bool) & (frame["state"] == "COMPLETE")] if not (
-        frame.empty
-    ) else frame
+    base = (
+        frame[frame["baseline"].astype(bool) & (frame["state"] == "COMPLETE")]
+        if not (frame.empty)
+        else frame
+    )
     for _, b in base.iterrows():
         bvals = [float(b[m]) if b[m] is not None else math.nan for m in metrics]
         if any(not math.isfinite(v) for v in bvals):
             continue
         out[b["name"]] = [
-            c["name"] for _, c in pool.iterrows()
+            c["name"]
+            for _, c in pool.iterrows()
             if is_dominated_by(bvals, [float(c[m]) for m in metrics], directions)
         ]
     return out
 
 
-def hypervolume(
-    values: np.ndarray, directions: Sequence[str], reference: Sequence[float]
-) -> float:
+def hypervolume(values: np.ndarray, directions: Sequence[str], reference: Sequence[float]) -> float:
     """Hypervolume of the points (rows) dominated inside ``reference`` (metric units).
 
     Uses Optuna's exact hypervolume (the one its ``plot_hypervolume_history`` uses). Points
@@ -173,7 +188,9 @@ def hypervolume(
 
 
 def resolve_reference(
-    frame: pd.DataFrame, metrics: Sequence[str], directions: Sequence[str],
+    frame: pd.DataFrame,
+    metrics: Sequence[str],
+    directions: Sequence[str],
     fixed: Mapping[str, float],
 ) -> list[float]:
     """The reference point: fixed values where given, else 1.1x the worst observed cost."""
@@ -194,7 +211,10 @@ def resolve_reference(
 
 
 def hypervolume_history(
-    frame: pd.DataFrame, metrics: Sequence[str], directions: Sequence[str], reference: Sequence[float]
+    frame: pd.DataFrame,
+    metrics: Sequence[str],
+    directions: Sequence[str],
+    reference: Sequence[float],
 ) -> pd.DataFrame:
     """Hypervolume of the front after each trial number (candidates only)."""
     pool = candidates(frame, metrics).sort_values("number")
@@ -202,8 +222,12 @@ def hypervolume_history(
     values: list[list[float]] = []
     for _, row in pool.iterrows():
         values.append([float(row[m]) for m in metrics])
-        rows.append({"number": int(row["number"]),
-                     "hypervolume": hypervolume(np.array(values), directions, reference)})
+        rows.append(
+            {
+                "number": int(row["number"]),
+                "hypervolume": hypervolume(np.array(values), directions, reference),
+            }
+        )
     return pd.DataFrame(rows, columns=["number", "hypervolume"])
 
 
@@ -240,7 +264,10 @@ def _parquet_ready(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def export_tables(
-    study: optuna.Study, out_dir: Path, metrics: Sequence[str], directions: Sequence[str],
+    study: optuna.Study,
+    out_dir: Path,
+    metrics: Sequence[str],
+    directions: Sequence[str],
 ) -> dict[str, Path]:
     """Write trials.csv/.parquet and pareto.csv/.parquet for ``study`` into ``out_dir``."""
     frame = trials_frame(study)

@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 import timm
 import torch
+from reference import fixture_input, load_fixtures, recipe_state_dict
 
 import dvbench  # noqa: F401  (registers the models in timm)
 from dvbench.models import DualViT, DualViTConfig, checkpoint_filter_fn, official_config
-
-from reference import fixture_input, load_fixtures, recipe_state_dict
 
 OFFICIAL_PARAMS = {"dualvit_s": 25_054_000, "dualvit_b": 42_627_024, "dualvit_l": 72_966_544}
 
@@ -19,10 +18,7 @@ def _fixture_entries():
 
     if not SHARED.is_dir():
         return [pytest.param(None, marks=pytest.mark.skip(reason=f"{SHARED} absent"))]
-    return [
-        pytest.param(entry, id=f"{entry['model']}")
-        for entry in load_fixtures(SHARED)
-    ]
+    return [pytest.param(entry, id=f"{entry['model']}") for entry in load_fixtures(SHARED)]
 
 
 def _build_fixture_model(entry: dict) -> torch.nn.Module:
@@ -64,8 +60,10 @@ def test_state_dict_keeps_official_layout(entry):
     # and what we save loads back into a fresh model, strictly
     fresh = _build_fixture_model(entry)
     fresh.load_state_dict(saved, strict=True)
-    assert torch.equal(fresh.state_dict()["block1.0.attn.kv_proxy.weight"],
-                       official["block1.0.attn.kv_proxy.weight"])
+    assert torch.equal(
+        fresh.state_dict()["block1.0.attn.kv_proxy.weight"],
+        official["block1.0.attn.kv_proxy.weight"],
+    )
 
 
 @pytest.mark.parametrize("name", sorted(OFFICIAL_PARAMS))
@@ -101,9 +99,16 @@ def test_timm_conventions():
 
 
 def test_token_label_head_is_cls_plus_half_max_aux():
-    model = DualViT(DualViTConfig(embed_dims=(16, 32, 48, 64), num_heads=(1, 2, 3, 4),
-                                  depths=(1, 1, 1, 1), stem_hidden_dim=8, num_classes=7,
-                                  img_size=64)).eval()
+    model = DualViT(
+        DualViTConfig(
+            embed_dims=(16, 32, 48, 64),
+            num_heads=(1, 2, 3, 4),
+            depths=(1, 1, 1, 1),
+            stem_hidden_dim=8,
+            num_classes=7,
+            img_size=64,
+        )
+    ).eval()
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         cls_logits, aux_logits = model.forward_token_label(x)
@@ -122,8 +127,14 @@ def test_checkpoint_filter_fn_unwraps_and_drops_aux_head():
     target.load_state_dict(filtered, strict=True)
 
 
-TINY = dict(embed_dims=(16, 32, 48, 64), num_heads=(1, 2, 3, 4), depths=(1, 2, 2, 1),
-            mlp_ratios=(4, 4, 4, 4), stem_hidden_dim=8, num_classes=10)
+TINY = dict(
+    embed_dims=(16, 32, 48, 64),
+    num_heads=(1, 2, 3, 4),
+    depths=(1, 2, 2, 1),
+    mlp_ratios=(4, 4, 4, 4),
+    stem_hidden_dim=8,
+    num_classes=10,
+)
 
 
 @pytest.mark.parametrize(
@@ -140,10 +151,25 @@ TINY = dict(embed_dims=(16, 32, 48, 64), num_heads=(1, 2, 3, 4), depths=(1, 2, 2
         ({"semantic_query_grid": 4}, 32),
         ({"semantic_mlp_ratio_dual": 2, "semantic_mlp_ratio_merge": 1.5}, 32),
         ({"ratio_alternation_stage": None, "token_label": False}, 32),
-        ({"embed_dims": (16, 32, 48), "num_heads": (1, 2, 3), "depths": (1, 1, 2),
-          "mlp_ratios": (4, 4, 3)}, 32),
-        ({"embed_dims": (16, 32, 48, 64, 80), "num_heads": (1, 2, 3, 4, 5),
-          "depths": (1, 1, 1, 1, 1), "mlp_ratios": (4, 4, 4, 4, 4, 2), "dual_stages": 2}, 64),
+        (
+            {
+                "embed_dims": (16, 32, 48),
+                "num_heads": (1, 2, 3),
+                "depths": (1, 1, 2),
+                "mlp_ratios": (4, 4, 3),
+            },
+            32,
+        ),
+        (
+            {
+                "embed_dims": (16, 32, 48, 64, 80),
+                "num_heads": (1, 2, 3, 4, 5),
+                "depths": (1, 1, 1, 1, 1),
+                "mlp_ratios": (4, 4, 4, 4, 4, 2),
+                "dual_stages": 2,
+            },
+            64,
+        ),
         ({"drop_path_rate": 0.2}, 32),
     ],
 )
@@ -210,13 +236,19 @@ def test_too_small_input_is_a_value_error():
         ({"embed_dims": (16, 32, 50, 64)}, "embed_dims\\[2\\]: width 50 is not divisible"),
         ({"num_heads": (1, 2, 3)}, "num_heads: has 3 entries"),
         ({"depths": (1, 0, 1, 1)}, "depths\\[1\\]"),
-        ({"embed_dims": (), "num_heads": (), "depths": (), "mlp_ratios": ()}, "embed_dims: must not be empty"),
+        (
+            {"embed_dims": (), "num_heads": (), "depths": (), "mlp_ratios": ()},
+            "embed_dims: must not be empty",
+        ),
         ({"dual_stages": 4}, "dual_stages: must be between 1 and 3"),
         ({"dual_stages": 0}, "dual_stages"),
         ({"mlp_ratios": (4, 4)}, "mlp_ratios: has 2 entries"),
         ({"mlp_ratios": (4, 4, 1, 4), "depths": (1, 1, 2, 1)}, "mlp_ratios\\[2\\]: must exceed 1"),
         ({"semantic_window": 9, "img_size": 32}, "semantic_window: at img_size=32"),
-        ({"semantic_pool": "grid", "semantic_grid": 20, "img_size": 64}, "semantic_grid: at img_size=64"),
+        (
+            {"semantic_pool": "grid", "semantic_grid": 20, "img_size": 64},
+            "semantic_grid: at img_size=64",
+        ),
         ({"semantic_pool": "grid"}, "semantic_grid: must be a positive integer"),
         ({"semantic_grid": 4}, "semantic_grid: only used with semantic_pool='grid'"),
         ({"semantic_pool": "max"}, "semantic_pool: must be one of"),

@@ -30,8 +30,15 @@ def test_unknown_name_suggests_close_ones():
 
 @pytest.mark.parametrize("suffix", [".yaml", ".json"])
 def test_config_file_round_trip(tmp_path, suffix):
-    cfg = DualViTConfig(embed_dims=(16, 32, 48, 64), num_heads=(1, 2, 3, 4), depths=(1, 1, 1, 1),
-                        mlp_ratios=(4, 4, 4, 4), stem_hidden_dim=8, num_classes=10, img_size=32)
+    cfg = DualViTConfig(
+        embed_dims=(16, 32, 48, 64),
+        num_heads=(1, 2, 3, 4),
+        depths=(1, 1, 1, 1),
+        mlp_ratios=(4, 4, 4, 4),
+        stem_hidden_dim=8,
+        num_classes=10,
+        img_size=32,
+    )
     path = cfg.save(tmp_path / f"tiny{suffix}")
     loaded = load_config(path)
     assert loaded == cfg and loaded.name == "tiny"
@@ -53,7 +60,10 @@ def test_config_file_with_official_base(tmp_path):
         ("- 1\n- 2\n", "expected a mapping"),
         ("widths: [1, 2]\n", "widths: not a DualViTConfig field"),
         ("base: dualvit_x\n", "unknown official Dual-ViT"),
-        ("base: dualvit_s\nnum_heads: [3, 4, 10, 14]\n", "embed_dims\\[0\\]: width 64 is not divisible"),
+        (
+            "base: dualvit_s\nnum_heads: [3, 4, 10, 14]\n",
+            "embed_dims\\[0\\]: width 64 is not divisible",
+        ),
     ],
 )
 def test_malformed_config_files_are_usage_errors(tmp_path, text, message):

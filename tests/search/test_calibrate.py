@@ -24,8 +24,16 @@ def test_sampled_candidates_are_distinct_and_valid():
 
 @pytest.mark.slow
 def test_calibrate_on_digits(tmp_path, capsys):
-    result = calibrate(load_space("small"), data="digits", candidates=3, short_epochs=0.2,
-                       long_epochs=0.6, train_samples=30, res=16, seed=0)
+    result = calibrate(
+        load_space("small"),
+        data="digits",
+        candidates=3,
+        short_epochs=0.2,
+        long_epochs=0.6,
+        train_samples=30,
+        res=16,
+        seed=0,
+    )
     table = result.table
     assert len(table) == 3 and table["top1_long"].notna().all()
     expected = stats.kendalltau(table["top1_short"], table["top1_long"]).statistic

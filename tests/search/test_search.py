@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -32,10 +31,20 @@ COST_SPACE = {
         "depth3": {"low": 1, "high": 3},
         "semantic_grid": {"choices": [1, 2, 32]},  # 32 > the 16x16 stage-1 map: infeasible
     },
-    "fixed": {"head_dim": 8, "width_multipliers": [1, 2, 3, 4], "depth1": 1, "depth2": 1,
-              "depth4": 1, "mlp_ratio": 2, "stem_hidden_dim": 8, "num_classes": 10},
-    "objectives": [{"metric": "gflops", "direction": "minimize"},
-                   {"metric": "params_m", "direction": "maximize"}],
+    "fixed": {
+        "head_dim": 8,
+        "width_multipliers": [1, 2, 3, 4],
+        "depth1": 1,
+        "depth2": 1,
+        "depth4": 1,
+        "mlp_ratio": 2,
+        "stem_hidden_dim": 8,
+        "num_classes": 10,
+    },
+    "objectives": [
+        {"metric": "gflops", "direction": "minimize"},
+        {"metric": "params_m", "direction": "maximize"},
+    ],
     "sampler": {"name": "nsga2", "population_size": 4},
     "n_trials": 5,
     "profile": {"res": 64},
@@ -50,8 +59,9 @@ def _write_space(tmp_path: Path, space: dict, name: str = "costs.yaml") -> Path:
 
 
 def _options(tmp_path: Path, space_path: Path, **kwargs) -> SearchOptions:
-    return SearchOptions(space=load_space(space_path), results_dir=tmp_path / "results",
-                         quiet=True, **kwargs)
+    return SearchOptions(
+        space=load_space(space_path), results_dir=tmp_path / "results", quiet=True, **kwargs
+    )
 
 
 def test_shipped_spaces_load_and_official_seeds_are_exact():
@@ -78,12 +88,28 @@ def test_shipped_spaces_load_and_official_seeds_are_exact():
         ({"sampler": {"name": "cmaes"}}, "sampler.name: must be one of"),
         ({"n_trials": 0}, "n_trials: must be a positive integer"),
         ({"colour": "red"}, "colour: unknown key"),
-        ({"seeds": {"s": {"width": 99, "depth3": 1, "semantic_grid": 1}}},
-         "seeds.s.width: 99 is outside"),
-        ({"fixed": {"head_dim": 8, "width_multipliers": [1, 2, 3, 4], "depth1": 1, "depth2": 1,
-                    "depth4": 1, "mlp_ratio": 2, "colour": 3}}, "colour: not a knob"),
-        ({"objectives": [{"metric": "top1"}, {"metric": "gflops"}]},
-         "train.res: the proxy resolution is required"),
+        (
+            {"seeds": {"s": {"width": 99, "depth3": 1, "semantic_grid": 1}}},
+            "seeds.s.width: 99 is outside",
+        ),
+        (
+            {
+                "fixed": {
+                    "head_dim": 8,
+                    "width_multipliers": [1, 2, 3, 4],
+                    "depth1": 1,
+                    "depth2": 1,
+                    "depth4": 1,
+                    "mlp_ratio": 2,
+                    "colour": 3,
+                }
+            },
+            "colour: not a knob",
+        ),
+        (
+            {"objectives": [{"metric": "top1"}, {"metric": "gflops"}]},
+            "train.res: the proxy resolution is required",
+        ),
         ({"profile": {"res": 64, "fps": 3}}, "profile.fps: unknown setting"),
     ],
 )
@@ -117,7 +143,10 @@ def test_cost_only_study_tables_resume_and_failures(tmp_path):
     pareto = pd.read_csv(study_dir / "pareto.csv")
     # Parquet twins hold the same rows
     assert len(pd.read_parquet(study_dir / "trials.parquet")) == len(trials)
-    assert pd.read_parquet(study_dir / "pareto.parquet")["number"].tolist() == pareto["number"].tolist()
+    assert (
+        pd.read_parquet(study_dir / "pareto.parquet")["number"].tolist()
+        == pareto["number"].tolist()
+    )
 
     complete = trials[(trials.state == "COMPLETE") & (trials.feasible != False)]  # noqa: E712
     assert len(complete) == 5
@@ -133,8 +162,9 @@ def test_cost_only_study_tables_resume_and_failures(tmp_path):
     assert pareto["gflops"].is_monotonic_increasing
     for _, p in pareto.iterrows():
         for _, c in complete.iterrows():
-            assert not is_dominated_by([p.gflops, p.params_m], [c.gflops, c.params_m],
-                                       ["minimize", "maximize"])
+            assert not is_dominated_by(
+                [p.gflops, p.params_m], [c.gflops, c.params_m], ["minimize", "maximize"]
+            )
     # every complete trial carries a config that rebuilds the same model
     row = complete.iloc[-1]
     cfg = DualViTConfig.from_dict(json.loads(row["config"]))
@@ -162,23 +192,37 @@ def test_study_reference_rebuilds_a_trial(tmp_path, monkeypatch):
 
 
 def test_over_budget_candidates_are_not_trained_and_reported_to_the_sampler(tmp_path):
-    space = {**COST_SPACE, "objectives": [{"metric": "top1"}, {"metric": "gflops"}],
-             "constraints": {"max_gflops": 0.004},
-             "knobs": {"width": {"choices": [8, 32]}, "depth3": {"low": 1, "high": 1},
-                       "semantic_grid": {"choices": [1]}},
-             "seeds": {"small": {"width": 8, "depth3": 1, "semantic_grid": 1},
-                       "big": {"width": 32, "depth3": 1, "semantic_grid": 1}},
-             "train": {"data": "digits", "res": 16, "epochs": 0.2, "batch_size": 64,
-                       "train_samples": 20},
-             "n_trials": 2}
+    space = {
+        **COST_SPACE,
+        "objectives": [{"metric": "top1"}, {"metric": "gflops"}],
+        "constraints": {"max_gflops": 0.004},
+        "knobs": {
+            "width": {"choices": [8, 32]},
+            "depth3": {"low": 1, "high": 1},
+            "semantic_grid": {"choices": [1]},
+        },
+        "seeds": {
+            "small": {"width": 8, "depth3": 1, "semantic_grid": 1},
+            "big": {"width": 32, "depth3": 1, "semantic_grid": 1},
+        },
+        "train": {
+            "data": "digits",
+            "res": 16,
+            "epochs": 0.2,
+            "batch_size": 64,
+            "train_samples": 20,
+        },
+        "n_trials": 2,
+    }
     path = _write_space(tmp_path, space)
     run_search(_options(tmp_path, path, seed_official=True, n_trials=2))
     trials = pd.read_csv(tmp_path / "results" / "costs" / "trials.csv").set_index("name")
     assert not trials.loc["big", "feasible"] and trials.loc["small", "feasible"]
     assert pd.isna(trials.loc["big", "train_s"]) and trials.loc["small", "train_s"] > 0
     assert trials.loc["small", "top1"] > 0
-    study = optuna.load_study(study_name="costs",
-                              storage=f"sqlite:///{tmp_path / 'results' / 'costs' / 'study.db'}")
+    study = optuna.load_study(
+        study_name="costs", storage=f"sqlite:///{tmp_path / 'results' / 'costs' / 'study.db'}"
+    )
     by_name = {t.user_attrs["seed_name"]: t for t in study.trials}
     assert by_name["big"].constraints["max_gflops"] > 0
     assert by_name["small"].constraints["max_gflops"] <= 0
@@ -187,14 +231,27 @@ def test_over_budget_candidates_are_not_trained_and_reported_to_the_sampler(tmp_
 
 
 def test_diverging_training_is_a_failed_trial(tmp_path):
-    space = {**COST_SPACE, "objectives": [{"metric": "top1"}, {"metric": "gflops"}],
-             "knobs": {"width": {"choices": [8]}, "depth3": {"low": 1, "high": 1},
-                       "semantic_grid": {"choices": [1]}},
-             "seeds": {},
-             "train": {"data": "digits", "res": 16, "epochs": 0.5, "batch_size": 32,
-                       "lr": 1.0e6, "grad_clip": None, "label_smoothing": 0.0,
-                       "train_samples": 20},
-             "n_trials": 1}
+    space = {
+        **COST_SPACE,
+        "objectives": [{"metric": "top1"}, {"metric": "gflops"}],
+        "knobs": {
+            "width": {"choices": [8]},
+            "depth3": {"low": 1, "high": 1},
+            "semantic_grid": {"choices": [1]},
+        },
+        "seeds": {},
+        "train": {
+            "data": "digits",
+            "res": 16,
+            "epochs": 0.5,
+            "batch_size": 32,
+            "lr": 1.0e6,
+            "grad_clip": None,
+            "label_smoothing": 0.0,
+            "train_samples": 20,
+        },
+        "n_trials": 1,
+    }
     path = _write_space(tmp_path, space)
     summary = run_search(_options(tmp_path, path, n_trials=1, timeout=3.0))
     trials = pd.read_csv(tmp_path / "results" / "costs" / "trials.csv")
@@ -215,15 +272,30 @@ def test_hypervolume_against_hand_arithmetic():
 @pytest.mark.slow
 def test_sigkill_mid_trial_loses_no_completed_trial(tmp_path):
     """Kill the worker while a trial runs; re-running completes the study, nothing is lost."""
-    space = {**COST_SPACE, "n_trials": 4, "seeds": {},
-             "knobs": {**COST_SPACE["knobs"], "semantic_grid": {"choices": [1, 2]}},
-             "profile": {"res": 64, "latency": True}}  # latency makes each trial ~1 s or more
+    space = {
+        **COST_SPACE,
+        "n_trials": 4,
+        "seeds": {},
+        "knobs": {**COST_SPACE["knobs"], "semantic_grid": {"choices": [1, 2]}},
+        "profile": {"res": 64, "latency": True},
+    }  # latency makes each trial ~1 s or more
     path = _write_space(tmp_path, space)
     results = tmp_path / "results"
-    cmd = [sys.executable, str(REPO / "cli.py"), "search", "--space", str(path),
-           "--results-dir", str(results), "--quiet", "--n-trials", "4", "--heartbeat", "1,3"]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    cmd = [
+        sys.executable,
+        str(REPO / "cli.py"),
+        "search",
+        "--space",
+        str(path),
+        "--results-dir",
+        str(results),
+        "--quiet",
+        "--n-trials",
+        "4",
+        "--heartbeat",
+        "1,3",
+    ]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     trials_csv = results / "costs" / "trials.csv"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
