@@ -24,6 +24,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_dualvit_speed.py
+	$(PY) benchmarks/bench_train_throughput.py
+	$(PY) benchmarks/bench_profile_repeatability.py dualvit_s pvt_v2_b2
+	$(PY) benchmarks/bench_search.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

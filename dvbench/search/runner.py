@@ -31,16 +31,16 @@ import torch
 from optuna.trial import TrialState
 
 from dvbench.errors import UsageError
-from dvbench.models import DualViTConfig, create_model
+from dvbench.models import create_model
 from dvbench.search.space import (
     CONSTRAINT_METRICS,
     TRAIN_DATA_KEYS,
     SearchSpace,
     hypervolume_reference,
 )
+from dvbench.search.storage import STUDY_ATTR
 from dvbench.search.tables import BASELINE_ATTR_PREFIX, export_tables
 
-STUDY_ATTR = "dvbench"  # study user attribute holding the study's settings
 MAX_CONSECUTIVE_FAILURES = 25
 
 
@@ -555,15 +555,3 @@ def summarize(study: optuna.Study, options: SearchOptions, **kwargs: Any) -> Sea
 def command_line(argv: Sequence[str] | None = None) -> str:
     argv = list(sys.argv[1:] if argv is None else argv)
     return "python cli.py " + " ".join(shlex.quote(a) for a in argv)
-
-
-def trial_config(study: optuna.Study, number: int) -> DualViTConfig:
-    """The config a trial recorded (for ``study:NAME:TRIAL`` references and exports)."""
-    trials = [t for t in study.get_trials(deepcopy=False) if t.number == number]
-    if not trials:
-        raise UsageError(f"study {study.study_name!r} has no trial {number}")
-    config = trials[0].user_attrs.get("config")
-    if config is None:
-        reason = trials[0].user_attrs.get("fail_reason", "no config recorded")
-        raise UsageError(f"trial {number} of {study.study_name!r} has no config ({reason})")
-    return DualViTConfig.from_dict(config).replace(name=f"{study.study_name}_trial{number}")

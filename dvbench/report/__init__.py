@@ -1,0 +1,52 @@
+"""Reports from finished studies and model comparisons: plots, markdown, exported configs.
+
+``report`` reads what ``search`` wrote (the study's storage and tables); it never runs a
+search. :func:`write_report` makes a study's report folder, :func:`compare_models` profiles
+(and optionally proxy-trains) models alike, :func:`export_trial` writes a trial's config.
+"""
+
+from dvbench.report.compare import (
+    Comparison,
+    compare_models,
+    comparison_table,
+    get_comparison_info,
+    write_comparison,
+)
+from dvbench.report.data import ReportData, load_report_data, open_study
+from dvbench.report.export import create_from_file, export_trial, trial_export_config
+from dvbench.report.markdown import pareto_table, render_report
+from dvbench.report.plots import (
+    HypervolumeInfo,
+    ImportanceInfo,
+    ParetoFrontInfo,
+    PlotPoint,
+    get_hypervolume_info,
+    get_importance_info,
+    get_pareto_front_info,
+)
+from dvbench.report.writer import ReportFiles, write_report
+
+__all__ = [
+    "Comparison",
+    "HypervolumeInfo",
+    "ImportanceInfo",
+    "ParetoFrontInfo",
+    "PlotPoint",
+    "ReportData",
+    "ReportFiles",
+    "compare_models",
+    "comparison_table",
+    "create_from_file",
+    "export_trial",
+    "get_comparison_info",
+    "get_hypervolume_info",
+    "get_importance_info",
+    "get_pareto_front_info",
+    "load_report_data",
+    "open_study",
+    "pareto_table",
+    "render_report",
+    "trial_export_config",
+    "write_comparison",
+    "write_report",
+]

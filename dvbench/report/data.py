@@ -1,0 +1,228 @@
+"""What a report shows, read from a finished study: tables, front, hypervolume, dominance.
+
+Everything here is computed from the study's storage with the search's own table functions
+(:mod:`dvbench.search.tables`), so the report agrees with ``trials.csv``/``pareto.csv``.
+Nothing is trained or measured.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+
+from dvbench.errors import UsageError
+from dvbench.search.space import METRICS
+from dvbench.search.storage import DEFAULT_RESULTS_DIR, STUDY_ATTR, load_study, study_storage
+from dvbench.search.tables import (
+    candidates,
+    dominance,
+    hypervolume,
+    hypervolume_history,
+    pareto_frame,
+    resolve_reference,
+    trials_frame,
+)
+
+__all__ = [
+    "ACCURACY_METRICS",
+    "ReportData",
+    "load_report_data",
+    "open_study",
+    "metric_direction",
+    "metric_label",
+    "metric_name",
+    "metric_text",
+    "metric_unit",
+]
+
+ACCURACY_METRICS = ("top1", "top5")
+
+# metric -> (short name, unit, format); the label adds the measuring conditions.
+_METRIC_INFO: dict[str, tuple[str, str, str]] = {
+    "top1": ("top-1 accuracy", "%", "{:.2f}"),
+    "top5": ("top-5 accuracy", "%", "{:.2f}"),
+    "gflops": ("GFLOPs", "", "{:.2f}"),
+    "params_m": ("parameters", "M", "{:.2f}"),
+    "latency_ms_median": ("latency", "ms", "{:.2f}"),
+    "throughput_img_s": ("throughput", "img/s", "{:.1f}"),
+    "peak_mem_mb": ("peak memory", "MiB", "{:.0f}"),
+    "train_time_s": ("proxy training time", "s", "{:.1f}"),
+}
+
+
+def metric_direction(metric: str) -> str:
+    """``"minimize"`` or ``"maximize"``: how the search scores ``metric``."""
+    return METRICS.get(metric, "minimize")
+
+
+def metric_name(metric: str) -> str:
+    """``top-1 accuracy``, ``GFLOPs``, ``latency``, ...: the metric in words."""
+    return _METRIC_INFO.get(metric, (metric, "", ""))[0]
+
+
+def metric_unit(metric: str) -> str:
+    """``%``, ``GFLOPs``, ``ms``, ``M``, ...; the metric's name when it has no unit."""
+    info = _METRIC_INFO.get(metric)
+    return (info[1] or info[0]) if info else metric
+
+
+def metric_label(metric: str, *, resolution: int | None = None, batch_size: int = 1) -> str:
+    """An axis label with units and conditions, e.g. ``GFLOPs (224 px, per image)``."""
+    name, unit, _ = _METRIC_INFO.get(metric, (metric, "", "{}"))
+    if metric == "gflops":
+        return f"GFLOPs ({resolution} px, per image)" if resolution else "GFLOPs (per image)"
+    if metric in ("latency_ms_median", "throughput_img_s", "peak_mem_mb"):
+        where = f"{resolution} px, " if resolution else ""
+        return f"{name} ({unit}, {where}batch {batch_size})"
+    return f"{name} ({unit})" if unit else name
+
+
+def metric_text(metric: str, value: Any) -> str:
+    """A table cell: the metric's usual precision (costs below 1: three significant digits,
+    so tiny models keep theirs), empty when missing."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return "" if value is None or pd.isna(value) else str(value)
+    if not math.isfinite(number):
+        return ""
+    if metric in ("gflops", "params_m") and abs(number) < 1:
+        return f"{number:.3g}"
+    return _METRIC_INFO.get(metric, ("", "", "{:.4g}"))[2].format(number)
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """A study as the report shows it. The frames are :mod:`dvbench.search.tables` views."""
+
+    study_name: str
+    settings: Mapping[str, Any]
+    trials: pd.DataFrame  # every trial (any state) and every baseline, one row each
+    front: pd.DataFrame  # the study's Pareto front, as pareto.csv
+    metrics: tuple[str, ...]
+    directions: tuple[str, ...]
+    reference_point: tuple[float, ...]
+    fixed_reference: Mapping[str, float]  # the part of the reference point the space fixed
+    hypervolume: float | None
+    history: pd.DataFrame  # hypervolume after each trial: number, hypervolume
+    dominance: Mapping[str, list[str]]  # baseline -> candidates that dominate it
+
+    @property
+    def resolution(self) -> int | None:
+        res = (self.settings.get("profile") or {}).get("res")
+        return int(res) if res else None
+
+    @property
+    def batch_size(self) -> int:
+        return int((self.settings.get("profile") or {}).get("batch_size") or 1)
+
+    @property
+    def trial_rows(self) -> pd.DataFrame:
+        if self.trials.empty:
+            return self.trials
+        return self.trials[~self.trials["baseline"].astype(bool)]
+
+    @property
+    def baseline_rows(self) -> pd.DataFrame:
+        if self.trials.empty:
+            return self.trials
+        return self.trials[self.trials["baseline"].astype(bool)]
+
+    def count(self, state: str) -> int:
+        """Trials (not baselines) in ``state``: COMPLETE, FAIL, RUNNING, ..."""
+        rows = self.trial_rows
+        return int((rows["state"] == state).sum()) if not rows.empty else 0
+
+    @property
+    def infeasible(self) -> int:
+        """Completed trials over a constraint (not trained, not drawn)."""
+        rows = self.trial_rows
+        if rows.empty:
+            return 0
+        return int(((rows["state"] == "COMPLETE") & rows["feasible"].eq(False)).sum())
+
+    def measured(self, metric: str) -> bool:
+        """Whether any feasible completed trial or baseline has a finite ``metric``."""
+        if self.trials.empty or metric not in self.trials:
+            return False
+        if not candidates(self.trials, [metric]).empty:
+            return True
+        base = self.baseline_rows
+        return bool(pd.to_numeric(base[metric], errors="coerce").notna().any())
+
+
+def open_study(
+    name_or_path: str | Path, *, results_dir: str | Path | None = None, storage: str | None = None
+) -> tuple[optuna.Study, Path]:
+    """A study by name (under ``results_dir``) or folder, and the folder its files go to.
+
+    With ``storage`` (an Optuna URL) the study is read from there and its folder is
+    ``results_dir/NAME``. Missing studies raise :class:`UsageError`.
+    """
+    results_dir = Path(results_dir) if results_dir is not None else DEFAULT_RESULTS_DIR
+    if storage:
+        return load_study(name_or_path, storage=storage), results_dir / str(name_or_path)
+    url, _ = study_storage(name_or_path, results_dir)
+    folder = Path(url.removeprefix("sqlite:///")).parent
+    return load_study(name_or_path, results_dir), folder
+
+
+def load_report_data(study: optuna.Study) -> ReportData:
+    """Read a dvbench study (settings, trials, baselines) into :class:`ReportData`."""
+    settings = study.user_attrs.get(STUDY_ATTR)
+    if not isinstance(settings, Mapping):
+        raise UsageError(
+            f"study {study.study_name!r} has no dvbench settings; was it made by `dvbench search`?"
+        )
+    objectives = settings.get("objectives") or []
+    metrics = tuple(str(o["metric"]) for o in objectives)
+    directions = tuple(str(o["direction"]) for o in objectives)
+    if not metrics:
+        raise UsageError(f"study {study.study_name!r}: its settings name no objectives")
+    frame = trials_frame(study)
+    fixed = {str(k): float(v) for k, v in (settings.get("reference_point") or {}).items()}
+    if frame.empty:
+        front, reference, history = frame, [math.nan] * len(metrics), _empty_history()
+        beaten: dict[str, list[str]] = {}
+    else:
+        front = pareto_frame(frame, metrics, directions)
+        reference = resolve_reference(frame, metrics, directions, fixed)
+        history = _history(frame, metrics, directions, reference)
+        beaten = dominance(frame, metrics, directions)
+    hv = None
+    if len(metrics) > 1 and not front.empty and all(math.isfinite(r) for r in reference):
+        hv = hypervolume(front[list(metrics)].astype(float).to_numpy(), directions, reference)
+    return ReportData(
+        study_name=study.study_name,
+        settings=dict(settings),
+        trials=frame,
+        front=front,
+        metrics=metrics,
+        directions=directions,
+        reference_point=tuple(reference),
+        fixed_reference={m: v for m, v in fixed.items() if m in metrics},
+        hypervolume=hv,
+        history=history,
+        dominance=beaten,
+    )
+
+
+def _empty_history() -> pd.DataFrame:
+    return pd.DataFrame(columns=["number", "hypervolume"])
+
+
+def _history(
+    frame: pd.DataFrame,
+    metrics: Sequence[str],
+    directions: Sequence[str],
+    reference: Sequence[float],
+) -> pd.DataFrame:
+    if len(metrics) < 2 or not all(math.isfinite(r) for r in reference):
+        return _empty_history()
+    return hypervolume_history(frame, metrics, directions, reference)

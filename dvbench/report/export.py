@@ -1,0 +1,126 @@
+"""Export a searched architecture as a config file every dvbench command and timm accept.
+
+A YAML export holds the plain :class:`~dvbench.models.DualViTConfig` fields at the top level
+under a comment block saying where it came from; a JSON export wraps them as
+``{"config": {...}, "source": {...}}``. Both load with :func:`dvbench.models.load_config`, so
+``dvbench profile FILE``, ``dvbench train FILE``, ``dvbench.models.create_model(FILE)`` and
+``timm.create_model("dualvit_s", **load_config(FILE).to_dict())`` build the same network.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch.nn as nn
+import yaml
+from optuna.trial import TrialState
+
+from dvbench.errors import UsageError
+from dvbench.models import DualViTConfig, create_model
+from dvbench.report.data import STUDY_ATTR, metric_text
+
+__all__ = ["EXPORT_SUFFIXES", "create_from_file", "export_trial", "trial_export_config"]
+
+EXPORT_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def create_from_file(path: str | Path, **kwargs: Any) -> nn.Module:
+    """Build the network an exported (or any Dual-ViT) config file describes."""
+    return create_model(Path(path), **kwargs)
+
+
+def _trial(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
+    found = [t for t in study.get_trials(deepcopy=False) if t.number == number]
+    if not found:
+        last = len(study.get_trials(deepcopy=False)) - 1
+        raise UsageError(f"study {study.study_name!r} has no trial {number} (trials 0..{last})")
+    return found[0]
+
+
+def trial_export_config(study: optuna.Study, number: int) -> DualViTConfig:
+    """The config a COMPLETE trial recorded, named ``<study>_trial<N>``."""
+    trial = _trial(study, number)
+    reason = trial.user_attrs.get("fail_reason")
+    if trial.state != TrialState.COMPLETE:
+        why = f": {reason}" if reason else ""
+        raise UsageError(
+            f"trial {number} of {study.study_name!r} is {trial.state.name}, not COMPLETE{why}"
+        )
+    config = trial.user_attrs.get("config")
+    if not isinstance(config, dict):
+        raise UsageError(f"trial {number} of {study.study_name!r} recorded no config")
+    try:
+        cfg = DualViTConfig.from_dict(config)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"trial {number} of {study.study_name!r}: bad config: {exc}") from None
+    return cfg.replace(name=f"{study.study_name}_trial{number}")
+
+
+def _source(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    settings = study.user_attrs.get(STUDY_ATTR) or {}
+    return {
+        "study": study.study_name,
+        "trial": trial.number,
+        "seed_name": trial.user_attrs.get("seed_name"),
+        "feasible": trial.user_attrs.get("feasible"),
+        "knobs": dict(trial.params),
+        "metrics": dict(trial.user_attrs.get("metrics") or {}),
+        "profile_res": (settings.get("profile") or {}).get("res"),
+        "command": settings.get("command"),
+    }
+
+
+def _yaml_header(source: dict[str, Any], cfg: DualViTConfig, path: Path) -> str:
+    metrics = source["metrics"]
+    recorded = [
+        f"{metric_text(m, metrics[m])} {unit}"
+        for m, unit in (
+            ("params_m", "M params"),
+            ("gflops", f"GFLOPs at {source['profile_res']} px"),
+            ("latency_ms_median", "ms latency"),
+            ("top1", "% top-1 (proxy)"),
+        )
+        if metrics.get(m) is not None
+    ]
+    knobs = " ".join(f"{k}={v}" for k, v in source["knobs"].items())
+    seed = f" ({source['seed_name']})" if source["seed_name"] else ""
+    lines = [
+        f"Dual-ViT config exported by dvbench: study {source['study']!r}, "
+        f"trial {source['trial']}{seed}.",
+        f"Recorded: {', '.join(recorded)}." if recorded else "",
+        "Over the search's budget: recorded, not trained." if source["feasible"] is False else "",
+        *(textwrap.wrap(f"Knobs: {knobs}", 96, subsequent_indent="  ") if knobs else []),
+        f"Study command: {source['command']}" if source["command"] else "",
+        f"num_classes is the search's ({cfg.num_classes}); override it when building, e.g. "
+        "create_model(FILE, num_classes=1000).",
+        f"Use: python cli.py profile {path.name}   |   python cli.py train {path.name}",
+        f"     dvbench.models.create_model({path.name!r})",
+        f"     timm.create_model('dualvit_s', **dvbench.models.load_config({path.name!r})"
+        ".to_dict())",
+    ]
+    return "".join(f"# {line}\n" for line in lines if line)
+
+
+def export_trial(study: optuna.Study, number: int, path: str | Path) -> Path:
+    """Write trial ``number``'s config to ``path`` (``.yaml``/``.yml`` or ``.json``)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in EXPORT_SUFFIXES:
+        raise UsageError(f"out: {path} must end in {', '.join(EXPORT_SUFFIXES)}")
+    if path.is_dir():
+        raise UsageError(f"out: {path} is a folder; give a file name ending in .yaml or .json")
+    if not path.parent.is_dir():
+        raise UsageError(f"out: folder {path.parent} does not exist")
+    cfg = trial_export_config(study, number)
+    source = _source(study, _trial(study, number))
+    if suffix == ".json":
+        text = json.dumps({"config": cfg.to_dict(), "source": source}, indent=2) + "\n"
+    else:
+        fields = yaml.safe_dump(cfg.to_dict(), sort_keys=False, default_flow_style=None)
+        text = _yaml_header(source, cfg, path) + fields
+    path.write_text(text)
+    return path

@@ -1,0 +1,601 @@
+"""Plots of a study or a comparison: first what to draw (a NamedTuple), then the drawing.
+
+As in Optuna's ``visualization`` package, each plot has a ``get_*_info`` function that
+computes the points, lines and labels, and a ``draw_*`` function that only draws them; tests
+check the info functions. Drawing uses matplotlib's object API (``Figure`` with an Agg
+canvas), so it never switches the global backend or touches pyplot's figure list.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import optuna
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+from matplotlib.transforms import Bbox
+
+from dvbench.report.data import (
+    ACCURACY_METRICS,
+    ReportData,
+    metric_direction,
+    metric_label,
+    metric_name,
+    metric_text,
+    metric_unit,
+)
+from dvbench.search.tables import candidates, pareto_mask
+
+__all__ = [
+    "DPI",
+    "FIGSIZE",
+    "HypervolumeInfo",
+    "ImportanceInfo",
+    "ParetoFrontInfo",
+    "PlotPoint",
+    "draw_hypervolume",
+    "draw_importance",
+    "draw_pareto_front",
+    "get_hypervolume_info",
+    "get_importance_info",
+    "get_pareto_front_info",
+    "get_points_info",
+    "model_family",
+    "plot_file_name",
+    "report_axes",
+]
+
+FIGSIZE = (8.0, 5.5)  # inches; at DPI this is 1200 x 825 pixels
+DPI = 150
+LOG_SCALE_DECADES = 1.5  # an axis whose values span more than this many decades is logarithmic
+MIN_TRIALS_FOR_IMPORTANCE = 10
+
+# Marker styles by kind of point. Named models (seeds, baselines) are outlined and on top.
+_OUTLINED = dict(edgecolors="black", linewidths=0.5, zorder=5)
+_STYLES: dict[str, dict[str, Any]] = {
+    "trial": dict(marker="o", s=16, color="0.7", linewidths=0, zorder=2),
+    "front": dict(marker="o", s=30, color="tab:blue", edgecolors="white", linewidths=0.5, zorder=4),
+    "searched": dict(marker="o", s=40, color="tab:blue", **_OUTLINED),
+    "seed": dict(marker="*", s=150, color="tab:orange", **_OUTLINED),
+    "dualvit": dict(marker="h", s=70, color="tab:brown", **_OUTLINED),
+    "swin": dict(marker="s", s=50, color="tab:green", **_OUTLINED),
+    "pvt": dict(marker="D", s=42, color="tab:red", **_OUTLINED),
+    "other": dict(marker="^", s=55, color="tab:purple", **_OUTLINED),
+}
+_STUDY_LEGEND = {
+    "trial": "other feasible trials",
+    "front": "Pareto-optimal trials (label: trial number)",
+    "seed": "official Dual-ViT shapes (seed trials)",
+    "dualvit": "Dual-ViT baseline",
+    "swin": "Swin baseline",
+    "pvt": "PVTv2 baseline",
+    "other": "other baseline",
+}
+_SHORT_NAMES = {
+    "latency_ms_median": "latency",
+    "throughput_img_s": "throughput",
+    "peak_mem_mb": "memory",
+    "params_m": "params",
+    "train_time_s": "train_time",
+}
+
+
+class PlotPoint(NamedTuple):
+    x: float
+    y: float
+    name: str
+    kind: str  # a key of the marker styles: trial, front, seed, swin, pvt, dualvit, ...
+    label: str | None  # text drawn beside the marker; None for none
+    on_front: bool
+
+
+class ParetoFrontInfo(NamedTuple):
+    title: str
+    subtitle: str
+    x_metric: str
+    y_metric: str
+    x_label: str
+    y_label: str
+    x_log: bool
+    y_log: bool
+    points: list[PlotPoint]  # everything drawn (feasible completed trials and baselines)
+    front: list[tuple[float, float]]  # non-dominated points in these two axes, sorted by x
+    step: str  # matplotlib ``where`` of the front's staircase
+    legend: dict[str, str]  # kind -> legend text, for the kinds present
+    front_legend: str
+
+
+class HypervolumeInfo(NamedTuple):
+    title: str
+    subtitle: str
+    y_label: str
+    numbers: list[int]
+    values: list[float]
+
+
+class ImportanceInfo(NamedTuple):
+    title: str
+    params: list[str]  # most important first
+    importances: dict[str, list[float]]  # objective -> one value per param
+    skipped: str | None  # why there are none, when there are none
+
+
+# ------------------------------------------------------------------------------ infos
+def model_family(name: str) -> str:
+    """The marker kind for a model or baseline name: dualvit, searched, swin, pvt, other."""
+    lowered = name.lower()
+    if lowered.startswith("study:") or "_trial" in lowered:
+        return "searched"
+    if lowered.startswith("dualvit"):
+        return "dualvit"
+    if "swin" in lowered:
+        return "swin"
+    if "pvt" in lowered:
+        return "pvt"
+    return "other"
+
+
+def plot_file_name(x_metric: str, y_metric: str) -> str:
+    """``top1_vs_gflops.png``, ``top1_vs_latency.png``, ``params_vs_gflops.png``."""
+    return f"{_SHORT_NAMES.get(y_metric, y_metric)}_vs_{_SHORT_NAMES.get(x_metric, x_metric)}.png"
+
+
+def report_axes(data: ReportData) -> list[tuple[str, str]]:
+    """The (x, y) metric pairs a study's report plots.
+
+    Accuracy studies: accuracy against GFLOPs, against latency when it was measured, and
+    against any other cost objective. Cost-only studies: the first cost objective against
+    each other objective (a one-objective study: against GFLOPs, or parameters).
+    """
+    accuracy = next((m for m in data.metrics if m in ACCURACY_METRICS), None)
+    if accuracy is not None:
+        xs = ["gflops", "latency_ms_median", *data.metrics]
+        xs = [x for x in dict.fromkeys(xs) if x not in ACCURACY_METRICS]
+        return [(x, accuracy) for x in xs if data.measured(x)]
+    if len(data.metrics) == 1:
+        only = data.metrics[0]
+        return [("gflops" if only != "gflops" else "params_m", only)]
+    costs = [m for m, d in zip(data.metrics, data.directions, strict=True) if d == "minimize"]
+    first = costs[0] if costs else data.metrics[0]
+    return [(first, y) for y in data.metrics if y != first]
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _is_log(values: Sequence[float]) -> bool:
+    positive = [v for v in values if v > 0]
+    if len(positive) < 2 or len(positive) < len(values):
+        return False
+    return math.log10(max(positive) / min(positive)) > LOG_SCALE_DECADES
+
+
+def get_points_info(
+    pool: pd.DataFrame,
+    x_metric: str,
+    y_metric: str,
+    *,
+    title: str,
+    subtitle: str = "",
+    extra: pd.DataFrame | None = None,
+    kind: Callable[[Mapping[str, Any], bool], str],
+    label: Callable[[Mapping[str, Any], bool], str | None],
+    legend: Mapping[str, str],
+    resolution: int | None = None,
+    batch_size: int = 1,
+) -> ParetoFrontInfo:
+    """Points of ``pool`` (its front in these two axes drawn as a staircase) and ``extra``.
+
+    ``kind(row, on_front)`` and ``label(row, on_front)`` choose each point's marker and text;
+    rows without both metrics finite are left out.
+    """
+    x_dir, y_dir = metric_direction(x_metric), metric_direction(y_metric)
+
+    def point(row: Mapping[str, Any], on_front: bool) -> PlotPoint:
+        return PlotPoint(
+            float(row[x_metric]),
+            float(row[y_metric]),
+            str(row["name"]),
+            kind(row, on_front),
+            label(row, on_front),
+            on_front,
+        )
+
+    points: list[PlotPoint] = []
+    front: list[tuple[float, float]] = []
+    if len(pool):
+        pool = pool[pool[x_metric].map(_finite) & pool[y_metric].map(_finite)]
+    if len(pool):
+        mask = pareto_mask(pool[[x_metric, y_metric]].astype(float).to_numpy(), (x_dir, y_dir))
+        points = [point(row, bool(m)) for row, m in zip(pool.to_dict("records"), mask, strict=True)]
+        front = sorted(
+            ((p.x, p.y) for p in points if p.on_front),
+            key=lambda xy: (xy[0], -xy[1] if y_dir == "maximize" else xy[1]),
+        )
+    rows = extra.to_dict("records") if extra is not None else []
+    points += [
+        point(row, False)
+        for row in rows
+        if _finite(row.get(x_metric)) and _finite(row.get(y_metric))
+    ]
+    present = {p.kind for p in points}
+    return ParetoFrontInfo(
+        title=title,
+        subtitle=subtitle,
+        x_metric=x_metric,
+        y_metric=y_metric,
+        x_label=metric_label(x_metric, resolution=resolution, batch_size=batch_size),
+        y_label=metric_label(y_metric, resolution=resolution, batch_size=batch_size),
+        x_log=_is_log([p.x for p in points]),
+        y_log=y_metric not in ACCURACY_METRICS and _is_log([p.y for p in points]),
+        points=points,
+        front=front,
+        # The attainment staircase: each front point holds until the next one along x.
+        step="post" if x_dir == "minimize" else "pre",
+        legend={k: text for k, text in legend.items() if k in present},
+        front_legend="Pareto front (these two axes)",
+    )
+
+
+def get_pareto_front_info(data: ReportData, x_metric: str, y_metric: str) -> ParetoFrontInfo:
+    """A study's feasible completed trials, their front and the baselines, in two metrics.
+
+    Failed and over-budget trials are not drawn (the subtitle counts them). Front trials are
+    labelled with their trial number, seed trials (official shapes) and baselines by name.
+    """
+
+    def kind(row: Mapping[str, Any], on_front: bool) -> str:
+        if row.get("baseline"):
+            return model_family(str(row["name"]))
+        if str(row["name"]).startswith("dualvit_"):
+            return "seed"
+        return "front" if on_front else "trial"
+
+    def label(row: Mapping[str, Any], on_front: bool) -> str | None:
+        if row.get("baseline") or str(row["name"]).startswith("dualvit_"):
+            return str(row["name"])
+        return str(int(row["number"])) if on_front else None
+
+    pool = candidates(data.trials, [x_metric, y_metric])
+    baselines = data.baseline_rows
+    baselines = baselines[baselines["state"] == "COMPLETE"] if len(baselines) else baselines
+    return get_points_info(
+        pool,
+        x_metric,
+        y_metric,
+        title=f"{data.study_name}: {metric_name(y_metric)} vs {metric_name(x_metric)}",
+        subtitle=_study_subtitle(data, len(pool), accuracy=y_metric in ACCURACY_METRICS),
+        extra=baselines,
+        kind=kind,
+        label=label,
+        legend=_STUDY_LEGEND,
+        resolution=data.resolution,
+        batch_size=data.batch_size,
+    )
+
+
+def _study_subtitle(data: ReportData, drawn: int, *, accuracy: bool) -> str:
+    complete = data.count("COMPLETE")
+    hidden = [
+        f"{n} {what}"
+        for n, what in ((data.count("FAIL"), "failed"), (data.infeasible, "over budget"))
+        if n
+    ]
+    text = f"{drawn} of {complete} completed trials drawn"
+    if hidden:
+        text += f" ({', '.join(hidden)}: not drawn)"
+    train = data.settings.get("train") or {}
+    if accuracy and train:
+        epochs = train.get("epochs")
+        budget = f", {epochs:g} epochs" if isinstance(epochs, (int, float)) else ""
+        text += (
+            f"\naccuracy: proxy training on {train.get('data', '?')} at "
+            f"{train.get('res', '?')} px{budget}"
+        )
+    return text
+
+
+def get_hypervolume_info(data: ReportData) -> HypervolumeInfo | None:
+    """Hypervolume of the front after each trial; None for one objective or no trials."""
+    if data.history.empty:
+        return None
+    units = " x ".join(metric_unit(m) for m in data.metrics)
+    reference = ", ".join(
+        f"{m} {metric_text(m, r)}" for m, r in zip(data.metrics, data.reference_point, strict=True)
+    )
+    return HypervolumeInfo(
+        title=f"{data.study_name}: hypervolume of the Pareto front",
+        subtitle=f"reference point: {reference}",
+        y_label=f"hypervolume ({units})",
+        numbers=[int(n) for n in data.history["number"]],
+        values=[float(v) for v in data.history["hypervolume"]],
+    )
+
+
+def get_importance_info(study: optuna.Study, data: ReportData) -> ImportanceInfo:
+    """Optuna's parameter importances (PED-ANOVA) per objective, feasible trials only.
+
+    Maximised objectives are negated first (the evaluator scores reaching low values). With
+    fewer than ``MIN_TRIALS_FOR_IMPORTANCE`` feasible trials the result says why it is empty.
+    """
+    title = f"{data.study_name}: parameter importance (PED-ANOVA)"
+    pool = candidates(data.trials, data.metrics)
+    numbers = set(int(n) for n in pool["number"]) if len(pool) else set()
+    trials = [t for t in study.get_trials(deepcopy=False) if t.number in numbers and t.params]
+    if len(trials) < MIN_TRIALS_FOR_IMPORTANCE:
+        return ImportanceInfo(
+            title,
+            [],
+            {},
+            f"needs at least {MIN_TRIALS_FOR_IMPORTANCE} "
+            f"feasible completed trials, the study has {len(trials)}",
+        )
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "created a study" line
+    try:
+        feasible = optuna.create_study(directions=list(data.directions))
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    feasible.add_trials(trials)
+    importances: dict[str, dict[str, float]] = {}
+    for i, (metric, direction) in enumerate(zip(data.metrics, data.directions, strict=True)):
+        sign = -1.0 if direction == "maximize" else 1.0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the evaluator's reminder about the sign
+            try:
+                importances[metric] = optuna.importance.get_param_importances(
+                    feasible, target=lambda t, i=i, sign=sign: sign * t.values[i]
+                )
+            except (ValueError, RuntimeError) as exc:
+                return ImportanceInfo(title, [], {}, f"Optuna could not compute them: {exc}")
+    params = sorted(
+        {p for values in importances.values() for p in values},
+        key=lambda p: -sum(v.get(p, 0.0) for v in importances.values()),
+    )
+    return ImportanceInfo(
+        title, params, {m: [v.get(p, 0.0) for p in params] for m, v in importances.items()}, None
+    )
+
+
+# ---------------------------------------------------------------------------- drawing
+def _new_figure(figsize: tuple[float, float] = FIGSIZE) -> Figure:
+    figure = Figure(figsize=figsize, dpi=DPI, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _save(figure: Figure, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=DPI)  # no bbox_inches: the image is exactly FIGSIZE x DPI
+    return path
+
+
+def _titles(figure: Figure, ax: Any, title: str, subtitle: str) -> None:
+    figure.suptitle(title, fontsize=12, fontweight="bold")
+    if subtitle:
+        ax.set_title(subtitle, fontsize=8.5, color="0.35")
+
+
+def _log_axis(axis: Any) -> None:
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def _staircase(front: Sequence[tuple[float, float]], where: str) -> list[tuple[float, float]]:
+    """The vertices of the front's step line (as matplotlib's ``step`` draws it)."""
+    out = [front[0]]
+    for (x0, y0), (x1, y1) in zip(front, front[1:], strict=False):
+        out += [(x1, y0) if where == "post" else (x0, y1), (x1, y1)]
+    return out
+
+
+def draw_pareto_front(info: ParetoFrontInfo, path: str | Path) -> Path:
+    """Draw a :class:`ParetoFrontInfo` to a PNG file."""
+    figure = _new_figure()
+    ax = figure.add_subplot()
+    stairs = _staircase(info.front, info.step) if len(info.front) > 1 else []
+    if stairs:
+        ax.plot(
+            *zip(*stairs, strict=True),
+            color="tab:blue",
+            linewidth=1.3,
+            alpha=0.7,
+            zorder=3,
+            label=info.front_legend,
+        )
+    for kind, text in info.legend.items():
+        chosen = [p for p in info.points if p.kind == kind]
+        ax.scatter([p.x for p in chosen], [p.y for p in chosen], label=text, **_STYLES[kind])
+    if info.x_log:
+        ax.set_xscale("log")
+        _log_axis(ax.xaxis)
+    if info.y_log:
+        ax.set_yscale("log")
+        _log_axis(ax.yaxis)
+    ax.margins(x=0.08, y=0.1)
+    ax.set_xlabel(info.x_label)
+    ax.set_ylabel(info.y_label)
+    ax.grid(True, which="major", alpha=0.3)
+    _titles(figure, ax, info.title, info.subtitle)
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        figure.legend(
+            handles,
+            labels,
+            loc="outside lower center",
+            ncols=min(len(handles), 3),
+            fontsize=8,
+            frameon=False,
+        )
+    figure.draw_without_rendering()  # settle the layout before measuring label positions
+    _place_labels(figure, ax, info.points, stairs)
+    return _save(figure, path)
+
+
+def _label_offsets(radius: float) -> list[tuple[float, float, str, str]]:
+    """Offsets (points) and alignments to try for a marker of ``radius`` points, nearest first."""
+    out = []
+    for r in (radius + 2.0, radius + 8.0, radius + 15.0, radius + 24.0):
+        d = r * 0.8  # diagonal placements sit about as far from the centre as straight ones
+        out += [
+            (d, d, "left", "bottom"),
+            (d, -d, "left", "top"),
+            (-d, d, "right", "bottom"),
+            (-d, -d, "right", "top"),
+            (0.0, r, "center", "bottom"),
+            (0.0, -r, "center", "top"),
+            (r, 0.0, "left", "center"),
+            (-r, 0.0, "right", "center"),
+        ]
+    return out
+
+
+def _marker_radius(kind: str) -> float:
+    """Half the marker's size in points (scatter sizes are areas in points squared)."""
+    return math.sqrt(_STYLES[kind]["s"]) / 2
+
+
+def _place_labels(
+    figure: Figure,
+    ax: Any,
+    points: Sequence[PlotPoint],
+    line: Sequence[tuple[float, float]] = (),
+) -> None:
+    """Label points greedily: each label takes the nearest offset that overlaps nothing.
+
+    Overlaps with labels already placed cost most, then leaving the axes, then covering a
+    marker or a segment of ``line``; far placements get a thin leader line. Baselines and
+    seeds are placed first.
+    """
+    renderer = figure.canvas.get_renderer()
+    scale = figure.dpi / 72.0
+    inside = ax.get_window_extent(renderer)
+    centres = ax.transData.transform(np.array([[p.x, p.y] for p in points])) if points else []
+    markers = [
+        Bbox.from_bounds(cx - r, cy - r, 2 * r, 2 * r)
+        for (cx, cy), p in zip(centres, points, strict=True)
+        for r in [_marker_radius(p.kind) * scale + 2]
+    ]
+    vertices = ax.transData.transform(np.array(line)) if len(line) else []
+    segments = [
+        Bbox.from_extents(
+            min(a[0], b[0]), min(a[1], b[1]), max(a[0], b[0]), max(a[1], b[1])
+        ).padded(1.0)
+        for a, b in zip(vertices[:-1], vertices[1:], strict=True)
+    ]
+    placed: list[Bbox] = []
+    order = sorted(
+        (p for p in points if p.label), key=lambda p: (p.kind in ("trial", "front"), p.x, p.y)
+    )
+    for point in order:
+        radius = _marker_radius(point.kind)
+        best = None
+        for dx, dy, ha, va in _label_offsets(radius):
+            text = ax.annotate(
+                point.label,
+                (point.x, point.y),
+                xytext=(dx, dy),
+                textcoords="offset points",
+                ha=ha,
+                va=va,
+                fontsize=7.5,
+                annotation_clip=False,
+            )
+            box = text.get_window_extent(renderer).padded(1.5)
+            text.remove()
+            cost = (
+                10 * sum(box.overlaps(b) for b in placed)
+                + (0 if _contains(inside, box) else 6)
+                + sum(box.overlaps(m) for m in markers)
+                + sum(box.overlaps(segment) for segment in segments)
+            )
+            if best is None or cost < best[0]:
+                best = (cost, dx, dy, ha, va, box)
+            if cost == 0:
+                break
+        _, dx, dy, ha, va, box = best
+        far = math.hypot(dx, dy) > radius + 6
+        ax.annotate(
+            point.label,
+            (point.x, point.y),
+            xytext=(dx, dy),
+            textcoords="offset points",
+            ha=ha,
+            va=va,
+            fontsize=7.5,
+            annotation_clip=False,
+            zorder=6,
+            fontweight="bold" if point.kind not in ("trial", "front") else "normal",
+            arrowprops=dict(arrowstyle="-", color="0.55", linewidth=0.5, shrinkA=0, shrinkB=radius)
+            if far
+            else None,
+        ).set_in_layout(False)
+        placed.append(box)
+
+
+def _contains(outer: Bbox, inner: Bbox) -> bool:
+    return (
+        outer.x0 <= inner.x0
+        and inner.x1 <= outer.x1
+        and outer.y0 <= inner.y0
+        and inner.y1 <= outer.y1
+    )
+
+
+def draw_hypervolume(info: HypervolumeInfo, path: str | Path) -> Path:
+    """The hypervolume after each trial, as a staircase with the trials marked."""
+    figure = _new_figure()
+    ax = figure.add_subplot()
+    ax.step(info.numbers, info.values, where="post", color="tab:blue", linewidth=1.5)
+    ax.plot(info.numbers, info.values, "o", color="tab:blue", markersize=3.5)
+    if info.values:
+        ax.annotate(
+            f"{info.values[-1]:.4g}",
+            (info.numbers[-1], info.values[-1]),
+            xytext=(-4, 6),
+            textcoords="offset points",
+            ha="right",
+            fontsize=8,
+        )
+    ax.set_xlabel("trial number (feasible completed trials)")
+    ax.set_ylabel(info.y_label)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylim(0, max(info.values, default=1.0) * 1.1 or 1.0)
+    ax.grid(True, alpha=0.3)
+    _titles(figure, ax, info.title, info.subtitle)
+    return _save(figure, path)
+
+
+def draw_importance(info: ImportanceInfo, path: str | Path) -> Path:
+    """Grouped horizontal bars: each parameter's importance for each objective."""
+    figure = _new_figure()
+    ax = figure.add_subplot()
+    rows = np.arange(len(info.params))
+    height = 0.8 / max(len(info.importances), 1)
+    for i, (metric, values) in enumerate(info.importances.items()):
+        ax.barh(
+            rows + (i - (len(info.importances) - 1) / 2) * height,
+            values,
+            height=height,
+            label=metric_name(metric),
+        )
+    ax.set_yticks(rows, info.params)
+    ax.invert_yaxis()  # most important at the top
+    ax.set_xlabel("importance (share of the objective's variation, sums to 1)")
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    _titles(figure, ax, info.title, "feasible completed trials")
+    return _save(figure, path)
