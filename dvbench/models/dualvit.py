@@ -139,6 +139,12 @@ def _reorder(state_dict: dict, prefix: str, order: Sequence[str]) -> None:
 class PixelFFN(nn.Module):
     """PVT-v2 FFN: Linear -> depthwise 3x3 conv on the pixel map -> GELU -> Linear."""
 
+    # Inference runs the FFN a few images at a time so that its hidden tensors (the largest
+    # in the network: stage 1 holds B x 3136 x 8C) stay around this many elements. Fresh
+    # multi-megabyte allocations are page-faulted in on every call and fall out of cache;
+    # chunking keeps them small and reused. Samples are independent, so values are the same.
+    chunk_elements = 2**21
+
     def __init__(self, dim: int, hidden: int):
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden)
@@ -147,15 +153,17 @@ class PixelFFN(nn.Module):
         self.fc2 = nn.Linear(hidden, dim)
 
     def forward(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
-        hidden = self.dwconv(self.fc1(x), h, w)
-        if torch.is_grad_enabled() and hidden.requires_grad:
-            hidden = self.act(hidden)
-        else:
-            # Inference: the conv output is ours alone, so GELU overwrites it instead of
-            # allocating (and page-faulting in) another hidden-sized tensor, the largest in
-            # the network (stage 1: B x 3136 x 8C). Same values as nn.GELU().
-            hidden = torch.ops.aten.gelu_(hidden)
-        return self.fc2(hidden)
+        if torch.is_grad_enabled():  # autograd needs GELU's input: the plain path
+            return self.fc2(self.act(self.dwconv(self.fc1(x), h, w)))
+        per_chunk = max(1, self.chunk_elements // (h * w * self.fc1.out_features))
+        if x.shape[0] <= per_chunk:
+            return self._inference(x, h, w)
+        return torch.cat([self._inference(part, h, w) for part in x.split(per_chunk)], dim=0)
+
+    def _inference(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        # GELU overwrites the conv output (ours alone) instead of allocating another hidden-
+        # sized tensor; same values as nn.GELU().
+        return self.fc2(torch.ops.aten.gelu_(self.dwconv(self.fc1(x), h, w)))
 
 
 class DWConv(nn.Module):

@@ -201,6 +201,20 @@ def test_inference_and_training_paths_agree():
     assert torch.allclose(model(x), expected, atol=1e-6)
 
 
+def test_chunked_inference_ffn_computes_the_same_function(monkeypatch):
+    """Inference runs the pixel FFN a few images at a time; the logits must not change."""
+    from dvbench.models.dualvit import PixelFFN
+
+    torch.manual_seed(0)
+    model = DualViT(DualViTConfig(**TINY, img_size=64)).eval()
+    x = torch.randn(3, 3, 64, 64)
+    with torch.enable_grad():
+        expected = model(x).detach()  # the autograd path never chunks
+    monkeypatch.setattr(PixelFFN, "chunk_elements", 1)  # one image per chunk everywhere
+    with torch.no_grad():
+        assert torch.allclose(model(x), expected, atol=1e-5)
+
+
 def test_fused_and_explicit_attention_agree():
     torch.manual_seed(0)
     model = DualViT(DualViTConfig(**TINY, img_size=64)).eval()
