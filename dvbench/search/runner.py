@@ -14,9 +14,12 @@ an interruption finishes the same study; tables are re-exported after every tria
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import math
+import os
 import platform
 import shlex
+import socket
 import sys
 import time
 import warnings
@@ -42,6 +45,7 @@ from dvbench.search.storage import STUDY_ATTR
 from dvbench.search.tables import BASELINE_ATTR_PREFIX, export_tables
 
 MAX_CONSECUTIVE_FAILURES = 25
+WORKER_ATTR = "worker"  # host:pid of the worker that ran the trial
 
 
 class TrialFailure(Exception):
@@ -390,6 +394,11 @@ def make_objective(options: SearchOptions, evaluator: _Evaluator):
     space = options.space
 
     def objective(trial: optuna.Trial) -> list[float]:
+        # First write of every trial: marks it as started by a live worker (see
+        # fail_orphaned_trials); by now Optuna's heartbeat thread is running too.
+        trial.set_user_attr(WORKER_ATTR, f"{socket.gethostname()}:{os.getpid()}")
+        if trial.user_attrs.get("fail_reason"):  # a retry inherits its predecessor's attrs
+            trial.set_user_attr("fail_reason", None)
         timings: dict[str, float] = {}
         knobs = space.sample(trial)
         try:
@@ -442,6 +451,37 @@ def make_objective(options: SearchOptions, evaluator: _Evaluator):
     return objective
 
 
+def fail_orphaned_trials(study: optuna.Study, grace_period: float) -> list[int]:
+    """Fail (and retry once) RUNNING trials whose worker died before the objective started.
+
+    Optuna's heartbeat only covers trials whose heartbeat thread got to record once; a worker
+    killed between creating a trial and starting it leaves a RUNNING trial without one,
+    which no heartbeat check ever fails. Such a trial has no ``worker`` attribute (the
+    objective's first write); once it is older than the grace period it is an orphan.
+    """
+    now = datetime.datetime.now()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
+    orphans = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        started = trial.datetime_start
+        if WORKER_ATTR in trial.user_attrs or started is None:
+            continue
+        if (now - started).total_seconds() < grace_period:
+            continue
+        try:
+            # the reason first: a finished trial's attributes can no longer be written
+            trial_handle = optuna.Trial(study, trial._trial_id)
+            trial_handle.set_user_attr("fail_reason", "worker died before the trial started")
+            study.tell(trial.number, state=TrialState.FAIL)
+        except (RuntimeError, ValueError):  # another worker got there first
+            continue
+        retry(study, study.get_trials(deepcopy=False)[trial.number])
+        orphans.append(trial.number)
+    return orphans
+
+
 def _counts(study: optuna.Study) -> dict[TrialState, int]:
     counts = dict.fromkeys(TrialState, 0)
     for t in study.get_trials(deepcopy=False):
@@ -483,6 +523,7 @@ def run_search(
         started = time.monotonic()
         objective = make_objective(options, evaluator)
         while True:
+            fail_orphaned_trials(study, options.grace_period)
             counts = _counts(study)
             if counts[TrialState.COMPLETE] >= options.total_trials:
                 break

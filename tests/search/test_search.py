@@ -309,6 +309,9 @@ def test_sigkill_mid_trial_loses_no_completed_trial(tmp_path):
     before = pd.read_csv(trials_csv)
     kept = set(before[before.state == "COMPLETE"].number)
     assert len(kept) >= 2
+    storage = f"sqlite:///{results / 'costs' / 'study.db'}"
+    study = optuna.load_study(study_name="costs", storage=storage)
+    killed = [t.number for t in study.trials if t.state.name == "RUNNING"]
     time.sleep(4)  # past the grace period: the killed worker's trial is stale
     finished = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert finished.returncode == 0, finished.stderr
@@ -316,3 +319,27 @@ def test_sigkill_mid_trial_loses_no_completed_trial(tmp_path):
     assert (after.state == "COMPLETE").sum() == 4
     assert kept <= set(after[after.state == "COMPLETE"].number)
     assert "RUNNING" not in set(after.state)
+    for number in killed:  # the killed worker's trial failed and was retried once
+        assert after.loc[after.number == number, "state"].item() == "FAIL"
+        assert (after["retried_from"] == number).sum() == 1
+
+
+def test_orphaned_running_trial_is_failed_and_retried(tmp_path):
+    """A worker killed between creating a trial and starting it leaves no heartbeat."""
+    from dvbench.search.runner import fail_orphaned_trials
+
+    study = optuna.create_study(
+        storage=f"sqlite:///{tmp_path / 's.db'}", directions=["minimize", "minimize"]
+    )
+    orphan = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    live = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    live.set_user_attr("worker", "host:1")  # a live worker's trial is left alone
+    assert fail_orphaned_trials(study, grace_period=3600) == []
+    assert fail_orphaned_trials(study, grace_period=0) == [orphan.number]
+    trials = study.get_trials()
+    assert trials[orphan.number].state.name == "FAIL"
+    assert trials[orphan.number].user_attrs["fail_reason"].startswith("worker died")
+    assert trials[live.number].state.name == "RUNNING"
+    retry = trials[-1]
+    assert retry.state.name == "WAITING" and retry.system_attrs["failed_trial"] == orphan.number
+    assert retry.params == trials[orphan.number].params
