@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dvbench.cli.argtypes import positive_float, positive_int
+
 EPILOG = """\
 examples:
   python cli.py compare dualvit_s swin_t pvt_v2_b2               # results/compare/compare.csv
@@ -22,26 +24,6 @@ The table and a plot (accuracy, else throughput, else parameters vs GFLOPs) are 
 """
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0 or str(value) != text.strip():
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "compare",
@@ -54,13 +36,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("models", nargs="+", metavar="MODEL", help="models to compare")
     parser.add_argument(
         "--res",
-        type=_positive_int,
+        type=positive_int,
         default=224,
         help="resolution for GFLOPs, latency and memory (default 224)",
     )
     parser.add_argument(
         "--batch-size",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         help="batch size for latency and throughput (default 1)",
     )
@@ -81,10 +63,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="digits, cifar10, cifar100 or an image folder: train each model",
     )
     train.add_argument(
-        "--epochs", type=_positive_float, default=3.0, help="training epochs per model (default 3)"
+        "--epochs", type=positive_float, default=3.0, help="training epochs per model (default 3)"
     )
     train.add_argument(
-        "--train-res", type=_positive_int, default=32, help="training resolution in px (default 32)"
+        "--train-res", type=positive_int, default=32, help="training resolution in px (default 32)"
     )
     train.add_argument("--seed", type=int, default=0, help="data split and initialisation seed")
     parser.add_argument(

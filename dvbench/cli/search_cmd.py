@@ -5,32 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dvbench.cli.argtypes import positive_float, positive_int
+
 EPILOG = """examples:
   python cli.py search --space small                       # 20 trials, NSGA-II, results/small/
   python cli.py search --space small --n-trials 40          # continue the same study to 40
   python cli.py search --space paper --seed-official --sampler random --study-name paper_rs
   python cli.py search --space small --baselines pvt_v2_b0,swin_t
 """
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -52,11 +34,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--n-trials",
-        type=_positive_int,
+        type=positive_int,
         help="total COMPLETE trials the study should hold (default: the space's)",
     )
     p.add_argument(
-        "--timeout", type=_positive_float, help="stop starting trials after this many seconds"
+        "--timeout", type=positive_float, help="stop starting trials after this many seconds"
     )
     p.add_argument("--objectives", help="e.g. top1,gflops or top1:max,latency_ms_median:min")
     p.add_argument(

@@ -296,7 +296,21 @@ class DualAttention(nn.Module):
         return self.proj(_merge_heads(out)), semantics
 
 
-class DualBlock(nn.Module):
+class _ResidualBlock(nn.Module):
+    """Pre-norm block with layer scale and stochastic depth (the official key layout)."""
+
+    def __init__(
+        self, dim: int, *, drop_path: float, layer_scale_init: float, norm_layer: type[nn.Module]
+    ):
+        super().__init__()
+        self.gamma1 = nn.Parameter(layer_scale_init * torch.ones(dim))
+        self.gamma2 = nn.Parameter(layer_scale_init * torch.ones(dim))
+        self.norm1 = norm_layer(dim)
+        self.norm2 = norm_layer(dim)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+
+class DualBlock(_ResidualBlock):
     def __init__(
         self,
         dim: int,
@@ -308,11 +322,9 @@ class DualBlock(nn.Module):
         layer_scale_init: float,
         norm_layer: type[nn.Module],
     ):
-        super().__init__()
-        self.gamma1 = nn.Parameter(layer_scale_init * torch.ones(dim))
-        self.gamma2 = nn.Parameter(layer_scale_init * torch.ones(dim))
-        self.norm1 = norm_layer(dim)
-        self.norm2 = norm_layer(dim)
+        super().__init__(
+            dim, drop_path=drop_path, layer_scale_init=layer_scale_init, norm_layer=norm_layer
+        )
         self.attn = DualAttention(
             dim,
             num_heads,
@@ -321,7 +333,6 @@ class DualBlock(nn.Module):
             layer_scale_init=layer_scale_init,
         )
         self.mlp = PixelFFN(dim, int(dim * mlp_ratio))
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(
         self, x: torch.Tensor, semantics: torch.Tensor, h: int, w: int
@@ -332,7 +343,7 @@ class DualBlock(nn.Module):
         return x, semantics
 
 
-class MergeBlock(nn.Module):
+class MergeBlock(_ResidualBlock):
     def __init__(
         self,
         dim: int,
@@ -344,14 +355,11 @@ class MergeBlock(nn.Module):
         layer_scale_init: float,
         norm_layer: type[nn.Module],
     ):
-        super().__init__()
-        self.gamma1 = nn.Parameter(layer_scale_init * torch.ones(dim))
-        self.gamma2 = nn.Parameter(layer_scale_init * torch.ones(dim))
-        self.norm1 = norm_layer(dim)
-        self.norm2 = norm_layer(dim)
+        super().__init__(
+            dim, drop_path=drop_path, layer_scale_init=layer_scale_init, norm_layer=norm_layer
+        )
         self.attn = MergeAttention(dim, num_heads)
         self.mlp = MergeFFN(dim, int(dim * mlp_ratio), int(dim * semantic_mlp_ratio))
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
         x = _scaled_residual(x, self.gamma1, self.attn(self.norm1(x)), self.drop_path)
