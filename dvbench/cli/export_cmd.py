@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dvbench.cli.argtypes import add_study_arguments
+
 EPILOG = """\
 examples:
   python cli.py export small --trial 12                  # results/small/trial_12.yaml
@@ -27,18 +29,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "study",
-        metavar="STUDY",
-        help="study name under --results-dir, or a study folder (holding study.db)",
-    )
+    add_study_arguments(parser)
     parser.add_argument("--trial", type=int, required=True, metavar="N", help="trial number")
-    parser.add_argument("--results-dir", type=Path, help="where studies live (default: results)")
-    parser.add_argument(
-        "--storage",
-        metavar="URL",
-        help="read the study from this Optuna storage instead of study.db",
-    )
     parser.add_argument(
         "--out",
         type=Path,

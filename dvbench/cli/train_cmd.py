@@ -10,6 +10,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from dvbench.cli.argtypes import (
+    fraction,
+    non_negative_float,
+    open_fraction,
+    positive_float,
+    positive_int,
+)
 from dvbench.errors import UsageError
 from dvbench.models import display_name
 from dvbench.train import (
@@ -80,20 +87,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     data.add_argument("--data-dir", metavar="DIR", help="where cifar10/cifar100 live")
     data.add_argument("--download", action="store_true", help="download cifar10/cifar100")
     data.add_argument(
-        "--res", type=_positive_int, default=32, metavar="PX", help="input resolution (default: 32)"
+        "--res", type=positive_int, default=32, metavar="PX", help="input resolution (default: 32)"
     )
     data.add_argument(
         "--train-samples",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="at most N training images per class",
     )
     data.add_argument(
-        "--test-samples", type=_positive_int, metavar="N", help="at most N test images per class"
+        "--test-samples", type=positive_int, metavar="N", help="at most N test images per class"
     )
     data.add_argument(
         "--val-fraction",
-        type=_open_fraction,
+        type=open_fraction,
         default=0.2,
         metavar="F",
         help="held-out share when the source has no test split (default: 0.2)",
@@ -108,15 +115,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     budget = parser.add_argument_group("budget (the first one reached stops training)")
     budget.add_argument(
         "--epochs",
-        type=_positive_float,
+        type=positive_float,
         metavar="E",
         help=f"epochs, may be fractional (default: {_DEFAULTS['epochs']:g} "
         "when no other budget is given)",
     )
-    budget.add_argument("--steps", type=_positive_int, metavar="N", help="optimizer steps")
+    budget.add_argument("--steps", type=positive_int, metavar="N", help="optimizer steps")
     budget.add_argument(
         "--time",
-        type=_positive_float,
+        type=positive_float,
         metavar="SECONDS",
         help="seconds of training (evaluation not counted)",
     )
@@ -124,48 +131,48 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     opt = parser.add_argument_group("optimisation")
     opt.add_argument(
         "--batch-size",
-        type=_positive_int,
+        type=positive_int,
         default=_DEFAULTS["batch_size"],
         metavar="N",
         help="(default: %(default)s)",
     )
     opt.add_argument(
         "--lr",
-        type=_positive_float,
+        type=positive_float,
         default=_DEFAULTS["lr"],
         help="peak AdamW learning rate (default: %(default)s)",
     )
     opt.add_argument(
         "--weight-decay",
-        type=_non_negative_float,
+        type=non_negative_float,
         default=_DEFAULTS["weight_decay"],
         metavar="WD",
         help="(default: %(default)s)",
     )
     opt.add_argument(
         "--warmup",
-        type=_fraction,
+        type=fraction,
         default=_DEFAULTS["warmup_fraction"],
         metavar="F",
         help="linear warm-up share of the budget before the cosine decay (default: %(default)s)",
     )
     opt.add_argument(
         "--label-smoothing",
-        type=_fraction,
+        type=fraction,
         default=_DEFAULTS["label_smoothing"],
         metavar="F",
         help="(default: %(default)s)",
     )
     opt.add_argument(
         "--drop-path",
-        type=_fraction,
+        type=fraction,
         default=_DEFAULTS["drop_path_rate"],
         metavar="RATE",
         help="stochastic depth rate (default: %(default)s)",
     )
     opt.add_argument(
         "--clip-grad",
-        type=_non_negative_float,
+        type=non_negative_float,
         default=_DEFAULTS["grad_clip"],
         metavar="NORM",
         help="gradient norm clip, 0 disables (default: %(default)s)",
@@ -190,7 +197,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="config field or constructor argument (repeatable; see below)",
     )
     model.add_argument(
-        "--width-mult", type=_positive_float, metavar="M", help="scale Dual-ViT widths by M"
+        "--width-mult", type=positive_float, metavar="M", help="scale Dual-ViT widths by M"
     )
 
     run = parser.add_argument_group("run")
@@ -200,7 +207,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     run.add_argument(
         "--threads",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="CPU threads (default: every usable core)",
     )
@@ -315,45 +322,3 @@ def _percent(value: float | None) -> str:
 
 def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
-
-
-def _positive_int(text: str) -> int:
-    value = _parse(text, int, "an integer")
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = _parse(text, float, "a number")
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = _parse(text, float, "a number")
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be zero or positive, got {text}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    value = _parse(text, float, "a number")
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
-    return value
-
-
-def _open_fraction(text: str) -> float:
-    value = _parse(text, float, "a number")
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-    return value
-
-
-def _parse(text: str, kind: type, what: str):
-    try:
-        return kind(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None

@@ -174,6 +174,10 @@ class _Evaluator:
 
     # cheap counts, then the measured costs ------------------------------------------
     def costs(self, spec: Any, timings: dict[str, float]) -> dict[str, float]:
+        """Params and GFLOPs; latency/memory too when an objective or constraint needs them.
+
+        ``profile_models`` counts FLOPs itself, so a trial that is timed is traced once.
+        """
         from dvbench.profile import count_cost, profile_models
 
         start = time.perf_counter()
@@ -182,37 +186,37 @@ class _Evaluator:
             if isinstance(spec, torch.nn.Module)
             else create_model(spec, img_size=self.profile_res)
         )
-        cost = count_cost(model, self.profile_res)
-        timings["count_s"] = time.perf_counter() - start
-        metrics = {"params_m": cost.params / 1e6, "gflops": cost.gflops}
-        if self.space.needs_latency or self.space.needs_memory:
-            start = time.perf_counter()
-            profile = self.space.profile
-            result = profile_models(
-                [model],
-                resolution=self.profile_res,
-                batch_sizes=(int(profile.get("batch_size") or 1),),
-                latency=self.space.needs_latency,
-                memory=self.space.needs_memory,
-                threads=profile.get("threads"),
-                warmup=1,
-                min_runs=5,
-                min_time_s=0.3,
-                max_runs=50,
-            )[0]
-            row = result.row()
-            if result.status != "ok":
-                raise TrialFailure(f"profiling failed: {result.status}")
-            for key in (
-                "latency_ms_median",
-                "latency_ms_p10",
-                "latency_ms_p90",
-                "throughput_img_s",
-                "peak_mem_mb",
-            ):
-                if row.get(key) is not None:
-                    metrics[key] = float(row[key])
-            timings["profile_s"] = time.perf_counter() - start
+        if not (self.space.needs_latency or self.space.needs_memory):
+            cost = count_cost(model, self.profile_res)
+            timings["count_s"] = time.perf_counter() - start
+            return {"params_m": cost.params / 1e6, "gflops": cost.gflops}
+        profile = self.space.profile
+        result = profile_models(
+            [model],
+            resolution=self.profile_res,
+            batch_sizes=(int(profile.get("batch_size") or 1),),
+            latency=self.space.needs_latency,
+            memory=self.space.needs_memory,
+            threads=profile.get("threads"),
+            warmup=1,
+            min_runs=5,
+            min_time_s=0.3,
+            max_runs=50,
+        )[0]
+        timings["profile_s"] = time.perf_counter() - start
+        if result.status != "ok":
+            raise TrialFailure(f"profiling failed: {result.status}")
+        row = result.row()
+        metrics = {"params_m": result.cost.params / 1e6, "gflops": result.cost.gflops}
+        for key in (
+            "latency_ms_median",
+            "latency_ms_p10",
+            "latency_ms_p90",
+            "throughput_img_s",
+            "peak_mem_mb",
+        ):
+            if row.get(key) is not None:
+                metrics[key] = float(row[key])
         return metrics
 
     def violations(self, metrics: Mapping[str, float]) -> dict[str, float]:

@@ -11,7 +11,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -277,11 +277,3 @@ def export_tables(
         paths[f"{stem}.csv"] = write_atomic(table, out_dir / f"{stem}.csv")
         paths[f"{stem}.parquet"] = write_atomic(_parquet_ready(table), out_dir / f"{stem}.parquet")
     return paths
-
-
-def read_table(out_dir: Path, stem: str) -> pd.DataFrame:
-    return pd.read_csv(out_dir / f"{stem}.csv")
-
-
-def names(frame: pd.DataFrame) -> Iterable[str]:
-    return frame["name"].tolist() if not frame.empty else []
