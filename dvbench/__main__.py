@@ -1,3 +1,4 @@
 from dvbench.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # guarded: --workers' spawned processes import this module
+    raise SystemExit(main())

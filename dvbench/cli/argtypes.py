@@ -54,11 +54,11 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "study",
         metavar="STUDY",
-        help="study name under --results-dir, or a study folder (holding study.db)",
+        help="study name under --results-dir, or a study folder (holding journal.log)",
     )
     parser.add_argument("--results-dir", type=Path, help="where studies live (default: results)")
     parser.add_argument(
         "--storage",
         metavar="URL",
-        help="read the study from this Optuna storage instead of study.db",
+        help="read the study from this Optuna storage (journal:PATH, postgresql+psycopg://...)",
     )

@@ -12,6 +12,9 @@ EPILOG = """examples:
   python cli.py search --space small --n-trials 40          # continue the same study to 40
   python cli.py search --space paper --seed-official --sampler random --study-name paper_rs
   python cli.py search --space small --baselines pvt_v2_b0,swin_t
+  python cli.py search --space small --workers 2             # 2 local processes, one study
+  python cli.py search --space medium --study-name m1 \
+      --storage postgresql+psycopg://me@db.lab/dvbench      # one worker; start it on any machine
 """
 
 
@@ -27,7 +30,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--space", default="small", help="space name in search_spaces/ or a YAML path")
     p.add_argument("--study-name", help="default: the space's name")
     p.add_argument("--results-dir", type=Path, default=Path("results"))
-    p.add_argument("--storage", help="Optuna storage URL (default: SQLite in the study folder)")
+    p.add_argument(
+        "--storage",
+        metavar="URL",
+        help="Optuna storage shared by the study's workers: journal:PATH (one machine), "
+        "postgresql+psycopg://USER@HOST/DB (many), sqlite:///PATH (one worker); "
+        "default: the study folder's journal.log",
+    )
+    p.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        metavar="K",
+        help="run K worker processes here on the same study (default 1)",
+    )
+    p.add_argument(
+        "--threads",
+        type=positive_int,
+        metavar="N",
+        help="torch threads per worker (default: all cores, or cores // K with --workers)",
+    )
     p.add_argument(
         "--sampler", choices=("nsga2", "tpe", "random", "gp"), help="default: the space's (nsga2)"
     )
@@ -54,8 +76,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         type=_heartbeat,
         default=(10, 30),
         metavar="INTERVAL,GRACE",
-        help="RDB storages: heartbeat every INTERVAL s; a trial silent for GRACE s "
-        "(its worker died) is failed and retried once (default 10,30)",
+        help="heartbeat every INTERVAL s while a trial runs; a trial silent for GRACE s "
+        "(its worker died) is failed and retried once by a live worker (default 10,30)",
     )
     p.set_defaults(func=run)
 
@@ -97,8 +119,9 @@ def run(args: argparse.Namespace) -> int:
         command=command_line(),
         heartbeat_interval=args.heartbeat[0],
         grace_period=args.heartbeat[1],
+        threads=args.threads,
     )
     with SearchDisplay(options) as display:
-        summary = display.run()
+        summary = display.run(workers=args.workers)
     print_summary(summary, options, quiet=args.quiet)
     return 130 if summary.interrupted else 0

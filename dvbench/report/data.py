@@ -18,7 +18,12 @@ import pandas as pd
 
 from dvbench.errors import UsageError
 from dvbench.search.space import METRICS
-from dvbench.search.storage import DEFAULT_RESULTS_DIR, STUDY_ATTR, load_study, study_storage
+from dvbench.search.storage import (
+    DEFAULT_RESULTS_DIR,
+    STUDY_ATTR,
+    find_study_folder,
+    load_study,
+)
 from dvbench.search.tables import (
     candidates,
     dominance,
@@ -168,8 +173,7 @@ def open_study(
     results_dir = Path(results_dir) if results_dir is not None else DEFAULT_RESULTS_DIR
     if storage:
         return load_study(name_or_path, storage=storage), results_dir / str(name_or_path)
-    url, _ = study_storage(name_or_path, results_dir)
-    folder = Path(url.removeprefix("sqlite:///")).parent
+    folder = find_study_folder(name_or_path, results_dir)
     return load_study(name_or_path, results_dir), folder
 
 

@@ -50,7 +50,8 @@ class SearchDisplay:
     def __exit__(self, *exc) -> None:
         self.progress.__exit__(*exc)
 
-    def run(self) -> SearchSummary:
+    def run(self, workers: int = 1) -> SearchSummary:
+        """Run the search here (``workers`` 1) or in ``workers`` local processes."""
         task = self.progress.add_task(
             f"search {self.options.name}", total=self.options.total_trials, front="-", last=""
         )
@@ -77,7 +78,12 @@ class SearchDisplay:
             if not self.options.quiet:
                 self.console.log(message)
 
-        summary = run_search(self.options, log=log, on_trial=on_trial)
+        if workers > 1:
+            from dvbench.search.workers import run_workers
+
+            summary = run_workers(self.options, workers, log=log, on_trial=on_trial)
+        else:
+            summary = run_search(self.options, log=log, on_trial=on_trial)
         summary.timings["wall_s"] = time.monotonic() - started
         self.progress.update(task, completed=summary.completed)
         return summary
@@ -135,4 +141,9 @@ def print_summary(summary: SearchSummary, options: SearchOptions, *, quiet: bool
             console.print(f"hypervolume {summary.hypervolume:.4g} (reference point {ref})")
     for _, path in sorted(summary.files.items()):
         console.print(f"wrote {path}")
+    if summary.workers > 1:
+        console.print(
+            f"{summary.workers} workers ran {summary.new_trials} trials; "
+            f"logs: {summary.worker_logs[0].parent}"
+        )
     console.print(f"storage {summary.storage}")

@@ -9,6 +9,14 @@ and re-profiled later (``study:NAME:TRIAL`` names it everywhere a model is accep
 
 ``n_trials`` is the study's total of COMPLETE trials, so re-running the same command after
 an interruption finishes the same study; tables are re-exported after every trial.
+
+Any number of workers (this function in several processes or machines, or
+:func:`dvbench.search.workers.run_workers`) can share one study through its storage. The stop
+is exact: a worker starts a trial only while COMPLETE + RUNNING trials are fewer than
+``n_trials``, waits while the rest are running elsewhere (one may still fail and need a
+retry), and a trial that two workers started at the same moment beyond the total is not run
+(PRUNED, with its reason). A worker that dies mid-trial leaves a RUNNING trial with a stale
+heartbeat; a live worker fails it and runs it once more (``retried_from`` in the tables).
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import socket
 import sys
 import time
 import warnings
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,11 +50,20 @@ from dvbench.search.space import (
     SearchSpace,
     hypervolume_reference,
 )
-from dvbench.search.storage import STUDY_ATTR
+from dvbench.search.storage import (
+    RDB_SCHEMES,
+    STUDY_ATTR,
+    open_storage,
+    storage_scheme,
+    study_folder_storage,
+)
 from dvbench.search.tables import BASELINE_ATTR_PREFIX, export_tables
 
 MAX_CONSECUTIVE_FAILURES = 25
 WORKER_ATTR = "worker"  # host:pid of the worker that ran the trial
+WORKER_TRIAL_ATTR = "worker_trial"  # ... and the trial it was written for (retries inherit attrs)
+SEEDS_ATTR = "seeds_enqueued"
+SETTINGS_WAIT_S = 10.0  # how long a joining worker waits for the creator's study settings
 
 
 class TrialFailure(Exception):
@@ -71,6 +89,11 @@ class SearchOptions:
     # (its worker died) is marked FAIL and retried once by a live worker.
     heartbeat_interval: int = 10
     grace_period: int = 30
+    # Several workers: worker_index (0..K-1, from run_workers) picks the sampler seed; threads
+    # caps this worker's torch threads; poll_interval is how often a waiting worker looks again.
+    worker_index: int | None = None
+    threads: int | None = None
+    poll_interval: float = 1.0
 
     @property
     def name(self) -> str:
@@ -84,7 +107,20 @@ class SearchOptions:
     def storage_url(self) -> str:
         if self.storage:
             return self.storage
-        return f"sqlite:///{(self.study_dir / 'study.db').resolve()}"
+        return study_folder_storage(self.study_dir)
+
+    @property
+    def sampler_seed(self) -> int:
+        """The sampler's seed: ``seed`` for a lone worker, distinct for each shared worker.
+
+        Workers with the same seed would propose the same candidates. ``run_workers`` numbers
+        its workers; a worker started by hand on a shared ``--storage`` mixes in host:pid.
+        """
+        if self.worker_index is not None:
+            return self.seed + self.worker_index
+        if self.storage:
+            return self.seed + zlib.crc32(f"{socket.gethostname()}:{os.getpid()}".encode()) % 10**6
+        return self.seed
 
     @property
     def total_trials(self) -> int:
@@ -108,6 +144,8 @@ class SearchSummary:
     stopped_reason: str | None = None
     new_trials: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    workers: int = 1
+    worker_logs: list[Path] = field(default_factory=list)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -287,44 +325,47 @@ def _study_settings(options: SearchOptions) -> dict[str, Any]:
     }
 
 
-def make_storage(options: SearchOptions) -> optuna.storages.BaseStorage | str:
-    """RDB storages get heartbeats and a one-time retry of trials whose worker died."""
-    url = options.storage_url
-    if url.split(":", 1)[0].split("+", 1)[0] in ("sqlite", "postgresql", "mysql"):
-        try:
-            with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.8
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(
-                    url,
-                    heartbeat_interval=options.heartbeat_interval,
-                    grace_period=options.grace_period,
-                    heartbeat_stale_trial_callback=(
-                        optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
-                    ),
-                )
-        except Exception as exc:  # sqlalchemy raises its own types for bad URLs / servers
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise UsageError(f"storage {url}: {first}") from None
-    return url
+def make_storage(options: SearchOptions) -> optuna.storages.BaseStorage:
+    """The study's storage, with heartbeats: a dead worker's trial is failed and retried once."""
+    return open_storage(
+        options.storage_url,
+        heartbeat_interval=options.heartbeat_interval,
+        grace_period=options.grace_period,
+    )
 
 
-def open_study(options: SearchOptions) -> optuna.Study:
+def open_study(options: SearchOptions, log: Callable[[str], None] | None = None) -> optuna.Study:
+    """Create the study, or join it, so that one-time set-up happens once per study.
+
+    Creation is atomic in every storage (study names are unique), so of many workers started
+    together exactly one creates the study; it enqueues the seed trials and then writes the
+    study's settings. A joining worker waits for those settings before it samples, so it never
+    enqueues the seeds again.
+    """
+    log = log or (lambda message: None)
     if options.storage is None:
         options.study_dir.mkdir(parents=True, exist_ok=True)
     sampler_name = options.sampler or options.space.sampler["name"]
-    sampler = make_sampler(sampler_name, options.space, options.seed)
+    sampler = make_sampler(sampler_name, options.space, options.sampler_seed)
+    storage = make_storage(options)
     try:
         study = optuna.create_study(
-            storage=make_storage(options),
+            storage=storage,
             study_name=options.name,
             sampler=sampler,
             directions=options.space.directions,
-            load_if_exists=True,
         )
-    except ValueError as exc:  # e.g. existing study with other directions
-        raise UsageError(f"study {options.name!r}: {exc}") from None
-    existing = study.user_attrs.get(STUDY_ATTR)
-    if existing is None:
+        created = True
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(study_name=options.name, storage=storage, sampler=sampler)
+        created = False
+    if created:
+        if options.seed_official:
+            _enqueue_seeds(study, options.space, log)
+        study.set_user_attr(STUDY_ATTR, _study_settings(options))  # last: the "ready" mark
+        return study
+    existing = _wait_for_settings(study)
+    if existing is None:  # its creator died before writing them
         study.set_user_attr(STUDY_ATTR, _study_settings(options))
     else:
         theirs = [o["metric"] for o in existing["objectives"]]
@@ -333,21 +374,32 @@ def open_study(options: SearchOptions) -> optuna.Study:
                 f"study {options.name!r} optimises {', '.join(theirs)}, not "
                 f"{', '.join(options.space.metrics)}; use another --study-name"
             )
+    if [d.name.lower() for d in study.directions] != options.space.directions:
+        raise UsageError(
+            f"study {options.name!r} has directions "
+            f"{', '.join(d.name.lower() for d in study.directions)}; use another --study-name"
+        )
+    if options.seed_official and SEEDS_ATTR not in study.user_attrs:
+        _enqueue_seeds(study, options.space, log)  # seeds asked for after the study began
     return study
 
 
-def enqueue_seeds(study: optuna.Study, space: SearchSpace) -> list[str]:
-    """Enqueue the space's seed trials once per study (re-runs and workers skip them)."""
-    done = set(study.user_attrs.get("seeds_enqueued", []))
-    added = []
+def _wait_for_settings(study: optuna.Study) -> dict[str, Any] | None:
+    deadline = time.monotonic() + SETTINGS_WAIT_S
+    while True:
+        settings = study.user_attrs.get(STUDY_ATTR)
+        if settings is not None or time.monotonic() >= deadline:
+            return settings
+        time.sleep(0.2)
+
+
+def _enqueue_seeds(study: optuna.Study, space: SearchSpace, log: Callable[[str], None]) -> None:
+    """Enqueue the space's seed trials (once per study: ``seeds_enqueued`` records it)."""
     for name, knobs in space.seeds.items():
-        if name in done:
-            continue
         study.enqueue_trial(dict(knobs), user_attrs={"seed_name": name}, skip_if_exists=True)
-        added.append(name)
-    if added:
-        study.set_user_attr("seeds_enqueued", sorted(done | set(added)))
-    return added
+    study.set_user_attr(SEEDS_ATTR, sorted(space.seeds))
+    if space.seeds:
+        log(f"enqueued seed trials: {', '.join(space.seeds)}")
 
 
 def run_baselines(
@@ -398,11 +450,28 @@ def make_objective(options: SearchOptions, evaluator: _Evaluator):
     space = options.space
 
     def objective(trial: optuna.Trial) -> list[float]:
-        # First write of every trial: marks it as started by a live worker (see
+        # First writes of every trial: mark it as started by a live worker (see
         # fail_orphaned_trials); by now Optuna's heartbeat thread is running too.
         trial.set_user_attr(WORKER_ATTR, f"{socket.gethostname()}:{os.getpid()}")
+        trial.set_user_attr(WORKER_TRIAL_ATTR, trial.number)
         if trial.user_attrs.get("fail_reason"):  # a retry inherits its predecessor's attrs
             trial.set_user_attr("fail_reason", None)
+        ahead = _trials_ahead(trial)
+        if ahead >= options.total_trials:
+            # Another worker started a trial at the same moment and the study is full.
+            trial.set_user_attr(
+                "fail_reason",
+                f"not run: {ahead} earlier trials were complete or running "
+                f"(n_trials {options.total_trials})",
+            )
+            raise optuna.TrialPruned()
+        try:
+            return _evaluate(trial)
+        except KeyboardInterrupt:
+            trial.set_user_attr("fail_reason", "interrupted (Ctrl-C / SIGINT)")
+            raise
+
+    def _evaluate(trial: optuna.Trial) -> list[float]:
         timings: dict[str, float] = {}
         knobs = space.sample(trial)
         try:
@@ -460,8 +529,10 @@ def fail_orphaned_trials(study: optuna.Study, grace_period: float) -> list[int]:
 
     Optuna's heartbeat only covers trials whose heartbeat thread got to record once; a worker
     killed between creating a trial and starting it leaves a RUNNING trial without one,
-    which no heartbeat check ever fails. Such a trial has no ``worker`` attribute (the
-    objective's first write); once it is older than the grace period it is an orphan.
+    which no heartbeat check ever fails. Such a trial has no ``worker_trial`` attribute naming
+    it (the objective's first writes; a retry inherits its predecessor's); once it is older
+    than the grace period it is an orphan. (Journal storages need no such rule: their
+    heartbeat counts from the trial's start.)
     """
     now = datetime.datetime.now()
     with warnings.catch_warnings():
@@ -470,7 +541,7 @@ def fail_orphaned_trials(study: optuna.Study, grace_period: float) -> list[int]:
     orphans = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         started = trial.datetime_start
-        if WORKER_ATTR in trial.user_attrs or started is None:
+        if trial.user_attrs.get(WORKER_TRIAL_ATTR) == trial.number or started is None:
             continue
         if (now - started).total_seconds() < grace_period:
             continue
@@ -493,16 +564,41 @@ def _counts(study: optuna.Study) -> dict[TrialState, int]:
     return counts
 
 
+def _trials_ahead(trial: optuna.Trial) -> int:
+    """COMPLETE or RUNNING trials numbered before ``trial`` (the ones that fill the study)."""
+    live = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
+    return sum(1 for t in live if t.number < trial.number)
+
+
+def reap_stale_trials(study: optuna.Study, options: SearchOptions) -> None:
+    """Fail (and retry once) trials whose worker died: stale heartbeats, then orphans."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    if storage_scheme(options.storage_url) in RDB_SCHEMES:
+        fail_orphaned_trials(study, options.grace_period)
+
+
+def set_threads(threads: int | None) -> None:
+    """Cap this process's torch threads (workers sharing a machine must not oversubscribe)."""
+    if threads:
+        torch.set_num_threads(threads)
+
+
 def run_search(
     options: SearchOptions,
     *,
     log: Callable[[str], None] | None = None,
     on_trial: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None = None,
 ) -> SearchSummary:
-    """Run (or continue) the study until it holds ``n_trials`` COMPLETE trials."""
+    """Run (or continue) the study until it holds ``n_trials`` COMPLETE trials.
+
+    Safe to run in any number of processes on one study (see the module docstring).
+    """
     log = log or (lambda message: None)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = open_study(options)
+    set_threads(options.threads)
+    study = open_study(options, log)
     evaluator = _Evaluator(options)
     space = options.space
     metrics, directions = space.metrics, space.directions
@@ -511,14 +607,10 @@ def run_search(
     def export() -> None:
         files.update(export_tables(study, options.study_dir, metrics, directions))
 
-    if options.seed_official:
-        added = enqueue_seeds(study, space)
-        if added:
-            log(f"enqueued seed trials: {', '.join(added)}")
     interrupted = False
     stopped_reason = None
     new_trials = 0
-    overhead = {"export_s": 0.0}
+    overhead = {"export_s": 0.0, "wait_s": 0.0}
     try:
         if options.baselines:
             run_baselines(study, evaluator, options.baselines, log)
@@ -526,10 +618,17 @@ def run_search(
         consecutive_failures = 0
         started = time.monotonic()
         objective = make_objective(options, evaluator)
+        waiting_since = None
+        finished: list[optuna.trial.FrozenTrial] = []  # this worker's trial, from the callback
+
+        def keep(_study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> None:
+            finished.append(frozen)
+
         while True:
-            fail_orphaned_trials(study, options.grace_period)
+            reap_stale_trials(study, options)
             counts = _counts(study)
-            if counts[TrialState.COMPLETE] >= options.total_trials:
+            complete, running = counts[TrialState.COMPLETE], counts[TrialState.RUNNING]
+            if complete >= options.total_trials:
                 break
             if options.timeout is not None and time.monotonic() - started >= options.timeout:
                 stopped_reason = f"timeout of {options.timeout:g} s reached"
@@ -537,13 +636,39 @@ def run_search(
             if consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
                 stopped_reason = f"{consecutive_failures} trials failed in a row; see fail_reason"
                 break
-            with warnings.catch_warnings():
-                # Optuna warns once per failed trial; the reason is in the tables instead.
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                study.optimize(objective, n_trials=1, catch=(TrialFailure,), gc_after_trial=False)
+            if complete + running >= options.total_trials and not counts[TrialState.WAITING]:
+                # The last trials run on other workers; stay, in case one dies or fails.
+                if waiting_since is None:
+                    waiting_since = time.monotonic()
+                    log(f"waiting: the last {running} trial(s) run on other workers")
+                time.sleep(options.poll_interval)
+                continue
+            if waiting_since is not None:
+                overhead["wait_s"] += time.monotonic() - waiting_since
+                waiting_since = None
+            finished.clear()
+            try:
+                with warnings.catch_warnings():
+                    # Optuna warns once per failed trial; the reason is in the tables instead.
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    study.optimize(
+                        objective,
+                        n_trials=1,
+                        catch=(TrialFailure,),
+                        gc_after_trial=False,
+                        callbacks=[keep],
+                    )
+            except optuna.exceptions.UpdateFinishedTrialError as exc:
+                # This worker was silent past the grace period (suspended, overloaded) and a
+                # live worker failed its trial as stale and queued the retry; drop the result.
+                log(f"dropped a result: {exc}")
+                continue
             new_trials += 1
-            trial = study.get_trials(deepcopy=False)[-1]
-            consecutive_failures = consecutive_failures + 1 if trial.state == TrialState.FAIL else 0
+            trial = finished[0]
+            if trial.state == TrialState.FAIL:
+                consecutive_failures += 1
+            elif trial.state == TrialState.COMPLETE:
+                consecutive_failures = 0
             start = time.perf_counter()
             export()
             overhead["export_s"] += time.perf_counter() - start

@@ -47,6 +47,7 @@ def trial_row(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
         "feasible": attrs.get("feasible"),
         "fail_reason": attrs.get("fail_reason"),
         "retried_from": attrs.get("retried_from", trial.system_attrs.get("failed_trial")),
+        "worker": attrs.get("worker") if attrs.get("worker_trial") == trial.number else None,
     }
     row.update({f"knob.{k}": v for k, v in trial.params.items()})
     metrics = attrs.get("metrics", {})
@@ -74,6 +75,7 @@ def baseline_rows(study: optuna.Study) -> list[dict[str, Any]]:
             "feasible": True,
             "fail_reason": record.get("fail_reason"),
             "retried_from": None,
+            "worker": record.get("worker"),
         }
         row.update({c: metrics.get(c) for c in METRIC_COLUMNS})
         row.update({c: record.get("timings", {}).get(c) for c in TIMING_COLUMNS})
@@ -85,12 +87,29 @@ def baseline_rows(study: optuna.Study) -> list[dict[str, Any]]:
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
     """Every trial (any state) and every baseline, one row each."""
     rows = [trial_row(t) for t in study.get_trials(deepcopy=False)]
+    _explain_stale_failures(rows)
     rows += baseline_rows(study)
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
     frame["number"] = frame["number"].astype("Int64")
     return frame
+
+
+def _explain_stale_failures(rows: list[dict[str, Any]]) -> None:
+    """Give trials failed for a stale heartbeat (their worker died) a reason and their retry.
+
+    The objective records a reason for every failure it sees; a FAIL row without one was
+    failed by another worker because its own worker stopped heartbeating.
+    """
+    retries = {r["retried_from"]: r["number"] for r in rows if r["retried_from"] is not None}
+    for row in rows:
+        if row["state"] != "FAIL" or row["fail_reason"]:
+            continue
+        who = f"worker {row['worker']}" if row["worker"] else "its worker"
+        reason = f"{who} stopped heartbeating (died or hung)"
+        retry = retries.get(row["number"])
+        row["fail_reason"] = f"{reason}; retried as trial {retry}" if retry is not None else reason
 
 
 def is_dominated_by(a: Sequence[float], b: Sequence[float], directions: Sequence[str]) -> bool:

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import matplotlib.image
-import optuna
 import pandas as pd
 import pytest
 import timm
@@ -26,7 +25,7 @@ from dvbench.report import (
     write_comparison,
 )
 from dvbench.report.plots import DPI, FIGSIZE
-from dvbench.search import SearchOptions, load_space, run_search
+from dvbench.search import SearchOptions, load_space, load_study, run_search
 
 RES = 64
 IMAGE_SHAPE = (round(FIGSIZE[1] * DPI), round(FIGSIZE[0] * DPI))
@@ -180,13 +179,7 @@ def test_cli_compare_default_out_with_a_study_reference(
     assert "tiny" in out and "params (M)" in out
     frame = pd.read_csv(tmp_path / "results" / "compare" / "compare.csv")
     assert frame["model"].tolist() == ["tiny", reference]
-    recorded = (
-        optuna.load_study(
-            study_name="costs", storage=f"sqlite:///{results_dir / 'costs' / 'study.db'}"
-        )
-        .trials[0]
-        .user_attrs["metrics"]
-    )
+    recorded = load_study("costs", results_dir).trials[0].user_attrs["metrics"]
     assert frame["gflops"].iloc[1] == pytest.approx(recorded["gflops"])
     assert (tmp_path / "results" / "compare" / "compare.png").is_file()
 

@@ -18,7 +18,7 @@ import yaml
 from dvbench.cli import main
 from dvbench.errors import UsageError
 from dvbench.models import DualViTConfig, create_model, official_config
-from dvbench.search import SearchOptions, list_spaces, load_space, run_search
+from dvbench.search import SearchOptions, list_spaces, load_space, load_study, run_search
 from dvbench.search.tables import hypervolume, is_dominated_by, pareto_mask
 
 REPO = Path(__file__).resolve().parents[2]
@@ -220,9 +220,7 @@ def test_over_budget_candidates_are_not_trained_and_reported_to_the_sampler(tmp_
     assert not trials.loc["big", "feasible"] and trials.loc["small", "feasible"]
     assert pd.isna(trials.loc["big", "train_s"]) and trials.loc["small", "train_s"] > 0
     assert trials.loc["small", "top1"] > 0
-    study = optuna.load_study(
-        study_name="costs", storage=f"sqlite:///{tmp_path / 'results' / 'costs' / 'study.db'}"
-    )
+    study = load_study("costs", tmp_path / "results")
     by_name = {t.user_attrs["seed_name"]: t for t in study.trials}
     assert by_name["big"].constraints["max_gflops"] > 0
     assert by_name["small"].constraints["max_gflops"] <= 0
@@ -309,8 +307,7 @@ def test_sigkill_mid_trial_loses_no_completed_trial(tmp_path):
     before = pd.read_csv(trials_csv)
     kept = set(before[before.state == "COMPLETE"].number)
     assert len(kept) >= 2
-    storage = f"sqlite:///{results / 'costs' / 'study.db'}"
-    study = optuna.load_study(study_name="costs", storage=storage)
+    study = load_study("costs", results)
     killed = [t.number for t in study.trials if t.state.name == "RUNNING"]
     time.sleep(4)  # past the grace period: the killed worker's trial is stale
     finished = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
@@ -334,12 +331,15 @@ def test_orphaned_running_trial_is_failed_and_retried(tmp_path):
     orphan = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
     live = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
     live.set_user_attr("worker", "host:1")  # a live worker's trial is left alone
+    live.set_user_attr("worker_trial", live.number)
+    inherited = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    inherited.set_user_attr("worker_trial", orphan.number)  # a retry's copy: not started
     assert fail_orphaned_trials(study, grace_period=3600) == []
-    assert fail_orphaned_trials(study, grace_period=0) == [orphan.number]
+    assert fail_orphaned_trials(study, grace_period=0) == [orphan.number, inherited.number]
     trials = study.get_trials()
     assert trials[orphan.number].state.name == "FAIL"
     assert trials[orphan.number].user_attrs["fail_reason"].startswith("worker died")
     assert trials[live.number].state.name == "RUNNING"
-    retry = trials[-1]
+    retry = trials[-2]
     assert retry.state.name == "WAITING" and retry.system_attrs["failed_trial"] == orphan.number
     assert retry.params == trials[orphan.number].params
