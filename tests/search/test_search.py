@@ -13,49 +13,14 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
-import yaml
+from search_helpers import COST_SPACE, REPO
+from search_helpers import write_space as _write_space
 
 from dvbench.cli import main
 from dvbench.errors import UsageError
 from dvbench.models import DualViTConfig, create_model, official_config
 from dvbench.search import SearchOptions, list_spaces, load_space, load_study, run_search
 from dvbench.search.tables import hypervolume, is_dominated_by, pareto_mask
-
-REPO = Path(__file__).resolve().parents[2]
-
-# A cost-only space: no training, each trial is one FLOP count of a tiny model at 64 px.
-COST_SPACE = {
-    "name": "costs",
-    "knobs": {
-        "width": {"choices": [8, 16]},
-        "depth3": {"low": 1, "high": 3},
-        "semantic_grid": {"choices": [1, 2, 32]},  # 32 > the 16x16 stage-1 map: infeasible
-    },
-    "fixed": {
-        "head_dim": 8,
-        "width_multipliers": [1, 2, 3, 4],
-        "depth1": 1,
-        "depth2": 1,
-        "depth4": 1,
-        "mlp_ratio": 2,
-        "stem_hidden_dim": 8,
-        "num_classes": 10,
-    },
-    "objectives": [
-        {"metric": "gflops", "direction": "minimize"},
-        {"metric": "params_m", "direction": "maximize"},
-    ],
-    "sampler": {"name": "nsga2", "population_size": 4},
-    "n_trials": 5,
-    "profile": {"res": 64},
-    "seeds": {"seed_a": {"width": 16, "depth3": 2, "semantic_grid": 2}},
-}
-
-
-def _write_space(tmp_path: Path, space: dict, name: str = "costs.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(space, sort_keys=False))
-    return path
 
 
 def _options(tmp_path: Path, space_path: Path, **kwargs) -> SearchOptions:
@@ -330,10 +295,10 @@ def test_orphaned_running_trial_is_failed_and_retried(tmp_path):
     )
     orphan = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
     live = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
-    live.set_user_attr("worker", "host:1")  # a live worker's trial is left alone
-    live.set_user_attr("worker_trial", live.number)
+    live.set_user_attr("worker", {"id": "host:1", "trial": live.number})  # left alone
     inherited = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
-    inherited.set_user_attr("worker_trial", orphan.number)  # a retry's copy: not started
+    # a retry's copy of its predecessor's record: not started
+    inherited.set_user_attr("worker", {"id": "host:1", "trial": orphan.number})
     assert fail_orphaned_trials(study, grace_period=3600) == []
     assert fail_orphaned_trials(study, grace_period=0) == [orphan.number, inherited.number]
     trials = study.get_trials()

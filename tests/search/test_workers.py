@@ -1,0 +1,260 @@
+"""Many workers on one study: journal files and a real PostgreSQL server, real processes.
+
+The PostgreSQL tests read the server's URL from DVBENCH_TEST_PG_URL (``.ci/with-postgres``
+starts a throw-away server and sets it; ``.ci/run`` does so in CI) and skip without it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+from optuna.trial import TrialState
+from search_helpers import COST_SPACE, REPO, write_space
+
+from dvbench.search import SearchOptions, load_space, load_study, run_search
+from dvbench.search.runner import _Evaluator, make_objective, open_study
+from dvbench.search.storage import JournalHeartbeatStorage, open_storage
+from dvbench.search.tables import started_by, trials_frame
+from dvbench.search.workers import threads_per_worker
+
+PG_URL = os.environ.get("DVBENCH_TEST_PG_URL")
+# Trials long enough (~1 s: latency is measured) that workers overlap and can be killed mid-trial.
+TIMED_SPACE = {
+    **COST_SPACE,
+    "knobs": {**COST_SPACE["knobs"], "semantic_grid": {"choices": [1, 2]}},
+    "profile": {"res": 64, "latency": True},
+}
+VALID_SPACE = {**TIMED_SPACE, "profile": {"res": 64}, "seeds": {}}  # every candidate builds
+# the tests play the other workers with study.ask(), which Optuna warns about on heartbeats
+pytestmark = pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")
+
+
+@pytest.fixture(params=["journal", "postgresql"])
+def storage_url(request, tmp_path):
+    """A storage for one test's study: the default journal file, or the test PostgreSQL."""
+    if request.param == "journal":
+        yield None  # the study folder's journal.log
+        return
+    if not PG_URL:
+        pytest.skip("DVBENCH_TEST_PG_URL is unset: run under .ci/with-postgres for PostgreSQL")
+    yield PG_URL
+
+
+def _study_name(storage: str | None) -> str:
+    # one PostgreSQL database serves every test: each study gets its own name
+    return "costs" if storage is None else f"costs_{uuid.uuid4().hex[:10]}"
+
+
+def _search_cmd(space: Path, results: Path, name: str, storage: str | None, *extra: str):
+    cmd = [sys.executable, str(REPO / "cli.py"), "search", "--space", str(space)]
+    cmd += ["--results-dir", str(results), "--study-name", name, "--quiet", *extra]
+    return cmd + (["--storage", storage] if storage else [])
+
+
+def _load(name: str, results: Path, storage: str | None) -> optuna.Study:
+    return load_study(name, results, storage=storage)
+
+
+@pytest.fixture
+def cleanup_pg():
+    names: list[str] = []
+    yield names
+    for name in names:
+        try:
+            optuna.delete_study(study_name=name, storage=open_storage(PG_URL))
+        except KeyError:
+            pass
+
+
+@pytest.mark.slow
+def test_three_workers_end_with_exactly_n_complete_trials(storage_url, tmp_path, cleanup_pg):
+    space = write_space(tmp_path, {**TIMED_SPACE, "n_trials": 8})
+    results = tmp_path / "results"
+    name = _study_name(storage_url)
+    cleanup_pg.append(name) if storage_url else None
+    cmd = _search_cmd(space, results, name, storage_url, "--workers", "3", "--seed-official")
+    run = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+
+    study = _load(name, results, storage_url)
+    states = [t.state for t in study.trials]
+    assert states.count(TrialState.COMPLETE) == 8
+    assert TrialState.RUNNING not in states and TrialState.WAITING not in states
+    numbers = [t.number for t in study.trials]
+    assert numbers == list(range(len(numbers)))
+    # the seed trial was enqueued once for the study, not once per worker
+    assert sum(t.user_attrs.get("seed_name") == "seed_a" for t in study.trials) == 1
+    # the workers shared the study (each its own process) and the table is the storage's
+    workers = {started_by(t) for t in study.trials if t.state == TrialState.COMPLETE}
+    assert len(workers) >= 2
+    table = pd.read_csv(results / name / "trials.csv")
+    stored = trials_frame(study)
+    assert table["number"].tolist() == stored["number"].tolist()
+    assert table["state"].tolist() == stored["state"].tolist()
+    assert table["gflops"].tolist() == pytest.approx(stored["gflops"].tolist(), nan_ok=True)
+    for index in (1, 2):  # the command itself is worker 0
+        log = (results / name / "workers" / f"worker-{index}.log").read_text()
+        assert f"worker {index} pid" in log and "done: ran" in log
+
+
+def _running_trial(study: optuna.Study, not_pid: int) -> optuna.trial.FrozenTrial | None:
+    """A trial running in a started worker (not in the command itself, worker 0)."""
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker = started_by(trial)
+        if worker is not None and int(worker.rsplit(":", 1)[1]) != not_pid:
+            return trial
+    return None
+
+
+@pytest.mark.slow
+def test_sigkill_one_worker_mid_trial_its_trial_is_retried(storage_url, tmp_path, cleanup_pg):
+    # enough trials that the started worker (slower to start than the command) runs some
+    space = write_space(tmp_path, {**TIMED_SPACE, "n_trials": 12, "seeds": {}})
+    results = tmp_path / "results"
+    name = _study_name(storage_url)
+    cleanup_pg.append(name) if storage_url else None
+    cmd = _search_cmd(space, results, name, storage_url, "--workers", "2", "--heartbeat", "1,3")
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    victim = kept = None
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and victim is None and proc.poll() is None:
+        time.sleep(0.2)
+        try:
+            study = _load(name, results, storage_url)
+        except Exception:  # not created yet
+            continue
+        complete = {t.number for t in study.get_trials(states=(TrialState.COMPLETE,))}
+        trial = _running_trial(study, not_pid=proc.pid)
+        if len(complete) >= 1 and trial is not None:
+            victim, kept = trial, complete
+            os.kill(int(started_by(trial).rsplit(":", 1)[1]), signal.SIGKILL)
+    assert victim is not None, "no trial was running to kill"
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-2000:]
+    assert "exited with status -9" in err
+
+    study = _load(name, results, storage_url)
+    trials = study.trials
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 12
+    assert kept <= {t.number for t in trials if t.state == TrialState.COMPLETE}
+    assert trials[victim.number].state == TrialState.FAIL
+    retries = [t for t in trials if t.system_attrs.get("failed_trial") == victim.number]
+    assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
+    table = pd.read_csv(results / name / "trials.csv").set_index("number")
+    assert table.loc[retries[0].number, "retried_from"] == victim.number
+    assert table.loc[victim.number, "fail_reason"] == (
+        f"worker {started_by(victim)} stopped heartbeating (died or hung); "
+        f"retried as trial {retries[0].number}"
+    )
+
+
+def test_workers_on_sqlite_are_refused_with_one_line(tmp_path, capsys):
+    from dvbench.cli import main
+
+    space = write_space(tmp_path, COST_SPACE)
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    argv = ["search", "--space", str(space), "--storage", url, "--workers", "2", "--quiet"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "database is locked" in err and "journal:" in err
+    # one worker on SQLite is fine: studies made before journal files were the default
+    assert main(argv[:-3] + ["--quiet", "--n-trials", "1"]) == 0
+
+
+def test_a_study_keeps_its_storage_when_resumed_with_more_workers(tmp_path):
+    space = load_space(write_space(tmp_path, COST_SPACE))
+    options = SearchOptions(space=space, results_dir=tmp_path / "results", quiet=True, n_trials=2)
+    run_search(options)
+    folder = tmp_path / "results" / "costs"
+    assert (folder / "journal.log").is_file() and not (folder / "study.db").exists()
+    assert options.storage_url == f"journal:{(folder / 'journal.log').resolve()}"
+    # a legacy SQLite study stays in SQLite, whatever the worker count
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    (legacy / "study.db").touch()
+    assert SearchOptions(space=space, results_dir=tmp_path, study_name="legacy").storage_url == (
+        f"sqlite:///{(legacy / 'study.db').resolve()}"
+    )
+
+
+def test_journal_heartbeat_marks_silent_trials_stale(tmp_path):
+    from optuna.storages.journal import JournalFileBackend
+
+    storage = JournalHeartbeatStorage(
+        JournalFileBackend(str(tmp_path / "j.log")), heartbeat_interval=1, grace_period=1
+    )
+    study = optuna.create_study(storage=storage)
+    beating, silent, inherited = study.ask(), study.ask(), study.ask()
+    storage.record_heartbeat(beating._trial_id)
+    # a retry inherits its predecessor's beat: it does not count for the new trial
+    storage.set_trial_system_attr(
+        inherited._trial_id, "dvbench:heartbeat", [beating._trial_id, time.time() + 60]
+    )
+    assert storage._get_stale_trial_ids(study._study_id) == []
+    time.sleep(1.2)
+    storage.record_heartbeat(beating._trial_id)
+    assert storage._get_stale_trial_ids(study._study_id) == [silent._trial_id, inherited._trial_id]
+    study.tell(silent, state=TrialState.FAIL)
+    storage.record_heartbeat(silent._trial_id)  # a late beat of a failed trial is ignored
+
+
+def test_a_trial_started_beyond_the_total_is_not_run(tmp_path):
+    """Two workers ask at the same moment for the last slot: the later trial is not run."""
+    space = load_space(write_space(tmp_path, {**COST_SPACE, "seeds": {}}))
+    options = SearchOptions(space=space, results_dir=tmp_path / "results", quiet=True, n_trials=1)
+    study = open_study(options)
+    other = study.ask()  # another worker's trial, running
+    objective = make_objective(options, _Evaluator(options))
+    study.optimize(objective, n_trials=1)
+    late = study.trials[-1]
+    assert late.state == TrialState.PRUNED
+    assert late.user_attrs["fail_reason"].startswith("not run: 1 earlier trials")
+    assert study.trials[other.number].state == TrialState.RUNNING
+
+
+def test_a_worker_waits_for_the_last_trial_and_retries_it_when_its_worker_dies(tmp_path):
+    space = load_space(write_space(tmp_path, VALID_SPACE))
+    options = SearchOptions(
+        space=space,
+        results_dir=tmp_path / "results",
+        quiet=True,
+        n_trials=2,
+        heartbeat_interval=1,
+        grace_period=2,
+        poll_interval=0.1,
+    )
+    run_search(dataclasses.replace(options, n_trials=1))
+    study = open_study(options)
+    dead = study.ask()  # a worker took the last trial, beat once, then died
+    dead.set_user_attr("worker", {"id": "elsewhere:1", "trial": dead.number})
+    study._storage.record_heartbeat(dead._trial_id)
+    messages: list[str] = []
+    start = time.monotonic()
+    summary = run_search(options, log=messages.append)
+    assert summary.completed == 2 and time.monotonic() - start >= 2
+    assert any(m.startswith("waiting: the last 1 trial(s)") for m in messages)
+    table = trials_frame(study).set_index("number")
+    assert table.loc[dead.number, "state"] == "FAIL"
+    retry = table.index[table["retried_from"] == dead.number].item()
+    assert table.loc[retry, "state"] == "COMPLETE"
+    assert table.loc[dead.number, "fail_reason"] == (
+        f"worker elsewhere:1 stopped heartbeating (died or hung); retried as trial {retry}"
+    )
+
+
+def test_threads_are_split_between_workers():
+    assert threads_per_worker(2, cores=2) == 1
+    assert threads_per_worker(3, cores=16) == 5
+    assert threads_per_worker(4, cores=2) == 1
