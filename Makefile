@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_train_throughput.py
 	$(PY) benchmarks/bench_profile_repeatability.py dualvit_s pvt_v2_b2
 	$(PY) benchmarks/bench_search.py
+	bash .ci/with-postgres $(PY) benchmarks/bench_scaleout.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -22,6 +22,7 @@ from optuna.trial import TrialState
 from dvbench.errors import UsageError
 from dvbench.models import DualViTConfig, create_model
 from dvbench.report.data import STUDY_ATTR, metric_text
+from dvbench.search.tables import is_feasible
 
 __all__ = ["EXPORT_SUFFIXES", "create_from_file", "export_trial", "trial_export_config"]
 
@@ -66,7 +67,7 @@ def _source(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> dict[str, A
         "study": study.study_name,
         "trial": trial.number,
         "seed_name": trial.user_attrs.get("seed_name"),
-        "feasible": trial.user_attrs.get("feasible"),
+        "feasible": is_feasible(trial),
         "knobs": dict(trial.params),
         "metrics": dict(trial.user_attrs.get("metrics") or {}),
         "profile_res": (settings.get("profile") or {}).get("res"),

@@ -81,7 +81,13 @@ class SearchDisplay:
         if workers > 1:
             from dvbench.search.workers import run_workers
 
-            summary = run_workers(self.options, workers, log=log, on_trial=on_trial)
+            summary = run_workers(
+                self.options,
+                workers,
+                log=log,
+                warn=lambda message: self.console.print(f"[yellow]{message}[/]"),
+                on_trial=on_trial,
+            )
         else:
             summary = run_search(self.options, log=log, on_trial=on_trial)
         summary.timings["wall_s"] = time.monotonic() - started

@@ -57,11 +57,10 @@ from dvbench.search.storage import (
     storage_scheme,
     study_folder_storage,
 )
-from dvbench.search.tables import BASELINE_ATTR_PREFIX, export_tables
+from dvbench.search.tables import BASELINE_ATTR_PREFIX, export_tables, started_by
 
 MAX_CONSECUTIVE_FAILURES = 25
-WORKER_ATTR = "worker"  # host:pid of the worker that ran the trial
-WORKER_TRIAL_ATTR = "worker_trial"  # ... and the trial it was written for (retries inherit attrs)
+WORKER_ATTR = "worker"  # {"id": host:pid, "trial": number}: who ran the trial (see started_by)
 SEEDS_ATTR = "seeds_enqueued"
 SETTINGS_WAIT_S = 10.0  # how long a joining worker waits for the creator's study settings
 
@@ -343,6 +342,8 @@ def open_study(options: SearchOptions, log: Callable[[str], None] | None = None)
     enqueues the seeds again.
     """
     log = log or (lambda message: None)
+    # Optuna logs a traceback per failed trial; the tables hold each one's reason instead.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     if options.storage is None:
         options.study_dir.mkdir(parents=True, exist_ok=True)
     sampler_name = options.sampler or options.space.sampler["name"]
@@ -450,13 +451,14 @@ def make_objective(options: SearchOptions, evaluator: _Evaluator):
     space = options.space
 
     def objective(trial: optuna.Trial) -> list[float]:
-        # First writes of every trial: mark it as started by a live worker (see
+        # First write of every trial: marks it as started by a live worker (see
         # fail_orphaned_trials); by now Optuna's heartbeat thread is running too.
-        trial.set_user_attr(WORKER_ATTR, f"{socket.gethostname()}:{os.getpid()}")
-        trial.set_user_attr(WORKER_TRIAL_ATTR, trial.number)
+        objective.last = (trial._trial_id, TrialState.FAIL)
+        worker = f"{socket.gethostname()}:{os.getpid()}"
+        trial.set_user_attr(WORKER_ATTR, {"id": worker, "trial": trial.number})
         if trial.user_attrs.get("fail_reason"):  # a retry inherits its predecessor's attrs
             trial.set_user_attr("fail_reason", None)
-        ahead = _trials_ahead(trial)
+        ahead = _trials_ahead(trial, options.total_trials, objective.finished_before)
         if ahead >= options.total_trials:
             # Another worker started a trial at the same moment and the study is full.
             trial.set_user_attr(
@@ -464,12 +466,18 @@ def make_objective(options: SearchOptions, evaluator: _Evaluator):
                 f"not run: {ahead} earlier trials were complete or running "
                 f"(n_trials {options.total_trials})",
             )
+            objective.last = (trial._trial_id, TrialState.PRUNED)
             raise optuna.TrialPruned()
         try:
-            return _evaluate(trial)
+            values = _evaluate(trial)
         except KeyboardInterrupt:
             trial.set_user_attr("fail_reason", "interrupted (Ctrl-C / SIGINT)")
             raise
+        objective.last = (trial._trial_id, TrialState.COMPLETE)
+        return values
+
+    objective.last = None  # (trial id, state) of the trial this worker ran last
+    objective.finished_before = 0  # FAIL/PRUNED trials seen before asking (see _trials_ahead)
 
     def _evaluate(trial: optuna.Trial) -> list[float]:
         timings: dict[str, float] = {}
@@ -489,8 +497,7 @@ def make_objective(options: SearchOptions, evaluator: _Evaluator):
             violations = evaluator.violations(metrics)
             for key, value in violations.items():
                 trial.set_constraint(key, value)
-            feasible = all(v <= 0 for v in violations.values())
-            trial.set_user_attr("feasible", feasible)
+            feasible = all(v <= 0 for v in violations.values())  # tables read the constraints
             if evaluator.data is not None:
                 if feasible:
                     metrics.update(
@@ -524,14 +531,18 @@ def make_objective(options: SearchOptions, evaluator: _Evaluator):
     return objective
 
 
-def fail_orphaned_trials(study: optuna.Study, grace_period: float) -> list[int]:
+def fail_orphaned_trials(
+    study: optuna.Study,
+    grace_period: float,
+    trials: Sequence[optuna.trial.FrozenTrial] | None = None,
+) -> list[int]:
     """Fail (and retry once) RUNNING trials whose worker died before the objective started.
 
     Optuna's heartbeat only covers trials whose heartbeat thread got to record once; a worker
     killed between creating a trial and starting it leaves a RUNNING trial without one,
-    which no heartbeat check ever fails. Such a trial has no ``worker_trial`` attribute naming
-    it (the objective's first writes; a retry inherits its predecessor's); once it is older
-    than the grace period it is an orphan. (Journal storages need no such rule: their
+    which no heartbeat check ever fails. Such a trial has no ``worker`` attribute naming it
+    (the objective's first write; a retry inherits its predecessor's); once it is older than
+    the grace period it is an orphan. (Journal storages need no such rule: their
     heartbeat counts from the trial's start.)
     """
     now = datetime.datetime.now()
@@ -539,9 +550,13 @@ def fail_orphaned_trials(study: optuna.Study, grace_period: float) -> list[int]:
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
     orphans = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+    if trials is None:
+        trials = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for trial in trials:
+        if trial.state != TrialState.RUNNING:
+            continue
         started = trial.datetime_start
-        if trial.user_attrs.get(WORKER_TRIAL_ATTR) == trial.number or started is None:
+        if started_by(trial) is not None or started is None:
             continue
         if (now - started).total_seconds() < grace_period:
             continue
@@ -564,10 +579,19 @@ def _counts(study: optuna.Study) -> dict[TrialState, int]:
     return counts
 
 
-def _trials_ahead(trial: optuna.Trial) -> int:
-    """COMPLETE or RUNNING trials numbered before ``trial`` (the ones that fill the study)."""
-    live = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
-    return sum(1 for t in live if t.number < trial.number)
+def _trials_ahead(trial: optuna.Trial, total: int, finished_before: int) -> int:
+    """COMPLETE or RUNNING trials numbered before ``trial`` (the ones that fill the study).
+
+    ``finished_before`` FAIL/PRUNED trials, seen before this trial was asked for, are numbered
+    before it and stay finished, so at most ``number - finished_before`` trials are ahead;
+    when that is under ``total`` nothing is read. Only near the end of a study, when another
+    worker may have started a trial at the same moment, are the trials themselves read.
+    """
+    if trial.number - finished_before < total:
+        return trial.number - finished_before  # an upper bound, below the total
+    live = (TrialState.COMPLETE, TrialState.RUNNING)
+    trials = trial.study.get_trials(deepcopy=False, states=live)
+    return sum(1 for t in trials if t.number < trial.number)
 
 
 def reap_stale_trials(study: optuna.Study, options: SearchOptions) -> None:
@@ -596,7 +620,6 @@ def run_search(
     Safe to run in any number of processes on one study (see the module docstring).
     """
     log = log or (lambda message: None)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     set_threads(options.threads)
     study = open_study(options, log)
     evaluator = _Evaluator(options)
@@ -619,14 +642,14 @@ def run_search(
         started = time.monotonic()
         objective = make_objective(options, evaluator)
         waiting_since = None
-        finished: list[optuna.trial.FrozenTrial] = []  # this worker's trial, from the callback
-
-        def keep(_study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> None:
-            finished.append(frozen)
-
+        rdb = storage_scheme(options.storage_url) in RDB_SCHEMES
         while True:
-            reap_stale_trials(study, options)
-            counts = _counts(study)
+            trials = study.get_trials(deepcopy=False)
+            if rdb and fail_orphaned_trials(study, options.grace_period, trials):
+                trials = study.get_trials(deepcopy=False)
+            counts = dict.fromkeys(TrialState, 0)
+            for t in trials:
+                counts[t.state] += 1
             complete, running = counts[TrialState.COMPLETE], counts[TrialState.RUNNING]
             if complete >= options.total_trials:
                 break
@@ -642,21 +665,20 @@ def run_search(
                     waiting_since = time.monotonic()
                     log(f"waiting: the last {running} trial(s) run on other workers")
                 time.sleep(options.poll_interval)
+                reap_stale_trials(study, options)
                 continue
             if waiting_since is not None:
                 overhead["wait_s"] += time.monotonic() - waiting_since
                 waiting_since = None
-            finished.clear()
+            objective.last = None
+            objective.finished_before = counts[TrialState.FAIL] + counts[TrialState.PRUNED]
             try:
                 with warnings.catch_warnings():
                     # Optuna warns once per failed trial; the reason is in the tables instead.
+                    # Before asking, optimize() fails trials with stale heartbeats itself.
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                     study.optimize(
-                        objective,
-                        n_trials=1,
-                        catch=(TrialFailure,),
-                        gc_after_trial=False,
-                        callbacks=[keep],
+                        objective, n_trials=1, catch=(TrialFailure,), gc_after_trial=False
                     )
             except optuna.exceptions.UpdateFinishedTrialError as exc:
                 # This worker was silent past the grace period (suspended, overloaded) and a
@@ -664,16 +686,16 @@ def run_search(
                 log(f"dropped a result: {exc}")
                 continue
             new_trials += 1
-            trial = finished[0]
-            if trial.state == TrialState.FAIL:
+            trial_id, state = objective.last or (None, TrialState.FAIL)
+            if state == TrialState.FAIL:
                 consecutive_failures += 1
-            elif trial.state == TrialState.COMPLETE:
+            elif state == TrialState.COMPLETE:
                 consecutive_failures = 0
             start = time.perf_counter()
             export()
             overhead["export_s"] += time.perf_counter() - start
-            if on_trial is not None:
-                on_trial(study, trial)
+            if on_trial is not None and trial_id is not None:
+                on_trial(study, study._storage.get_trial(trial_id))
     except KeyboardInterrupt:
         interrupted = True
     export()

@@ -36,6 +36,26 @@ METRIC_COLUMNS = (
 TIMING_COLUMNS = ("count_s", "train_s", "profile_s", "duration_s")
 
 
+def started_by(trial: optuna.trial.FrozenTrial) -> str | None:
+    """host:pid of the worker that started this trial, or None if none did (yet).
+
+    A retried trial inherits its predecessor's attributes, so the record names its trial.
+    """
+    record = trial.user_attrs.get("worker")
+    if isinstance(record, dict):
+        return record.get("id") if record.get("trial") == trial.number else None
+    return record  # studies from before several workers: a plain host:pid
+
+
+def is_feasible(trial: optuna.trial.FrozenTrial) -> bool | None:
+    """Within the space's constraints (as reported to the sampler); None if never measured."""
+    if trial.constraints:
+        return all(value <= 0 for value in trial.constraints.values())
+    if "feasible" in trial.user_attrs:  # studies from before constraints were the record
+        return trial.user_attrs["feasible"]
+    return True if "metrics" in trial.user_attrs else None  # a space without constraints
+
+
 def trial_row(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
     attrs = trial.user_attrs
     duration = trial.duration.total_seconds() if trial.duration else None
@@ -44,10 +64,10 @@ def trial_row(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
         "state": trial.state.name,
         "baseline": False,
         "name": attrs.get("seed_name") or f"trial_{trial.number}",
-        "feasible": attrs.get("feasible"),
+        "feasible": is_feasible(trial),
         "fail_reason": attrs.get("fail_reason"),
         "retried_from": attrs.get("retried_from", trial.system_attrs.get("failed_trial")),
-        "worker": attrs.get("worker") if attrs.get("worker_trial") == trial.number else None,
+        "worker": started_by(trial),
     }
     row.update({f"knob.{k}": v for k, v in trial.params.items()})
     metrics = attrs.get("metrics", {})

@@ -1,11 +1,12 @@
 """``--workers K``: K local worker processes on one study, sharing the machine.
 
-Each worker is :func:`~dvbench.search.runner.run_search` in its own process (``spawn``, so no
-torch state is forked), exactly what a worker started by hand on another machine runs. This
-process creates (or joins) the study first, so one-time set-up -- seed trials, settings --
-happens once, then watches the storage for progress and exports the tables when the workers
-are done. Workers get ``cores // K`` torch threads each and their own sampler seed
-(``seed + index``); their output goes to ``<study folder>/workers/worker-<index>.log``.
+Each worker is :func:`~dvbench.search.runner.run_search`, exactly what a worker started by
+hand on another machine runs. This process creates (or joins) the study first, so one-time
+set-up -- seed trials, settings, baselines -- happens once; it starts workers 1..K-1 as new
+processes (``spawn``: no torch state is forked) and is worker 0 itself (its imports are done,
+so it starts trials while the others start up), then waits for them and exports the tables.
+Workers get ``cores // K`` torch threads each and their own sampler seed (``seed + index``);
+the started workers' output goes to ``<study folder>/workers/worker-<index>.log``.
 
 A worker that dies is reported; its RUNNING trial is failed once its heartbeat is stale and
 retried by a live worker, so the study still ends with ``n_trials`` complete trials as long
@@ -18,7 +19,6 @@ import dataclasses
 import multiprocessing
 import os
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -89,35 +89,22 @@ def _worker_main(options: SearchOptions, log_path: str) -> None:
         )
 
 
-def run_workers(
-    options: SearchOptions,
-    workers: int,
-    *,
-    log: Callable[[str], None] | None = None,
-    on_trial: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None = None,
-) -> SearchSummary:
-    """Run the study with ``workers`` local processes until it holds ``n_trials`` COMPLETE."""
-    log = log or (lambda message: None)
-    check_workers(options, workers)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = open_study(options, log)  # creates it (seeds, settings) before any worker starts
-    threads = options.threads or threads_per_worker(workers)
-    log_dir = options.study_dir / "workers"
-    log_dir.mkdir(parents=True, exist_ok=True)
+def _start_workers(
+    options: SearchOptions, indices: range, threads: int, log_dir: Path
+) -> tuple[list[multiprocessing.process.BaseProcess], list[Path]]:
     context = multiprocessing.get_context("spawn")
-    processes: list[multiprocessing.process.BaseProcess] = []
-    logs: list[Path] = []
+    processes, logs = [], []
     saved_env = {key: os.environ.get(key) for key in THREAD_ENV}
-    os.environ.update({key: str(threads) for key in THREAD_ENV})
+    os.environ.update({key: str(threads) for key in THREAD_ENV})  # the children inherit them
     try:
-        for index in range(workers):
+        for index in indices:
             worker = dataclasses.replace(
                 options,
                 worker_index=index,
                 threads=threads,
                 quiet=True,
-                seed_official=False,  # enqueued above, once
-                baselines=options.baselines if index == 0 else (),
+                seed_official=False,  # enqueued by the study's creator, once
+                baselines=(),  # worker 0's job
             )
             path = log_dir / f"worker-{index}.log"
             path.write_text("")
@@ -133,53 +120,87 @@ def run_workers(
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-    log(f"started {workers} workers, {threads} torch threads each; logs in {log_dir}")
-    interrupted = False
+    return processes, logs
+
+
+def run_workers(
+    options: SearchOptions,
+    workers: int,
+    *,
+    log: Callable[[str], None] | None = None,
+    warn: Callable[[str], None] | None = None,
+    on_trial: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None = None,
+) -> SearchSummary:
+    """Run the study with ``workers`` local processes until it holds ``n_trials`` COMPLETE.
+
+    This process is worker 0 (its imports are done: it starts trials first) and starts
+    workers 1..K-1. ``log`` gets progress messages, ``warn`` (default: stderr) a worker that
+    died, ``on_trial`` each trial this process finishes.
+    """
+    log = log or (lambda message: None)
+    warn = warn or (lambda message: print(message, file=sys.stderr, flush=True))
+    check_workers(options, workers)
+    study = open_study(options, log)  # creates it (seeds, settings) before any worker starts
+    finished_before = sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
+    threads = options.threads or threads_per_worker(workers)
+    log_dir = options.study_dir / "workers"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    processes, logs = _start_workers(options, range(1, workers), threads, log_dir)
+    log(
+        f"{workers} workers (this one and {workers - 1} more), {threads} torch threads each; "
+        f"logs in {log_dir}"
+    )
     reported: set[int] = set()
-    seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
-    finished_before = len(seen)
+
+    def report_deaths() -> None:
+        for index, process in enumerate(processes, start=1):
+            if index not in reported and process.exitcode is not None:
+                reported.add(index)
+                if process.exitcode not in (0, 130):
+                    warn(
+                        f"worker {index} exited with status {process.exitcode}; see "
+                        f"{logs[index - 1]}; the others go on"
+                    )
+
+    def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        report_deaths()
+        if on_trial is not None:
+            on_trial(study, trial)
+
+    own = dataclasses.replace(options, worker_index=0, threads=threads, seed_official=False)
+    summary = run_search(own, log=log, on_trial=after_trial)
+    interrupted = summary.interrupted
     try:
-        while True:
-            alive = [p for p in processes if p.is_alive()]
-            for index, process in enumerate(processes):
-                if process not in alive and index not in reported:
-                    reported.add(index)
-                    if process.exitcode not in (0, None):
-                        log(
-                            f"worker {index} exited with status {process.exitcode}; see "
-                            f"{logs[index]}" + ("; the others go on" if alive else "")
-                        )
-            for trial in study.get_trials(deepcopy=False):
-                if trial.state.is_finished() and trial.number not in seen:
-                    seen.add(trial.number)
-                    if on_trial is not None:
-                        on_trial(study, trial)
-            if not alive:
-                break
-            time.sleep(options.poll_interval)
+        for process in processes:  # they stop once the study is complete
+            while process.is_alive():
+                process.join(timeout=options.poll_interval)
+                report_deaths()
     except KeyboardInterrupt:
         interrupted = True  # the workers got the same SIGINT and save what they have
         for process in processes:
             process.join(timeout=30)
             if process.is_alive():
                 process.terminate()
+    report_deaths()
     reap_stale_trials(study, options)
     space = options.space
     files = export_tables(study, options.study_dir, space.metrics, space.directions)
+    finished = sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
     summary = summarize(
         study,
         options,
         files=files,
         interrupted=interrupted or any(p.exitcode == 130 for p in processes),
-        new_trials=len(seen) - finished_before,
+        stopped_reason=summary.stopped_reason,
+        new_trials=finished - finished_before,
+        timings=summary.timings,
         workers=workers,
         worker_logs=logs,
     )
-    failed = [i for i, p in enumerate(processes) if p.exitcode not in (0, 130)]
+    failed = [i for i, p in enumerate(processes, start=1) if p.exitcode not in (0, 130)]
     if summary.completed < options.total_trials and not summary.interrupted:
-        summary.stopped_reason = f"{summary.completed}/{options.total_trials} complete; " + (
-            f"worker(s) {', '.join(map(str, failed))} failed, see their logs"
-            if failed
-            else "the workers stopped (timeout or repeated failures), see their logs"
-        )
+        why = summary.stopped_reason or "the workers stopped"
+        if failed:
+            why += f"; worker(s) {', '.join(map(str, failed))} failed, see their logs"
+        summary.stopped_reason = f"{summary.completed}/{options.total_trials} complete: {why}"
     return summary
