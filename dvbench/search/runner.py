@@ -54,6 +54,7 @@ from dvbench.search.storage import (
     RDB_SCHEMES,
     STUDY_ATTR,
     open_storage,
+    retry_callback,
     storage_scheme,
     study_folder_storage,
 )
@@ -546,9 +547,7 @@ def fail_orphaned_trials(
     heartbeat counts from the trial's start.)
     """
     now = datetime.datetime.now()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
+    retry = retry_callback()
     orphans = []
     if trials is None:
         trials = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
@@ -572,9 +571,9 @@ def fail_orphaned_trials(
     return orphans
 
 
-def _counts(study: optuna.Study) -> dict[TrialState, int]:
+def _counts(trials: Sequence[optuna.trial.FrozenTrial]) -> dict[TrialState, int]:
     counts = dict.fromkeys(TrialState, 0)
-    for t in study.get_trials(deepcopy=False):
+    for t in trials:
         counts[t.state] += 1
     return counts
 
@@ -647,9 +646,7 @@ def run_search(
             trials = study.get_trials(deepcopy=False)
             if rdb and fail_orphaned_trials(study, options.grace_period, trials):
                 trials = study.get_trials(deepcopy=False)
-            counts = dict.fromkeys(TrialState, 0)
-            for t in trials:
-                counts[t.state] += 1
+            counts = _counts(trials)
             complete, running = counts[TrialState.COMPLETE], counts[TrialState.RUNNING]
             if complete >= options.total_trials:
                 break
@@ -727,7 +724,7 @@ def summarize(study: optuna.Study, options: SearchOptions, **kwargs: Any) -> Sea
     hv = None
     if not front.empty and all(math.isfinite(r) for r in reference):
         hv = hypervolume(front[list(metrics)].astype(float).to_numpy(), directions, reference)
-    counts = _counts(study)
+    counts = _counts(study.get_trials(deepcopy=False))
     infeasible = int((frame["feasible"] == False).sum()) if not frame.empty else 0  # noqa: E712
     return SearchSummary(
         study_name=options.name,

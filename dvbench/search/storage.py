@@ -149,7 +149,8 @@ class JournalHeartbeatStorage(JournalStorage, BaseHeartbeat):
         return self.heartbeat_stale_trial_callback
 
 
-def _retry_callback() -> optuna.storages.RetryHeartbeatStaleTrialCallback:
+def retry_callback() -> optuna.storages.RetryHeartbeatStaleTrialCallback:
+    """The one retry rule: a trial whose worker died runs once more."""
     with warnings.catch_warnings():  # "experimental" since Optuna 2.8
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
@@ -180,7 +181,7 @@ def open_storage(
         heartbeat = {
             "heartbeat_interval": heartbeat_interval,
             "grace_period": grace_period,
-            "heartbeat_stale_trial_callback": _retry_callback(),
+            "heartbeat_stale_trial_callback": retry_callback(),
         }
     try:
         if scheme == "journal":

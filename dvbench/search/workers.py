@@ -33,7 +33,7 @@ from dvbench.search.runner import (
     run_search,
     summarize,
 )
-from dvbench.search.storage import storage_scheme
+from dvbench.search.storage import SQLITE_FILE, storage_scheme
 from dvbench.search.tables import export_tables
 
 # torch, OpenMP and MKL read these when they start; a worker's threads are set before that.
@@ -54,7 +54,7 @@ def threads_per_worker(workers: int, cores: int | None = None) -> int:
 def check_workers(options: SearchOptions, workers: int) -> None:
     """Refuse several writers on SQLite with one line that says what to use instead."""
     if workers > 1 and storage_scheme(options.storage_url) == "sqlite":
-        where = options.storage or str(options.study_dir / "study.db")
+        where = options.storage or str(options.study_dir / SQLITE_FILE)
         raise UsageError(
             f"--workers {workers}: this study is in SQLite ({where}), which fails with "
             "'database is locked' under several writers; run it with one worker, or give "

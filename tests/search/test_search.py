@@ -58,17 +58,7 @@ def test_shipped_spaces_load_and_official_seeds_are_exact():
             "seeds.s.width: 99 is outside",
         ),
         (
-            {
-                "fixed": {
-                    "head_dim": 8,
-                    "width_multipliers": [1, 2, 3, 4],
-                    "depth1": 1,
-                    "depth2": 1,
-                    "depth4": 1,
-                    "mlp_ratio": 2,
-                    "colour": 3,
-                }
-            },
+            {"fixed": {**COST_SPACE["fixed"], "colour": 3}},
             "colour: not a knob",
         ),
         (
