@@ -36,13 +36,18 @@ import optuna
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import dvbench.search.runner as runner  # noqa: E402
+import dvbench.search._loop as loop_module  # noqa: E402  (instrumented: table export)
+import dvbench.search._study as study_module  # noqa: E402  (instrumented: storage calls)
+from dvbench.evaluate import Evaluator  # noqa: E402
 from dvbench.search import SearchOptions, load_space, load_study, run_search  # noqa: E402
 from dvbench.search.storage import open_storage  # noqa: E402
 
 
-def _constant_costs(self, spec, timings):
-    return {"params_m": 10.0, "gflops": 2.0}
+class ConstantCosts(Evaluator):
+    """The evaluation stubbed: every candidate costs the same, nothing is built or trained."""
+
+    def costs(self, spec, *, overrides=None, timings=None):
+        return {"params_m": 10.0, "gflops": 2.0}, None
 
 
 class StorageClock:
@@ -98,12 +103,13 @@ def _storage_run(space, url: str, results: Path, n_trials: int) -> dict[str, flo
     )
     clock = StorageClock()
     with (
-        mock.patch.object(runner._Evaluator, "costs", _constant_costs),
-        mock.patch.object(runner, "make_storage", clock.wrapping(runner.make_storage)),
-        mock.patch.object(runner, "export_tables", _timed_out(clock, runner.export_tables)),
+        mock.patch.object(study_module, "make_storage", clock.wrapping(study_module.make_storage)),
+        mock.patch.object(
+            loop_module, "export_tables", _timed_out(clock, loop_module.export_tables)
+        ),
     ):
         start = time.perf_counter()
-        summary = run_search(options)
+        summary = run_search(options, evaluator=ConstantCosts.for_space(space))
         wall = time.perf_counter() - start
     n = summary.new_trials
     export = summary.timings["export_s"] / n

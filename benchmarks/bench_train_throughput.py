@@ -61,7 +61,7 @@ def bare_images_per_s(
 ) -> float:
     """Forward, backward and optimizer step on one fixed batch: the model's own speed."""
     torch.manual_seed(0)
-    model = build_candidate(spec, num_classes=10, res=res)
+    model = build_candidate(spec, num_classes=10, resolution=res)
     settings = TrainSettings(batch_size=batch_size)
     optimizer = make_optimizer(model, settings)
     x = torch.randn(batch_size, 3, res, res)
@@ -96,7 +96,7 @@ def main() -> None:
         len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     )
     torch.set_num_threads(threads)
-    model = build_candidate(spec, num_classes=10, res=args.res)
+    model = build_candidate(spec, num_classes=10, resolution=args.res)
     params = sum(p.numel() for p in model.parameters())
     name = args.model or TINY_DUALVIT.name
     print(
@@ -104,7 +104,7 @@ def main() -> None:
         f"{threads} threads, torch {torch.__version__}"
     )
 
-    data = load_data("digits", res=args.res)
+    data = load_data("digits", resolution=args.res)
     settings = TrainSettings(
         num_threads=threads,
         epochs=None,
@@ -136,7 +136,7 @@ def main() -> None:
     start = time.perf_counter()
     result = train_candidate(
         spec,
-        load_data("digits", res=args.res),
+        load_data("digits", resolution=args.res),
         TrainSettings(epochs=3, batch_size=args.batch_size, num_threads=threads),
         device="cpu",
     )

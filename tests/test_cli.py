@@ -11,7 +11,7 @@ import pytest
 from dvbench.cli import build_parser, main
 
 REPO = Path(__file__).resolve().parents[1]
-COMMANDS = ("profile", "train", "calibrate", "search", "report", "compare", "export")
+COMMANDS = ("profile", "train", "proxies", "calibrate", "search", "report", "compare", "export")
 
 
 def test_every_command_is_registered():

@@ -16,7 +16,16 @@ from dvbench.errors import UsageError
 
 # Sub-command modules, in the order ``--help`` lists them. A module that is not there yet
 # (a command still being built) is skipped rather than breaking the others.
-_COMMANDS = ("profile", "train", "calibrate", "search", "report", "compare", "export")
+_COMMANDS = (
+    "profile",
+    "train",
+    "proxies",
+    "calibrate",
+    "search",
+    "report",
+    "compare",
+    "export",
+)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+
+from dvbench.cli.argtypes import add_results_dir_argument, results_dir
 
 EPILOG = """examples:
   python cli.py calibrate --space small --data digits --candidates 8 --short 1 --long 5
@@ -33,7 +34,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--train-samples", type=int, help="cap on training images per class")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--results-dir", type=Path, default=Path("results"))
+    add_results_dir_argument(p)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=run)
 
@@ -53,13 +54,13 @@ def run(args: argparse.Namespace) -> int:
         short_epochs=args.short,
         long_epochs=args.long,
         seed=args.seed,
-        res=args.res,
+        resolution=args.res,
         train_samples=args.train_samples,
         data_dir=args.data_dir,
         device=args.device,
         log=None if args.quiet else console.log,
     )
-    files = save_calibration(result, args.results_dir / "calibrate")
+    files = save_calibration(result, results_dir(args) / "calibrate")
     out = Console()
     table = Table(
         title=f"proxy fidelity: {result.space} on {result.data}, "

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dvbench.cli.argtypes import positive_float, positive_int
+from dvbench.cli.argtypes import (
+    add_profiling_arguments,
+    positive_float,
+    positive_int,
+    profile_settings,
+    results_dir,
+)
 
 EPILOG = """\
 examples:
@@ -34,28 +40,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("models", nargs="+", metavar="MODEL", help="models to compare")
-    parser.add_argument(
-        "--res",
-        type=positive_int,
-        default=224,
-        help="resolution for GFLOPs, latency and memory (default 224)",
+    add_profiling_arguments(
+        parser, batch_help="batch size for latency and throughput (default 1)", timing=False
     )
-    parser.add_argument(
-        "--batch-size",
-        type=positive_int,
-        default=1,
-        help="batch size for latency and throughput (default 1)",
-    )
-    parser.add_argument("--no-latency", action="store_true", help="count only; no timing")
-    parser.add_argument(
-        "--memory",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="measure peak memory (default: on for CUDA, off on the CPU)",
-    )
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--gpu", action="store_true", help="run on CUDA (same as --device cuda)")
-    where.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     train = parser.add_argument_group("proxy accuracy (only with --data)")
     train.add_argument(
         "--data",
@@ -85,36 +72,38 @@ def run(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from dvbench.report import compare_models, comparison_table, write_comparison
+    from dvbench.errors import UsageError
+    from dvbench.evaluate import Evaluator, compare_models
+    from dvbench.report import comparison_table, write_comparison
     from dvbench.report.compare import check_comparison_path
-    from dvbench.search import DEFAULT_RESULTS_DIR
+    from dvbench.train import DataSpec, TrainSettings
 
-    out = check_comparison_path(args.out or DEFAULT_RESULTS_DIR / "compare" / "compare.csv")
+    out = check_comparison_path(args.out or results_dir(args) / "compare" / "compare.csv")
+    settings = profile_settings(args)
+    if len(settings.batch_sizes) != 1:
+        raise UsageError("--batch-size: compare takes one batch size")
+    data = train = None
+    if args.data:
+        try:
+            data = DataSpec(source=args.data, resolution=args.train_res)
+            train = TrainSettings(epochs=args.epochs)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    device = "cuda" if args.gpu else args.device
+    evaluator = Evaluator(profile=settings, data=data, train=train, device=device, seed=args.seed)
     console = Console()
     if not console.is_terminal:
         console = Console(width=200)
     with Console(stderr=True).status("comparing") as status:
-        comparison = compare_models(
-            args.models,
-            resolution=args.res,
-            batch_size=args.batch_size,
-            device="cuda" if args.gpu else args.device,
-            latency=not args.no_latency,
-            memory=args.memory,
-            data=args.data,
-            epochs=args.epochs,
-            train_res=args.train_res,
-            seed=args.seed,
-            progress=status.update,
-        )
+        comparison = compare_models(args.models, evaluator, progress=status.update)
     frame = comparison.frame()
     title = f"GFLOPs and params at {args.res} px"
     if not args.no_latency:
-        title += f"; latency, img/s at batch {args.batch_size} on {frame['device'].iloc[0]}"
+        title += f"; latency, img/s at batch {settings.batch_sizes[0]} on {frame['device'].iloc[0]}"
     if comparison.data:
         title += f"; top-1 after {args.epochs:g} epochs on {comparison.data}"
     console.print(comparison_table(frame, title=title))
-    table, plot = write_comparison(comparison, out, plot=not args.no_plot)
+    table, plot = write_comparison(frame, out, plot=not args.no_plot)
     for path in (table, plot):
         if path is not None:
             sys.stderr.write(f"dvbench compare: wrote {path}\n")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from dvbench.cli.argtypes import add_profiling_arguments, profile_settings
 from dvbench.errors import UsageError
 
 EPILOG = """\
@@ -33,36 +34,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--baselines", action="store_true", help="add Swin (swin_t/s/b) and PVTv2 (b0..b5)"
     )
-    parser.add_argument("--res", type=int, default=224, help="input resolution (default 224)")
-    parser.add_argument(
-        "--batch-size", default="1", metavar="N[,N...]", help="batch sizes, e.g. 1,8,64"
-    )
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--gpu", action="store_true", help="run on CUDA (same as --device cuda)")
-    where.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    parser.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
-    parser.add_argument("--amp", choices=("bf16", "fp16"), help="autocast to this dtype")
-    parser.add_argument("--channels-last", action="store_true", help="channels-last memory format")
-    parser.add_argument(
-        "--compile", action="store_true", help="torch.compile first (compile time reported)"
-    )
-    parser.add_argument(
-        "--train", action="store_true", help="time forward+backward+AdamW step, not inference"
-    )
-    parser.add_argument("--no-latency", action="store_true", help="count only; no timing")
-    parser.add_argument(
-        "--memory",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="measure peak memory (default: on for CUDA; on the CPU it runs a child process "
-        "per row)",
-    )
+    add_profiling_arguments(parser, batch_help="batch sizes, e.g. 1,8,64")
     parser.add_argument("--breakdown", action="store_true", help="FLOPs/params per module")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed runs first (default 2)")
-    parser.add_argument("--min-runs", type=int, default=10, help="timed runs at least (default 10)")
-    parser.add_argument(
-        "--min-time", type=float, default=1.0, help="seconds of timed runs at least (default 1)"
-    )
     parser.add_argument("--out", metavar="FILE", help="write the table: .csv, .json or .parquet")
     parser.set_defaults(func=run)
     return parser
@@ -90,23 +63,7 @@ def run(args: argparse.Namespace) -> int:
         console = Console(width=200)
     errors = Console(stderr=True)
     with errors.status("profiling") as status:
-        results = profile_models(
-            _models(args),
-            resolution=args.res,
-            batch_sizes=args.batch_size,
-            device="cuda" if args.gpu else args.device,
-            latency=not args.no_latency,
-            memory=args.memory,
-            train=args.train,
-            amp=args.amp,
-            channels_last=args.channels_last,
-            compile=args.compile,
-            threads=args.threads,
-            warmup=args.warmup,
-            min_runs=args.min_runs,
-            min_time_s=args.min_time,
-            progress=status.update,
-        )
+        results = profile_models(_models(args), profile_settings(args), progress=status.update)
     console.print(results_table(results))
     if args.breakdown:
         for result in {r.model: r for r in results}.values():

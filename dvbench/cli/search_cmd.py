@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from dvbench.cli.argtypes import positive_float, positive_int
+from dvbench.cli.argtypes import (
+    add_results_dir_argument,
+    positive_float,
+    positive_int,
+    results_dir,
+)
 
 EPILOG = """examples:
   python cli.py search --space small                       # 20 trials, NSGA-II, results/small/
@@ -29,7 +33,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--space", default="small", help="space name in search_spaces/ or a YAML path")
     p.add_argument("--study-name", help="default: the space's name")
-    p.add_argument("--results-dir", type=Path, default=Path("results"))
+    add_results_dir_argument(p)
     p.add_argument(
         "--storage",
         metavar="URL",
@@ -95,9 +99,8 @@ def _heartbeat(text: str) -> tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dvbench.search import SearchOptions, load_space, parse_objectives_option
+    from dvbench.search import SearchOptions, command_line, load_space, parse_objectives_option
     from dvbench.search.display import SearchDisplay, print_summary
-    from dvbench.search.runner import command_line
 
     space = load_space(args.space)
     if args.objectives:
@@ -106,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     options = SearchOptions(
         space=space,
         study_name=args.study_name,
-        results_dir=args.results_dir,
+        results_dir=results_dir(args),
         storage=args.storage,
         sampler=args.sampler,
         seed=args.seed,

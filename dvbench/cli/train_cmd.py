@@ -11,25 +11,25 @@ from rich.markup import escape
 from rich.table import Table
 
 from dvbench.cli.argtypes import (
+    add_data_arguments,
+    data_spec,
     fraction,
     non_negative_float,
-    open_fraction,
     positive_float,
     positive_int,
 )
 from dvbench.errors import UsageError
 from dvbench.models import display_name
+from dvbench.runtime import check_output_path
 from dvbench.train import (
-    BUILTIN_SOURCES,
     TrainResult,
     TrainSettings,
-    load_data,
     parse_overrides,
     rich_progress,
     train_candidate,
 )
-from dvbench.train.data import DEFAULT_DATA_DIR, NORMALIZATIONS
-from dvbench.train.loop import AMP_MODES, check_output_path
+from dvbench.train.data import DEFAULT_DATA_DIR
+from dvbench.train.loop import AMP_MODES, OUTPUT_SUFFIXES
 
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainSettings)}
 
@@ -77,40 +77,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ".yaml/.json Dual-ViT config",
     )
 
-    data = parser.add_argument_group("data")
-    data.add_argument(
-        "--data",
-        default="digits",
-        metavar="SOURCE",
-        help=f"{', '.join(BUILTIN_SOURCES)} or an image folder (default: digits)",
-    )
-    data.add_argument("--data-dir", metavar="DIR", help="where cifar10/cifar100 live")
-    data.add_argument("--download", action="store_true", help="download cifar10/cifar100")
-    data.add_argument(
-        "--res", type=positive_int, default=32, metavar="PX", help="input resolution (default: 32)"
-    )
-    data.add_argument(
-        "--train-samples",
-        type=positive_int,
-        metavar="N",
-        help="at most N training images per class",
-    )
-    data.add_argument(
-        "--test-samples", type=positive_int, metavar="N", help="at most N test images per class"
-    )
-    data.add_argument(
-        "--val-fraction",
-        type=open_fraction,
-        default=0.2,
-        metavar="F",
-        help="held-out share when the source has no test split (default: 0.2)",
-    )
-    data.add_argument(
-        "--normalize",
-        choices=NORMALIZATIONS,
-        default="dataset",
-        help="per-channel statistics to normalise with (default: dataset)",
-    )
+    add_data_arguments(parser)
 
     budget = parser.add_argument_group("budget (the first one reached stops training)")
     budget.add_argument(
@@ -223,7 +190,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     overrides = parse_overrides(args.set)
     if args.out:
-        check_output_path(args.out)
+        check_output_path(args.out, OUTPUT_SUFFIXES)
     no_budget = args.epochs is None and args.steps is None and args.time is None
     try:
         settings = TrainSettings(
@@ -244,17 +211,7 @@ def run_train(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    data = load_data(
-        args.data,
-        res=args.res,
-        train_samples=args.train_samples,
-        test_samples=args.test_samples,
-        data_dir=args.data_dir,
-        seed=args.seed,
-        download=args.download,
-        val_fraction=args.val_fraction,
-        normalization=args.normalize,
-    )
+    data = data_spec(args).load(seed=args.seed)
     with rich_progress(f"train {display_name(args.model)}", enabled=not args.quiet) as progress:
         result = train_candidate(
             args.model,
@@ -285,7 +242,7 @@ def summary_table(result: TrainResult) -> Table:
         (
             "data",
             f"{result.data}: {result.num_train} train / {result.num_test} test, "
-            f"{result.num_classes} classes, {result.res} px",
+            f"{result.num_classes} classes, {result.resolution} px",
         ),
         ("top-1", _percent(result.top1)),
         ("top-5", _percent(result.top5)),

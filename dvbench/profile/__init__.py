@@ -23,7 +23,7 @@ from dvbench.profile.runner import (
     results_to_frame,
     write_results,
 )
-from dvbench.profile.timing import Measurement, make_step, measure, num_threads
+from dvbench.profile.timing import Measurement, make_step, measure
 
 __all__ = [
     "COLUMNS",
@@ -42,7 +42,6 @@ __all__ = [
     "cuda_peak_memory",
     "make_step",
     "measure",
-    "num_threads",
     "profile_models",
     "results_to_frame",
     "write_results",

@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn as nn
 
-from dvbench.profile.timing import make_step, num_threads, prepare_model, synchronizer
+from dvbench.profile.timing import make_step, prepare_model, synchronizer
+from dvbench.runtime import num_threads
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection

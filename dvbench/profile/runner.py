@@ -34,10 +34,10 @@ from dvbench.profile.timing import (
     input_channels,
     make_step,
     measure,
-    num_threads,
     prepare_model,
     synchronizer,
 )
+from dvbench.runtime import num_threads, resolve_device
 
 if TYPE_CHECKING:
     import os
@@ -53,7 +53,6 @@ __all__ = [
     "ProfileSettings",
     "parse_batch_sizes",
     "profile_models",
-    "resolve_device",
     "results_to_frame",
     "write_results",
 ]
@@ -93,13 +92,19 @@ STATUS_OOM = "oom"
 
 @dataclass(frozen=True)
 class ProfileSettings:
-    """How a profile run was taken; shared by all its results."""
+    """How to profile, validated once: the settings of a run, shared by all its results.
+
+    ``memory=None`` means "on where it is free": CUDA (``max_memory_allocated``); on the CPU
+    it needs a child process per row, so it is off unless asked for. ``threads=None`` uses
+    every core the process may use; the results carry the resolved values. Bad values raise
+    :class:`~dvbench.errors.UsageError` naming the field.
+    """
 
     resolution: int = 224
     batch_sizes: tuple[int, ...] = (1,)
     device: str = "cpu"
     latency: bool = True
-    memory: bool = False
+    memory: bool | None = None
     train: bool = False
     amp: str | None = None
     channels_last: bool = False
@@ -109,6 +114,34 @@ class ProfileSettings:
     min_runs: int = 10
     min_time_s: float = 1.0
     max_runs: int | None = None
+
+    def __post_init__(self) -> None:
+        res = self.resolution
+        if isinstance(res, bool) or not isinstance(res, int) or res < 1:
+            raise UsageError(f"resolution: must be a positive integer, got {res!r}")
+        object.__setattr__(self, "batch_sizes", parse_batch_sizes(self.batch_sizes))
+        if self.amp is not None and self.amp not in AMP_DTYPES:
+            raise UsageError(f"amp: must be one of {', '.join(AMP_DTYPES)}, got {self.amp!r}")
+        for name, lowest in (("threads", 1), ("warmup", 0), ("min_runs", 1), ("max_runs", 1)):
+            value = getattr(self, name)
+            if value is None and name in ("threads", "max_runs"):
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
+                raise UsageError(f"{name}: must be an integer >= {lowest}, got {value!r}")
+        if isinstance(self.min_time_s, bool) or not (
+            isinstance(self.min_time_s, (int, float)) and self.min_time_s >= 0
+        ):
+            raise UsageError(f"min_time_s: must not be negative, got {self.min_time_s!r}")
+        for name in ("latency", "train", "channels_last", "compile"):
+            if not isinstance(getattr(self, name), bool):
+                raise UsageError(f"{name}: must be true or false, got {getattr(self, name)!r}")
+        if self.memory is not None and not isinstance(self.memory, bool):
+            raise UsageError(f"memory: must be true or false, got {self.memory!r}")
+
+    @property
+    def measuring(self) -> bool:
+        """Whether anything beyond the FLOP count is measured."""
+        return bool(self.latency or self.memory or self.compile)
 
 
 @dataclass(frozen=True)
@@ -174,27 +207,6 @@ def parse_batch_sizes(text: str | Iterable[int]) -> tuple[int, ...]:
     if not sizes:
         raise UsageError("batch size: give at least one")
     return tuple(dict.fromkeys(sizes))
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """The torch device for ``device``; UsageError when it is not there."""
-    try:
-        resolved = torch.device(device)
-    except RuntimeError:
-        raise UsageError(f"device: {device!r} is not a device name (cpu, cuda, cuda:1)") from None
-    if resolved.type == "cuda":
-        if not torch.cuda.is_available():
-            build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
-            raise UsageError(
-                f"CUDA is not available on this machine (torch {torch.__version__}, {build})"
-            )
-        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
-            raise UsageError(
-                f"device: {device} does not exist ({torch.cuda.device_count()} CUDA devices)"
-            )
-    elif resolved.type != "cpu":
-        raise UsageError(f"device: only cpu and cuda are supported, got {device!r}")
-    return resolved
 
 
 def _device_name(device: torch.device) -> str:
@@ -345,48 +357,22 @@ class _BatchProfiler:
 
 def profile_models(
     specs: Sequence[ModelSpec],
+    settings: ProfileSettings | None = None,
     *,
-    resolution: int = 224,
-    batch_sizes: Sequence[int] | str = (1,),
-    device: str | torch.device = "cpu",
-    latency: bool = True,
-    memory: bool | None = None,
-    train: bool = False,
-    amp: str | None = None,
-    channels_last: bool = False,
-    compile: bool = False,
-    threads: int | None = None,
-    warmup: int = 2,
-    min_runs: int = 10,
-    min_time_s: float = 1.0,
-    max_runs: int | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> list[ProfileResult]:
-    """Profile each model (``create_model`` spec or module) at each batch size.
+    """Profile each model (``create_model`` spec or module) at each batch size of ``settings``.
 
     FLOPs and parameters are counted once per model (batch 1, eval mode, on the CPU).
-    Latency (``latency``) and peak memory (``memory``; default: on for CUDA, where it is
-    free, off for the CPU, where it needs a child process per row) are measured per batch
-    size. A batch size that runs out of memory gives a row with status ``"oom"`` and the run
-    goes on. ``threads`` (default: all cores) is set for the whole run and recorded.
-    User errors (unknown model, unusable resolution, CUDA missing, bad values) raise
-    :class:`~dvbench.errors.UsageError`.
+    Latency and peak memory are measured per batch size. A batch size that runs out of
+    memory gives a row with status ``"oom"`` and the run goes on. The threads are set for the
+    whole run and recorded. User errors (unknown model, unusable resolution, CUDA missing)
+    raise :class:`~dvbench.errors.UsageError`.
     """
     if not specs:
         raise UsageError("models: give at least one model")
-    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
-        raise UsageError(f"resolution: must be a positive integer, got {resolution!r}")
-    if amp is not None and amp not in AMP_DTYPES:
-        raise UsageError(f"amp: must be one of {', '.join(AMP_DTYPES)}, got {amp!r}")
-    if threads is not None and threads < 1:
-        raise UsageError(f"threads: must be at least 1, got {threads}")
-    for name, value, lowest in (("warmup", warmup, 0), ("min_runs", min_runs, 1)):
-        if value < lowest:
-            raise UsageError(f"{name}: must be at least {lowest}, got {value}")
-    if min_time_s < 0:
-        raise UsageError(f"min_time_s: must not be negative, got {min_time_s}")
-    batch_sizes = parse_batch_sizes(batch_sizes)
-    resolved = resolve_device(device)
+    settings = settings or ProfileSettings()
+    resolved = resolve_device(settings.device)
     report = progress or (lambda message: None)
     environment = {
         "device_name": _device_name(resolved),
@@ -394,31 +380,20 @@ def profile_models(
         "timm": timm.__version__,
     }
     results: list[ProfileResult] = []
-    with num_threads(threads) as used_threads:
-        settings = ProfileSettings(
-            resolution=resolution,
-            batch_sizes=batch_sizes,
+    with num_threads(settings.threads) as used_threads:
+        settings = replace(
+            settings,
             device=str(resolved),
-            latency=latency,
-            memory=resolved.type == "cuda" if memory is None else memory,
-            train=train,
-            amp=amp,
-            channels_last=channels_last,
-            compile=compile,
+            memory=resolved.type == "cuda" if settings.memory is None else settings.memory,
             threads=used_threads,
-            warmup=warmup,
-            min_runs=min_runs,
-            min_time_s=min_time_s,
-            max_runs=max_runs,
         )
         for spec in specs:
             name = _model_name(spec)
             report(f"{name}: counting FLOPs")
-            model = _build(spec, resolution)
-            cost = _count(model, name, resolution)
-            measuring = settings.latency or settings.memory or settings.compile
-            profiler = _BatchProfiler(settings, spec, model) if measuring else None
-            for batch_size in batch_sizes:
+            model = _build(spec, settings.resolution)
+            cost = _count(model, name, settings.resolution)
+            profiler = _BatchProfiler(settings, spec, model) if settings.measuring else None
+            for batch_size in settings.batch_sizes:
                 result = ProfileResult(name, batch_size, settings, cost, environment=environment)
                 if profiler is not None:
                     report(f"{name}: batch {batch_size}")

@@ -11,9 +11,8 @@ and throughput is ``batch_size / median``.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,12 +24,10 @@ import torch.nn.functional as F
 __all__ = [
     "AMP_DTYPES",
     "Measurement",
-    "available_threads",
     "check_amp",
     "input_channels",
     "make_step",
     "measure",
-    "num_threads",
     "prepare_model",
     "synchronizer",
 ]
@@ -83,28 +80,6 @@ class Measurement:
     def throughput(self) -> float:
         """Items (images) per second at the median latency."""
         return self.batch_size / self.median_s
-
-
-def available_threads() -> int:
-    """CPU cores this process may run on (its affinity mask, not the machine's count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-@contextlib.contextmanager
-def num_threads(threads: int | None) -> Iterator[int]:
-    """Run the block with ``torch.set_num_threads(threads)`` (default: all cores), then restore."""
-    previous = torch.get_num_threads()
-    threads = available_threads() if threads is None else threads
-    if threads < 1:
-        raise ValueError(f"threads: must be at least 1, got {threads}")
-    torch.set_num_threads(threads)
-    try:
-        yield threads
-    finally:
-        torch.set_num_threads(previous)
 
 
 def synchronizer(device: torch.device | str) -> Callable[[], None]:

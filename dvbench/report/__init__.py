@@ -1,13 +1,12 @@
 """Reports from finished studies and model comparisons: plots, markdown, exported configs.
 
 ``report`` reads what ``search`` wrote (the study's storage and tables); it never runs a
-search. :func:`write_report` makes a study's report folder, :func:`compare_models` profiles
-(and optionally proxy-trains) models alike, :func:`export_trial` writes a trial's config.
+search, trains or measures. :func:`write_report` makes a study's report folder,
+:func:`write_comparison` shows a comparison that :func:`dvbench.evaluate.compare_models`
+measured, :func:`export_trial` writes a trial's config.
 """
 
 from dvbench.report.compare import (
-    Comparison,
-    compare_models,
     comparison_table,
     get_comparison_info,
     write_comparison,
@@ -27,14 +26,12 @@ from dvbench.report.plots import (
 from dvbench.report.writer import ReportFiles, write_report
 
 __all__ = [
-    "Comparison",
     "HypervolumeInfo",
     "ImportanceInfo",
     "ParetoFrontInfo",
     "PlotPoint",
     "ReportData",
     "ReportFiles",
-    "compare_models",
     "comparison_table",
     "create_from_file",
     "export_trial",

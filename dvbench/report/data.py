@@ -17,13 +17,9 @@ import optuna
 import pandas as pd
 
 from dvbench.errors import UsageError
-from dvbench.search.space import METRICS
-from dvbench.search.storage import (
-    DEFAULT_RESULTS_DIR,
-    STUDY_ATTR,
-    find_study_folder,
-    load_study,
-)
+from dvbench.metrics import ACCURACY_METRICS, METRICS, axis_label, format_value
+from dvbench.runtime import default_results_dir
+from dvbench.search.storage import STUDY_ATTR, find_study_folder, load_study
 from dvbench.search.tables import (
     candidates,
     dominance,
@@ -39,67 +35,37 @@ __all__ = [
     "ReportData",
     "load_report_data",
     "open_study",
-    "metric_direction",
     "metric_label",
     "metric_name",
     "metric_text",
     "metric_unit",
 ]
 
-ACCURACY_METRICS = ("top1", "top5")
-
-# metric -> (short name, unit, format); the label adds the measuring conditions.
-_METRIC_INFO: dict[str, tuple[str, str, str]] = {
-    "top1": ("top-1 accuracy", "%", "{:.2f}"),
-    "top5": ("top-5 accuracy", "%", "{:.2f}"),
-    "gflops": ("GFLOPs", "", "{:.2f}"),
-    "params_m": ("parameters", "M", "{:.2f}"),
-    "latency_ms_median": ("latency", "ms", "{:.2f}"),
-    "throughput_img_s": ("throughput", "img/s", "{:.1f}"),
-    "peak_mem_mb": ("peak memory", "MiB", "{:.0f}"),
-    "train_time_s": ("proxy training time", "s", "{:.1f}"),
-}
-
-
-def metric_direction(metric: str) -> str:
-    """``"minimize"`` or ``"maximize"``: how the search scores ``metric``."""
-    return METRICS.get(metric, "minimize")
-
 
 def metric_name(metric: str) -> str:
     """``top-1 accuracy``, ``GFLOPs``, ``latency``, ...: the metric in words."""
-    return _METRIC_INFO.get(metric, (metric, "", ""))[0]
+    return METRICS[metric].label if metric in METRICS else metric
 
 
 def metric_unit(metric: str) -> str:
-    """``%``, ``GFLOPs``, ``ms``, ``M``, ...; the metric's name when it has no unit."""
-    info = _METRIC_INFO.get(metric)
-    return (info[1] or info[0]) if info else metric
+    """``%``, ``ms``, ``M``, ...; the metric's name when it has no unit."""
+    info = METRICS.get(metric)
+    return (info.unit or info.label) if info else metric
 
 
 def metric_label(metric: str, *, resolution: int | None = None, batch_size: int = 1) -> str:
     """An axis label with units and conditions, e.g. ``GFLOPs (224 px, per image)``."""
-    name, unit, _ = _METRIC_INFO.get(metric, (metric, "", "{}"))
-    if metric == "gflops":
-        return f"GFLOPs ({resolution} px, per image)" if resolution else "GFLOPs (per image)"
-    if metric in ("latency_ms_median", "throughput_img_s", "peak_mem_mb"):
-        where = f"{resolution} px, " if resolution else ""
-        return f"{name} ({unit}, {where}batch {batch_size})"
-    return f"{name} ({unit})" if unit else name
+    return axis_label(metric, resolution=resolution, batch_size=batch_size)
 
 
 def metric_text(metric: str, value: Any) -> str:
-    """A table cell: the metric's usual precision (costs below 1: three significant digits,
-    so tiny models keep theirs), empty when missing."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return "" if value is None or pd.isna(value) else str(value)
-    if not math.isfinite(number):
-        return ""
-    if metric in ("gflops", "params_m") and abs(number) < 1:
-        return f"{number:.3g}"
-    return _METRIC_INFO.get(metric, ("", "", "{:.4g}"))[2].format(number)
+    """A table cell in the metric's precision (see :mod:`dvbench.metrics`)."""
+    return format_value(metric, value)
+
+
+def _setting(section: Mapping[str, Any] | None, key: str, old_key: str | None = None) -> Any:
+    section = section or {}
+    return section.get(key, section.get(old_key) if old_key else None)
 
 
 @dataclass(frozen=True)
@@ -120,8 +86,16 @@ class ReportData:
 
     @property
     def resolution(self) -> int | None:
-        res = (self.settings.get("profile") or {}).get("res")
+        """The resolution costs were measured at (``res`` in studies made before 0.2)."""
+        res = _setting(self.settings.get("profile"), "resolution", "res")
         return int(res) if res else None
+
+    def direction(self, metric: str) -> str:
+        """How this study scores ``metric``: its own direction for an objective (a study may
+        maximise what is usually minimised), else the metric's usual one."""
+        if metric in self.metrics:
+            return self.directions[self.metrics.index(metric)]
+        return METRICS[metric].direction if metric in METRICS else "minimize"
 
     @property
     def batch_size(self) -> int:
@@ -170,7 +144,7 @@ def open_study(
     With ``storage`` (an Optuna URL) the study is read from there and its folder is
     ``results_dir/NAME``. Missing studies raise :class:`UsageError`.
     """
-    results_dir = Path(results_dir) if results_dir is not None else DEFAULT_RESULTS_DIR
+    results_dir = Path(results_dir) if results_dir is not None else default_results_dir()
     if storage:
         return load_study(name_or_path, storage=storage), results_dir / str(name_or_path)
     folder = find_study_folder(name_or_path, results_dir)

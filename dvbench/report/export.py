@@ -70,9 +70,13 @@ def _source(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> dict[str, A
         "feasible": is_feasible(trial),
         "knobs": dict(trial.params),
         "metrics": dict(trial.user_attrs.get("metrics") or {}),
-        "profile_res": (settings.get("profile") or {}).get("res"),
+        "profile_res": _profile_resolution(settings.get("profile") or {}),
         "command": settings.get("command"),
     }
+
+
+def _profile_resolution(profile: dict[str, Any]) -> Any:
+    return profile.get("resolution", profile.get("res"))  # ``res`` in studies before 0.2
 
 
 def _yaml_header(source: dict[str, Any], cfg: DualViTConfig, path: Path) -> str:

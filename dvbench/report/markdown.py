@@ -190,9 +190,9 @@ def _settings_rows(data: ReportData) -> list[list[str]]:
     if s.get("population_size"):
         sampler += f" (population {s['population_size']})"
     profile = s.get("profile") or {}
-    costs = f"counted at {profile.get('res', '?')} px"
+    costs = f"counted at {data.resolution or '?'} px"
     if profile.get("latency") or data.measured("latency_ms_median"):
-        costs += f"; latency at batch {profile.get('batch_size') or 1}"
+        costs += f"; latency at batch {data.batch_size}"
         if profile.get("threads"):
             costs += f", {profile['threads']} threads"
     versions = ", ".join(f"{k} {v}" for k, v in (s.get("versions") or {}).items())
@@ -213,12 +213,17 @@ def _settings_rows(data: ReportData) -> list[list[str]]:
     return [row for row in rows if row[1]]
 
 
+#: Training settings the report names (the study records them all).
+_TRAIN_SHOWN = ("epochs", "max_steps", "time_limit_s", "batch_size", "lr", "train_samples")
+
+
 def _train_text(data: ReportData) -> str:
     if not any(m in (*ACCURACY_METRICS, "train_time_s") for m in data.metrics):
         return "none (cost-only objectives)"
     train = dict(data.settings.get("train") or {})
-    source, res = train.pop("data", "?"), train.pop("res", "?")
-    rest = ", ".join(f"{k} = {v}" for k, v in train.items())
+    source = train.get("data", "?")
+    res = train.get("resolution", train.get("res", "?"))
+    rest = ", ".join(f"{k} = {train[k]}" for k in _TRAIN_SHOWN if train.get(k) is not None)
     return f"{source} at {res} px" + (f"; {rest}" if rest else "")
 
 

@@ -22,10 +22,10 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 from matplotlib.transforms import Bbox
 
+from dvbench.metrics import METRICS
 from dvbench.report.data import (
     ACCURACY_METRICS,
     ReportData,
-    metric_direction,
     metric_label,
     metric_name,
     metric_text,
@@ -194,13 +194,15 @@ def get_points_info(
     legend: Mapping[str, str],
     resolution: int | None = None,
     batch_size: int = 1,
+    directions: tuple[str, str] | None = None,
 ) -> ParetoFrontInfo:
     """Points of ``pool`` (its front in these two axes drawn as a staircase) and ``extra``.
 
     ``kind(row, on_front)`` and ``label(row, on_front)`` choose each point's marker and text;
-    rows without both metrics finite are left out.
+    rows without both metrics finite are left out. ``directions`` (x, y) decide the front: a
+    study's own directions; without them, each metric's usual direction.
     """
-    x_dir, y_dir = metric_direction(x_metric), metric_direction(y_metric)
+    x_dir, y_dir = directions or (_usual_direction(x_metric), _usual_direction(y_metric))
 
     def point(row: Mapping[str, Any], on_front: bool) -> PlotPoint:
         return PlotPoint(
@@ -248,6 +250,10 @@ def get_points_info(
     )
 
 
+def _usual_direction(metric: str) -> str:
+    return METRICS[metric].direction if metric in METRICS else "minimize"
+
+
 def get_pareto_front_info(data: ReportData, x_metric: str, y_metric: str) -> ParetoFrontInfo:
     """A study's feasible completed trials, their front and the baselines, in two metrics.
 
@@ -282,6 +288,7 @@ def get_pareto_front_info(data: ReportData, x_metric: str, y_metric: str) -> Par
         legend=_STUDY_LEGEND,
         resolution=data.resolution,
         batch_size=data.batch_size,
+        directions=(data.direction(x_metric), data.direction(y_metric)),
     )
 
 
@@ -301,7 +308,7 @@ def _study_subtitle(data: ReportData, drawn: int, *, accuracy: bool) -> str:
         budget = f", {epochs:g} epochs" if isinstance(epochs, (int, float)) else ""
         text += (
             f"\naccuracy: proxy training on {train.get('data', '?')} at "
-            f"{train.get('res', '?')} px{budget}"
+            f"{train.get('resolution', train.get('res', '?'))} px{budget}"
         )
     return text
 

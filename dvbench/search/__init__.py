@@ -1,27 +1,26 @@
-"""Architecture search: spaces, Optuna multi-objective studies, Pareto tables.
+"""Architecture search: spaces, Optuna multi-objective studies, Pareto tables, calibration.
 
-Importing this package lets every command name a searched model as ``study:NAME:TRIAL``
-(``study:NAME:TRIAL@RESULTS_DIR`` for a study outside ``results/``). The runner (and what it
-imports) loads on first use of ``run_search``/``SearchOptions``, so readers of finished
-studies (reports, exports) never import it.
+The public face of the search room; the implementation lives in private modules by job
+(``_options``: what a run is asked; ``_study``: creating/joining a study and reaping dead
+workers' trials; ``_trial``: one trial through the Evaluator; ``_loop``: the worker loop).
+``space``, ``storage``, ``tables`` and ``calibrate`` are public modules of their own.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from dvbench.models import register_spec_resolver
+from dvbench.search._knobs import KNOB_HELP, knobs_to_config
+from dvbench.search._loop import SearchLoop, run_search, summarize
+from dvbench.search._options import SearchOptions, SearchSummary, command_line, make_sampler
+from dvbench.search._study import fail_orphaned_trials, open_study, study_settings
+from dvbench.search._trial import TrialFailure, TrialRunner, run_baselines
 from dvbench.search.space import (
-    KNOB_HELP,
     Objective,
     SearchSpace,
-    knobs_to_config,
     list_spaces,
     load_space,
     parse_objectives_option,
 )
 from dvbench.search.storage import (
-    DEFAULT_RESULTS_DIR,
     STUDY_ATTR,
     load_study,
     resolve_study_reference,
@@ -30,34 +29,29 @@ from dvbench.search.storage import (
 )
 
 __all__ = [
-    "DEFAULT_RESULTS_DIR",
     "KNOB_HELP",
     "STUDY_ATTR",
     "Objective",
+    "SearchLoop",
     "SearchOptions",
     "SearchSpace",
     "SearchSummary",
     "TrialFailure",
+    "TrialRunner",
+    "command_line",
+    "fail_orphaned_trials",
     "knobs_to_config",
     "list_spaces",
     "load_space",
     "load_study",
+    "make_sampler",
+    "open_study",
     "parse_objectives_option",
     "resolve_study_reference",
+    "run_baselines",
     "run_search",
+    "study_settings",
     "study_storage",
+    "summarize",
     "trial_config",
 ]
-
-_RUNNER_NAMES = ("SearchOptions", "SearchSummary", "TrialFailure", "run_search")
-
-
-def __getattr__(name: str) -> Any:
-    if name in _RUNNER_NAMES:
-        from dvbench.search import runner
-
-        return getattr(runner, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-register_spec_resolver("study", resolve_study_reference)

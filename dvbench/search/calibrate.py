@@ -21,8 +21,10 @@ import pandas as pd
 from scipy import stats
 
 from dvbench.errors import UsageError
-from dvbench.search.space import TRAIN_DATA_KEYS, SearchSpace
+from dvbench.evaluate import EvaluationFailure, Evaluator
+from dvbench.search.space import SearchSpace
 from dvbench.search.tables import write_atomic
+from dvbench.train import DataSpec, TrainSettings
 
 
 @dataclass(frozen=True)
@@ -86,46 +88,60 @@ def calibrate(
     short_epochs: float = 1.0,
     long_epochs: float = 5.0,
     seed: int = 0,
-    res: int | None = None,
+    resolution: int | None = None,
     train_samples: int | None = None,
     data_dir: str | None = None,
     device: str = "cpu",
     log: Callable[[str], None] | None = None,
 ) -> Calibration:
-    from dvbench.train import TrainSettings, load_data, train_candidate
+    """Train ``candidates`` random candidates of ``space`` with a short and a long schedule
+    (otherwise the space's training settings) and rank-correlate the two accuracies.
 
+    ``data``, ``resolution``, ``train_samples`` and ``data_dir`` replace the space's.
+    """
     if candidates < 3:
         raise UsageError(f"--candidates: need at least 3 to rank, got {candidates}")
     if not 0 < short_epochs < long_epochs:
         raise UsageError(f"--short {short_epochs} must be positive and below --long {long_epochs}")
     log = log or (lambda message: None)
-    options = {k: v for k, v in space.train.items() if k in TRAIN_DATA_KEYS}
-    source = data or options.pop("data", "digits")
-    options.pop("data", None)
-    options["res"] = res or options.get("res") or 32
-    if train_samples is not None:
-        options["train_samples"] = train_samples
-    if data_dir is not None:
-        options["data_dir"] = data_dir
-    dataset = load_data(source, seed=seed, **options)
-    fields = {f.name for f in dataclasses.fields(TrainSettings)}
-    base = {k: v for k, v in space.train.items() if k in fields}
+    base_data = space.data or DataSpec()
+    changes = {
+        "source": data,
+        "resolution": resolution,
+        "train_samples": train_samples,
+        "data_dir": data_dir,
+    }
+    data_spec = dataclasses.replace(
+        base_data, **{k: v for k, v in changes.items() if v is not None}
+    )
+    base = space.train or TrainSettings()
+    evaluator = Evaluator(
+        profile=space.profile, data=data_spec, train=base, device=device, seed=seed
+    )
+    dataset = evaluator.data
     pairs = sample_candidates(
-        space, candidates, num_classes=dataset.num_classes, img_size=dataset.res, seed=seed
+        space,
+        candidates,
+        num_classes=dataset.num_classes,
+        img_size=dataset.resolution,
+        seed=seed,
     )
     rows = []
     for index, (knobs, cfg) in enumerate(pairs):
         row: dict[str, Any] = {"candidate": index, **{f"knob.{k}": v for k, v in knobs.items()}}
         for label, epochs in (("short", short_epochs), ("long", long_epochs)):
-            settings = TrainSettings(
-                **{**base, "epochs": epochs, "max_steps": None, "time_limit_s": None}
-            )
+            settings = dataclasses.replace(base, epochs=epochs, max_steps=None, time_limit_s=None)
             log(f"candidate {index + 1}/{len(pairs)}: {label} schedule ({epochs:g} epochs)")
-            result = train_candidate(cfg, dataset, settings, seed=seed, device=device)
-            row[f"top1_{label}"] = result.top1 if result.ok else math.nan
+            try:
+                result = evaluator.with_train(settings).train(cfg, seed=seed)
+            except EvaluationFailure as exc:
+                row[f"top1_{label}"], row[f"train_s_{label}"] = math.nan, math.nan
+                row[f"status_{label}"] = str(exc)
+                continue
+            row[f"top1_{label}"] = result.top1
             row[f"train_s_{label}"] = result.train_time_s
-            row[f"status_{label}"] = result.status if result.ok else f"failed: {result.reason}"
-        row["params_m"] = result.params / 1e6
+            row[f"status_{label}"] = result.status
+            row["params_m"] = result.params / 1e6
         row["config"] = json.dumps(cfg.to_dict(), sort_keys=True)
         rows.append(row)
     table = pd.DataFrame(rows)

@@ -10,7 +10,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from dvbench.search.runner import SearchOptions, SearchSummary, run_search
+from dvbench.search._loop import run_search
+from dvbench.search._options import SearchOptions, SearchSummary
 from dvbench.search.tables import pareto_frame, trials_frame
 
 _METRIC_FORMATS = {

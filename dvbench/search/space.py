@@ -14,12 +14,14 @@ A space file (``search_spaces/<name>.yaml``) holds::
     constraints: {max_gflops: 1.0, max_params_m: 5}
     sampler: {name: nsga2, population_size: 8}
     n_trials: 20
-    train: {data: digits, res: 32, epochs: 3, ...}     # TrainSettings fields + data options
-    profile: {res: 224, latency: false, batch_size: 1}
+    train: {data: digits, resolution: 32, epochs: 3, ...}  # a DataSpec + TrainSettings
+    profile: {resolution: 224, latency: false, batch_size: 1}  # ProfileSettings fields
     seeds: {dualvit_s_scaled: {width: 32, ...}}         # named seed trials (--seed-official)
     baselines: {pvt_v2_b0: {}, swin_t: {embed_dim: 48}} # default --baselines with overrides
 
-Everything is validated before any trial runs; an error names the file and the field.
+Everything is validated once, at load time, into typed settings (:class:`DataSpec`,
+:class:`TrainSettings`, :class:`ProfileSettings`); an error names the file and the field.
+``res`` is accepted for ``resolution`` (files written before the two were one word).
 """
 
 from __future__ import annotations
@@ -34,82 +36,16 @@ import optuna
 import yaml
 
 from dvbench.errors import UsageError
+from dvbench.metrics import CONSTRAINTS, METRICS
 from dvbench.models import DualViTConfig
+from dvbench.profile import ProfileSettings
+from dvbench.search._knobs import Knob, first_value, knobs_to_config, parse_knob
+from dvbench.search._sections import parse_profile, parse_train
+from dvbench.train import DataSpec, TrainSettings
 
 SPACES_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
 
-#: Knobs a space can vary besides plain DualViTConfig fields. ``{i}`` is a 1-based stage.
-KNOB_HELP: dict[str, str] = {
-    "width": "stage-1 width C1; stage i gets C1 * width_multipliers[i], rounded to head_dim",
-    "width{i}": "width of stage i directly (rounded to head_dim)",
-    "head_dim": "channels per attention head; heads = width / head_dim",
-    "depth{i}": "blocks in stage i",
-    "mlp_ratio{i}": "FFN ratio of stage i",
-    "mlp_ratio": "one FFN ratio for every stage",
-    "dual_stages": "stages that keep the two pathways apart before merging",
-    "semantic_grid": "semantic tokens per side, pooled adaptively (grid x grid tokens)",
-    "semantic_window": "pixel tokens per semantic token per side (window pooling)",
-    "semantic_mlp_ratio_dual": "width ratio of the semantic MLP in dual stages",
-    "semantic_mlp_ratio_merge": "width ratio of the semantic MLP in merge stages",
-    "class_mlp_ratio": "FFN ratio of the class-attention head",
-}
-STRUCTURE_KEYS = (
-    "width",
-    "head_dim",
-    "width_multipliers",
-    "mlp_ratio",
-    "class_mlp_ratio",
-    "num_stages",
-)
-METRICS = {
-    "top1": "maximize",
-    "top5": "maximize",
-    "gflops": "minimize",
-    "params_m": "minimize",
-    "latency_ms_median": "minimize",
-    "throughput_img_s": "maximize",
-    "peak_mem_mb": "minimize",
-    "train_time_s": "minimize",
-}
-TRAINING_METRICS = ("top1", "top5", "train_time_s")
-CONSTRAINT_METRICS = {
-    "max_gflops": "gflops",
-    "max_params_m": "params_m",
-    "max_latency_ms": "latency_ms_median",
-    "max_peak_mem_mb": "peak_mem_mb",
-}
 SAMPLERS = ("nsga2", "tpe", "random", "gp")
-TRAIN_DATA_KEYS = (
-    "data",
-    "data_dir",
-    "res",
-    "train_samples",
-    "test_samples",
-    "download",
-    "val_fraction",
-    "normalization",
-)
-PROFILE_KEYS = {"res": 224, "latency": False, "batch_size": 1, "threads": None, "memory": False}
-
-
-@dataclass(frozen=True)
-class Knob:
-    name: str
-    distribution: optuna.distributions.BaseDistribution
-
-    def suggest(self, trial: optuna.Trial) -> Any:
-        d = self.distribution
-        if isinstance(d, optuna.distributions.CategoricalDistribution):
-            return trial.suggest_categorical(self.name, d.choices)
-        if isinstance(d, optuna.distributions.IntDistribution):
-            return trial.suggest_int(self.name, d.low, d.high, step=d.step, log=d.log)
-        return trial.suggest_float(self.name, d.low, d.high, step=d.step, log=d.log)
-
-    def contains(self, value: Any) -> bool:
-        try:
-            return self.distribution._contains(self.distribution.to_internal_repr(value))
-        except ValueError:  # a categorical value that is not among the choices
-            return False
 
 
 @dataclass(frozen=True)
@@ -129,8 +65,9 @@ class SearchSpace:
     constraints: Mapping[str, float]
     sampler: Mapping[str, Any]
     n_trials: int
-    train: Mapping[str, Any]
-    profile: Mapping[str, Any]
+    data: DataSpec | None
+    train: TrainSettings | None
+    profile: ProfileSettings
     seeds: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     baselines: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     reference_point: Mapping[str, float] = field(default_factory=dict)
@@ -138,24 +75,21 @@ class SearchSpace:
     # ------------------------------------------------------------------------- derived
     @property
     def needs_training(self) -> bool:
-        return any(o.metric in TRAINING_METRICS for o in self.objectives)
+        """Whether an objective is measured by proxy training."""
+        return any(METRICS[o.metric].needs_training for o in self.objectives)
 
     @property
     def needs_latency(self) -> bool:
-        metrics = {o.metric for o in self.objectives}
-        return bool(
-            {"latency_ms_median", "throughput_img_s"} & metrics
-            or "max_latency_ms" in self.constraints
-            or self.profile.get("latency")
-        )
+        return self.profile.latency
 
     @property
     def needs_memory(self) -> bool:
-        return bool(
-            "peak_mem_mb" in {o.metric for o in self.objectives}
-            or "max_peak_mem_mb" in self.constraints
-            or self.profile.get("memory")
-        )
+        return bool(self.profile.memory)
+
+    @property
+    def resolution(self) -> int:
+        """The proxy-training resolution when candidates are trained, else the profile's."""
+        return self.data.resolution if self.data is not None else self.profile.resolution
 
     @property
     def directions(self) -> list[str]:
@@ -166,7 +100,26 @@ class SearchSpace:
         return [o.metric for o in self.objectives]
 
     def with_objectives(self, objectives: list[Objective]) -> SearchSpace:
-        return dataclasses.replace(self, objectives=tuple(objectives))
+        """The space with other objectives (timing and memory follow what they need)."""
+        space = dataclasses.replace(self, objectives=tuple(objectives))
+        return dataclasses.replace(space, profile=_needed_profile(space))
+
+    def record(self) -> dict[str, Any]:
+        """The space's settings as plain data, for the study's attributes and reports."""
+        train = {}
+        if self.data is not None:
+            train = {"data": self.data.source, **dataclasses.asdict(self.data)}
+            del train["source"]
+        if self.train is not None:
+            train.update(dataclasses.asdict(self.train))
+        profile = dataclasses.asdict(self.profile)
+        profile["batch_size"] = profile["batch_sizes"][0]
+        return {
+            "objectives": [dataclasses.asdict(o) for o in self.objectives],
+            "constraints": dict(self.constraints),
+            "train": train,
+            "profile": profile,
+        }
 
     # ------------------------------------------------------------------------ sampling
     def sample(self, trial: optuna.Trial) -> dict[str, Any]:
@@ -180,73 +133,6 @@ class SearchSpace:
             img_size=img_size,
             name=f"{self.name}_candidate",
         )
-
-
-def knobs_to_config(
-    values: Mapping[str, Any], *, num_classes: int, img_size: int, name: str | None = None
-) -> DualViTConfig:
-    """Turn knob values (and fixed settings) into a validated :class:`DualViTConfig`."""
-    values = dict(values)
-    fields = set(DualViTConfig.field_names())
-    n = int(values.pop("num_stages", 0) or 0)
-    multipliers = values.pop("width_multipliers", None)
-    if not n:
-        n = len(multipliers) if multipliers else len(values.get("embed_dims", ())) or 4
-    head_dim = values.pop("head_dim", None)
-    width = values.pop("width", None)
-    stage_ratio = values.pop("mlp_ratio", None)
-    class_ratio = values.pop("class_mlp_ratio", None)
-    cfg: dict[str, Any] = {}
-
-    dims = list(values.pop("embed_dims", [])) or [None] * n
-    if width is not None:
-        if not multipliers or len(multipliers) != n:
-            raise ValueError(
-                f"width_multipliers: needs {n} entries to turn width into stage widths"
-            )
-        dims = [width * m for m in multipliers]
-    for i in range(n):
-        if f"width{i + 1}" in values:
-            dims[i] = values.pop(f"width{i + 1}")
-    if any(d is None for d in dims):
-        raise ValueError("width: give width (with width_multipliers), width1..N or embed_dims")
-    if head_dim is not None:
-        if head_dim <= 0:
-            raise ValueError(f"head_dim: must be positive, got {head_dim}")
-        dims = [head_dim * max(1, round(d / head_dim)) for d in dims]
-        cfg["num_heads"] = [d // head_dim for d in dims]
-    cfg["embed_dims"] = [int(round(d)) for d in dims]
-
-    depths = list(values.pop("depths", [])) or [None] * n
-    for i in range(n):
-        if f"depth{i + 1}" in values:
-            depths[i] = values.pop(f"depth{i + 1}")
-    if any(d is None for d in depths):
-        missing = next(i for i, d in enumerate(depths) if d is None)
-        raise ValueError(f"depth{missing + 1}: no depth for stage {missing + 1}")
-    cfg["depths"] = depths
-
-    ratios = list(values.pop("mlp_ratios", [])) or [stage_ratio] * n
-    ratios = ratios[:n] + ratios[n:]  # keep an explicit class ratio if given
-    for i in range(n):
-        if f"mlp_ratio{i + 1}" in values:
-            ratios[i] = values.pop(f"mlp_ratio{i + 1}")
-    if any(r is None for r in ratios[:n]):
-        raise ValueError("mlp_ratio: give mlp_ratio, mlp_ratio1..N or mlp_ratios")
-    if class_ratio is not None:
-        ratios = ratios[:n] + [class_ratio]
-    cfg["mlp_ratios"] = ratios
-
-    if "semantic_grid" in values and values.get("semantic_pool", "grid") == "grid":
-        cfg["semantic_pool"] = "grid"
-    for key, value in values.items():
-        if key not in fields:
-            raise ValueError(f"{key}: not a knob ({', '.join(KNOB_HELP)}) or DualViTConfig field")
-        cfg[key] = value
-    cfg.update(num_classes=num_classes, img_size=img_size)
-    if name is not None:
-        cfg.setdefault("name", name)
-    return DualViTConfig(**cfg)
 
 
 # --------------------------------------------------------------------------- loading
@@ -311,7 +197,7 @@ def parse_space(data: Any, *, path: Path | None = None) -> SearchSpace:
     name = data.get("name") or (path.stem if path else None)
     if not isinstance(name, str) or not name:
         raise ValueError("name: must be a non-empty string")
-    knobs = tuple(_parse_knob(k, v) for k, v in _mapping(data, "knobs").items())
+    knobs = tuple(parse_knob(k, v) for k, v in _mapping(data, "knobs").items())
     if not knobs:
         raise ValueError("knobs: a space needs at least one knob")
     fixed = dict(_mapping(data, "fixed"))
@@ -321,12 +207,9 @@ def parse_space(data: Any, *, path: Path | None = None) -> SearchSpace:
     n_trials = data.get("n_trials", 20)
     if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials <= 0:
         raise ValueError(f"n_trials: must be a positive integer, got {n_trials!r}")
-    train = dict(_mapping(data, "train"))
-    profile = {**PROFILE_KEYS, **_mapping(data, "profile")}
-    unknown = sorted(set(profile) - set(PROFILE_KEYS))
-    if unknown:
-        raise ValueError(f"profile.{unknown[0]}: unknown setting ({', '.join(PROFILE_KEYS)})")
-    _check_train(train, needed=any(o.metric in TRAINING_METRICS for o in objectives))
+    needs_training = any(METRICS[o.metric].needs_training for o in objectives)
+    data_spec, train = parse_train(_mapping(data, "train"), needed=needs_training)
+    profile = parse_profile(_mapping(data, "profile"))
     seeds = {str(k): dict(v or {}) for k, v in _mapping(data, "seeds").items()}
     baselines = {str(k): dict(v or {}) for k, v in _mapping(data, "baselines").items()}
     reference = {}
@@ -344,12 +227,14 @@ def parse_space(data: Any, *, path: Path | None = None) -> SearchSpace:
         constraints=constraints,
         sampler=sampler,
         n_trials=n_trials,
+        data=data_spec,
         train=train,
         profile=profile,
         seeds=seeds,
         baselines=baselines,
         reference_point=reference,
     )
+    space = dataclasses.replace(space, profile=_needed_profile(space))
     _check_knob_values(space)
     return space
 
@@ -359,53 +244,6 @@ def _mapping(data: Mapping, key: str) -> Mapping:
     if not isinstance(value, Mapping):
         raise ValueError(f"{key}: must be a mapping")
     return value
-
-
-def _parse_knob(name: Any, spec: Any) -> Knob:
-    where = f"knobs.{name}"
-    if not isinstance(spec, Mapping):
-        raise ValueError(f"{where}: expected {{choices: [...]}} or {{low: .., high: ..}}")
-    if "choices" in spec:
-        choices = spec["choices"]
-        if not isinstance(choices, list) or not choices:
-            raise ValueError(f"{where}.choices: must be a non-empty list")
-        if any(not isinstance(c, (int, float, str, bool)) and c is not None for c in choices):
-            raise ValueError(f"{where}.choices: values must be numbers, strings or booleans")
-        extra = set(spec) - {"choices"}
-        if extra:
-            raise ValueError(f"{where}.{sorted(extra)[0]}: not used with choices")
-        return Knob(str(name), optuna.distributions.CategoricalDistribution(choices))
-    unknown = set(spec) - {"low", "high", "step", "log", "type"}
-    if unknown:
-        raise ValueError(f"{where}.{sorted(unknown)[0]}: unknown (choices, low, high, step, log)")
-    if "low" not in spec or "high" not in spec:
-        raise ValueError(f"{where}: needs low and high (or choices)")
-    low, high, step, log = spec["low"], spec["high"], spec.get("step"), bool(spec.get("log", False))
-    kind = spec.get("type") or (
-        "int"
-        if all(isinstance(v, int) and not isinstance(v, bool) for v in (low, high) if v is not None)
-        and (step is None or isinstance(step, int))
-        else "float"
-    )
-    if kind not in ("int", "float"):
-        raise ValueError(f"{where}.type: must be int or float, got {kind!r}")
-    for key, value in (("low", low), ("high", high)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"{where}.{key}: must be a number, got {value!r}")
-    if low > high:
-        raise ValueError(f"{where}: low {low} is above high {high}")
-    try:
-        if kind == "int":
-            dist = optuna.distributions.IntDistribution(
-                int(low), int(high), log=log, step=int(step or 1)
-            )
-        else:
-            dist = optuna.distributions.FloatDistribution(
-                float(low), float(high), log=log, step=step
-            )
-    except ValueError as exc:
-        raise ValueError(f"{where}: {exc}") from None
-    return Knob(str(name), dist)
 
 
 def _parse_objectives(raw: Any) -> tuple[Objective, ...]:
@@ -422,7 +260,7 @@ def _parse_objectives(raw: Any) -> tuple[Objective, ...]:
         metric = item["metric"]
         if metric not in METRICS:
             raise ValueError(f"objectives[{i}].metric: unknown {metric!r} ({', '.join(METRICS)})")
-        direction = item.get("direction", METRICS[metric])
+        direction = item.get("direction", METRICS[metric].direction)
         if direction not in ("minimize", "maximize"):
             raise ValueError(f"objectives[{i}].direction: must be minimize or maximize")
         out.append(Objective(metric, direction))
@@ -449,8 +287,8 @@ def parse_objectives_option(text: str) -> list[Objective]:
 def _parse_constraints(raw: Mapping) -> dict[str, float]:
     out = {}
     for key, value in raw.items():
-        if key not in CONSTRAINT_METRICS:
-            raise ValueError(f"constraints.{key}: unknown ({', '.join(CONSTRAINT_METRICS)})")
+        if key not in CONSTRAINTS:
+            raise ValueError(f"constraints.{key}: unknown ({', '.join(CONSTRAINTS)})")
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
             raise ValueError(f"constraints.{key}: must be a positive number, got {value!r}")
         out[key] = float(value)
@@ -475,23 +313,16 @@ def _parse_sampler(raw: Mapping) -> dict[str, Any]:
     return out
 
 
-def _check_train(train: Mapping[str, Any], *, needed: bool) -> None:
-    from dvbench.train import TrainSettings
-
-    fields = {f.name for f in dataclasses.fields(TrainSettings)}
-    unknown = sorted(set(train) - fields - set(TRAIN_DATA_KEYS))
-    if unknown:
-        raise ValueError(f"train.{unknown[0]}: unknown setting")
-    if not needed:
-        return
-    if "res" not in train:
-        raise ValueError(
-            "train.res: the proxy resolution is required when accuracy is an objective"
-        )
-    try:
-        TrainSettings(**{k: v for k, v in train.items() if k in fields})
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"train.{exc}") from None
+def _needed_profile(space: SearchSpace) -> ProfileSettings:
+    """The profile settings with timing and memory on where an objective or constraint
+    needs them."""
+    metrics = set(space.metrics) | {CONSTRAINTS[key] for key in space.constraints}
+    timed = {"latency_ms_median", "throughput_img_s"}
+    return dataclasses.replace(
+        space.profile,
+        latency=bool(space.profile.latency or timed & metrics),
+        memory=bool(space.profile.memory or "peak_mem_mb" in metrics),
+    )
 
 
 def _check_knob_values(space: SearchSpace) -> None:
@@ -507,10 +338,10 @@ def _check_knob_values(space: SearchSpace) -> None:
         missing = names - set(values)
         if missing:
             raise ValueError(f"seeds.{seed}: missing knob {sorted(missing)[0]}")
-    res = int(space.train.get("res", space.profile["res"]))
+    res = space.resolution
     # The first value of every knob must at least name real knobs and fields; a range error
     # (an impossible combination) is fine here: such trials are recorded as infeasible.
-    probe = {k.name: _first_value(k) for k in space.knobs}
+    probe = {k.name: first_value(k) for k in space.knobs}
     try:
         knobs_to_config({**space.fixed, **probe}, num_classes=10, img_size=res)
     except ValueError as exc:
@@ -519,13 +350,6 @@ def _check_knob_values(space: SearchSpace) -> None:
     for metric in space.reference_point:
         if metric not in space.metrics:
             raise ValueError(f"reference_point.{metric}: not an objective of this space")
-
-
-def _first_value(knob: Knob) -> Any:
-    d = knob.distribution
-    if isinstance(d, optuna.distributions.CategoricalDistribution):
-        return d.choices[0]
-    return d.low
 
 
 def hypervolume_reference(space: SearchSpace) -> dict[str, float]:
@@ -539,10 +363,10 @@ def hypervolume_reference(space: SearchSpace) -> dict[str, float]:
     for o in space.objectives:
         if o.metric in space.reference_point:
             ref[o.metric] = space.reference_point[o.metric]
-        elif o.metric in ("top1", "top5"):
+        elif METRICS[o.metric].kind == "accuracy":
             ref[o.metric] = 0.0
         else:
-            for key, metric in CONSTRAINT_METRICS.items():
-                if metric == o.metric and key in space.constraints:
-                    ref[o.metric] = space.constraints[key]
+            key = METRICS[o.metric].constraint
+            if key in space.constraints:
+                ref[o.metric] = space.constraints[key]
     return ref

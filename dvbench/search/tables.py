@@ -19,20 +19,11 @@ import numpy as np
 import optuna
 import pandas as pd
 
+from dvbench.metrics import METRICS
+
 BASELINE_ATTR_PREFIX = "baseline:"
-METRIC_COLUMNS = (
-    "params_m",
-    "gflops",
-    "latency_ms_median",
-    "latency_ms_p10",
-    "latency_ms_p90",
-    "throughput_img_s",
-    "peak_mem_mb",
-    "top1",
-    "top5",
-    "train_time_s",
-    "train_images_per_s",
-)
+#: Metric columns of the tables: every metric of :mod:`dvbench.metrics`, in its order.
+METRIC_COLUMNS = tuple(METRICS)
 TIMING_COLUMNS = ("count_s", "train_s", "profile_s", "duration_s")
 
 

@@ -1,6 +1,6 @@
 """``--workers K``: K local worker processes on one study, sharing the machine.
 
-Each worker is :func:`~dvbench.search.runner.run_search`, exactly what a worker started by
+Each worker is :func:`~dvbench.search.run_search`, exactly what a worker started by
 hand on another machine runs. This process creates (or joins) the study first, so one-time
 set-up -- seed trials, settings, baselines -- happens once; it starts workers 1..K-1 as new
 processes (``spawn``: no torch state is forked) and is worker 0 itself (its imports are done,
@@ -25,14 +25,10 @@ from pathlib import Path
 import optuna
 
 from dvbench.errors import UsageError
-from dvbench.search.runner import (
-    SearchOptions,
-    SearchSummary,
-    open_study,
-    reap_stale_trials,
-    run_search,
-    summarize,
-)
+from dvbench.runtime import usable_cores
+from dvbench.search._loop import run_search, summarize
+from dvbench.search._options import SearchOptions, SearchSummary
+from dvbench.search._study import open_study, reap_stale_trials
 from dvbench.search.storage import SQLITE_FILE, storage_scheme
 from dvbench.search.tables import export_tables
 
@@ -40,15 +36,8 @@ from dvbench.search.tables import export_tables
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
 def threads_per_worker(workers: int, cores: int | None = None) -> int:
-    return max(1, (cores or available_cores()) // workers)
+    return max(1, (cores or usable_cores()) // workers)
 
 
 def check_workers(options: SearchOptions, workers: int) -> None:

@@ -76,14 +76,14 @@ def scale_width(cfg: DualViTConfig, width_mult: float) -> DualViTConfig:
     return cfg.replace(embed_dims=dims, stem_hidden_dim=stem)
 
 
-def swin_window_for(res: int, *, patch_size: int = 4, max_window: int = 7) -> int:
+def swin_window_for(resolution: int, *, patch_size: int = 4, max_window: int = 7) -> int:
     """The largest window (<= 7, Swin's default) that tiles the first stage's patch grid.
 
     timm's Swin pads a grid that the window does not divide; at 32 px the grid is 8x8 and
     the default window of 7 would pad it to 14x14, tripling the attention work. A window of
     4 tiles it exactly (later stages clamp the window to their smaller grids).
     """
-    grid = max(1, res // patch_size)
+    grid = max(1, resolution // patch_size)
     return next(w for w in range(min(max_window, grid), 0, -1) if grid % w == 0)
 
 
@@ -91,12 +91,12 @@ def build_candidate(
     spec: ModelSpec,
     *,
     num_classes: int,
-    res: int,
+    resolution: int,
     drop_path_rate: float = 0.0,
     overrides: Mapping[str, Any] | None = None,
     width_mult: float | None = None,
 ) -> nn.Module:
-    """A freshly initialised model for ``num_classes`` classes at ``res`` pixels.
+    """A freshly initialised model for ``num_classes`` classes at ``resolution`` pixels.
 
     ``overrides`` are Dual-ViT config fields (``embed_dims``, ``depths``, ...) for Dual-ViT
     specs and constructor keyword arguments for timm models; ``width_mult`` (Dual-ViT only)
@@ -112,7 +112,7 @@ def build_candidate(
                 {
                     **overrides,
                     "num_classes": num_classes,
-                    "img_size": res,
+                    "img_size": resolution,
                     "drop_path_rate": drop_path_rate,
                 },
                 base=cfg,
@@ -128,12 +128,12 @@ def build_candidate(
         )
     target = str(resolve_spec(spec))
     if target.startswith("swin") and "window_size" not in overrides:
-        overrides["window_size"] = swin_window_for(res)
+        overrides["window_size"] = swin_window_for(resolution)
     try:
         return create_model(
             spec,
             num_classes=num_classes,
-            img_size=res,
+            img_size=resolution,
             drop_path_rate=drop_path_rate,
             **overrides,
         )

@@ -59,7 +59,7 @@ class ProxyData:
     std: tuple[float, float, float]
 
     @property
-    def res(self) -> int:
+    def resolution(self) -> int:
         return int(self.train_images.shape[-1])
 
     @property
@@ -77,14 +77,54 @@ class ProxyData:
     def describe(self) -> str:
         return (
             f"{self.name}: {self.num_train} train / {self.num_test} test images, "
-            f"{self.num_classes} classes, {self.res}x{self.res} px"
+            f"{self.num_classes} classes, {self.resolution}x{self.resolution} px"
         )
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Which images a proxy run uses, validated once; :meth:`load` reads them.
+
+    ``source`` is ``digits``, ``cifar10``, ``cifar100`` or an ImageFolder folder;
+    ``train_samples``/``test_samples`` cap the images per class (a seeded choice);
+    ``val_fraction`` is the stratified held-out share when a source has no test split;
+    ``normalization`` is ``"dataset"`` (statistics of the training images) or ``"imagenet"``.
+    """
+
+    source: str = "digits"
+    resolution: int = 32
+    data_dir: str | None = None
+    train_samples: int | None = None
+    test_samples: int | None = None
+    download: bool = False
+    val_fraction: float = 0.2
+    normalization: str = "dataset"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "source", str(self.source))
+        if self.data_dir is not None:
+            object.__setattr__(self, "data_dir", str(self.data_dir))
+        _check_positive_int("resolution", self.resolution)
+        for name in ("train_samples", "test_samples"):
+            if getattr(self, name) is not None:
+                _check_positive_int(name, getattr(self, name))
+        if not isinstance(self.val_fraction, (int, float)) or not 0 < self.val_fraction < 1:
+            raise ValueError(f"val_fraction: must be between 0 and 1, got {self.val_fraction!r}")
+        if self.normalization not in NORMALIZATIONS:
+            raise ValueError(
+                f"normalization: must be one of {', '.join(NORMALIZATIONS)}, "
+                f"got {self.normalization!r}"
+            )
+
+    def load(self, *, seed: int = 0) -> ProxyData:
+        """The images, decoded once per process (the same spec and seed: the same split)."""
+        return _load(self, seed)
 
 
 def load_data(
     source: str | Path,
     *,
-    res: int,
+    resolution: int,
     train_samples: int | None = None,
     test_samples: int | None = None,
     data_dir: str | Path | None = None,
@@ -93,26 +133,29 @@ def load_data(
     val_fraction: float = 0.2,
     normalization: str = "dataset",
 ) -> ProxyData:
-    """Load a built-in data set or an ImageFolder-layout folder at ``res`` x ``res`` pixels.
+    """Load a built-in data set or an ImageFolder-layout folder at ``resolution`` px square.
 
-    ``train_samples``/``test_samples`` cap the images per class (a seeded choice);
-    ``val_fraction`` is the stratified held-out share when a source has no test split;
-    ``normalization`` is ``"dataset"`` (statistics of the training images) or ``"imagenet"``.
-    Errors a user can cause (unknown name, missing or malformed folder, missing CIFAR files)
-    raise :class:`UsageError` with one line naming the problem.
+    The keyword form of :class:`DataSpec` (see there). Errors a user can cause (unknown
+    name, missing or malformed folder, missing CIFAR files) raise :class:`UsageError` with
+    one line naming the problem.
     """
-    _check_positive_int("res", res)
-    for name, value in (("train_samples", train_samples), ("test_samples", test_samples)):
-        if value is not None:
-            _check_positive_int(name, value)
-    if not 0 < val_fraction < 1:
-        raise ValueError(f"val_fraction: must be between 0 and 1, got {val_fraction!r}")
-    if normalization not in NORMALIZATIONS:
-        raise ValueError(
-            f"normalization: must be one of {', '.join(NORMALIZATIONS)}, got {normalization!r}"
-        )
+    spec = DataSpec(
+        source=str(source),
+        resolution=resolution,
+        data_dir=None if data_dir is None else str(data_dir),
+        train_samples=train_samples,
+        test_samples=test_samples,
+        download=download,
+        val_fraction=val_fraction,
+        normalization=normalization,
+    )
+    return spec.load(seed=seed)
 
-    key = str(source)
+
+def _load(spec: DataSpec, seed: int) -> ProxyData:
+    res, data_dir, val_fraction = spec.resolution, spec.data_dir, spec.val_fraction
+    download = spec.download
+    key = spec.source
     if key == "digits":
         images, labels, class_names = _digits(res)
         train, test = _split(images, labels, val_fraction=val_fraction, seed=seed)
@@ -126,9 +169,9 @@ def load_data(
         train, test, class_names = _image_folder(Path(key), res, val_fraction, seed)
         name = Path(key).name
 
-    train = _cap_per_class(train, train_samples, seed=seed)
-    test = _cap_per_class(test, test_samples, seed=seed + 1)
-    if normalization == "imagenet":
+    train = _cap_per_class(train, spec.train_samples, seed=seed)
+    test = _cap_per_class(test, spec.test_samples, seed=seed + 1)
+    if spec.normalization == "imagenet":
         mean, std = IMAGENET_MEAN, IMAGENET_STD
     else:
         mean, std = channel_stats(train[0])

@@ -14,14 +14,13 @@ result with ``status="failed"`` and a reason, not an exception: the caller decid
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
 import json
 import math
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -33,6 +32,7 @@ from timm.optim import param_groups_weight_decay
 
 from dvbench.errors import UsageError
 from dvbench.models import display_name
+from dvbench.runtime import check_output_path, num_threads, resolve_device
 from dvbench.train.candidate import ModelSpec, build_candidate
 from dvbench.train.data import Normalizer, ProxyData, random_crop_flip
 
@@ -117,6 +117,40 @@ class TrainSettings:
         return self.min_lr_ratio + (1.0 - self.min_lr_ratio) * cosine
 
 
+@dataclass(frozen=True)
+class Budget:
+    """Where a call of :func:`train_candidate` stops: after ``epochs``, ``steps`` or ``seconds``
+    of training (whichever comes first), counted from the start of the run, not of the call.
+
+    The learning-rate schedule is always the one of :class:`TrainSettings`' full budget (its
+    horizon), so stopping at a budget and continuing from the checkpoint later gives the same
+    network, step for step, as training to the later budget in one go (successive halving and
+    rung ladders rely on this). A stop past the horizon is the horizon.
+    """
+
+    epochs: float | None = None
+    steps: int | None = None
+    seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.epochs is None and self.steps is None and self.seconds is None:
+            raise ValueError("budget: give epochs, steps or seconds")
+        for name in ("epochs", "seconds"):
+            value = getattr(self, name)
+            if value is not None and not (_is_number(value) and value > 0):
+                raise ValueError(f"budget.{name}: must be a positive number, got {value!r}")
+        if self.steps is not None and not (_is_int(self.steps) and self.steps > 0):
+            raise ValueError(f"budget.steps: must be a positive integer, got {self.steps!r}")
+
+    def describe(self) -> str:
+        parts = [
+            f"{value:g} {unit}"
+            for value, unit in ((self.epochs, "epochs"), (self.steps, "steps"), (self.seconds, "s"))
+            if value is not None
+        ]
+        return " or ".join(parts)
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -166,7 +200,7 @@ class TrainResult:
     eval_time_s: float
     images_per_s: float
     data: str
-    res: int
+    resolution: int
     num_classes: int
     num_train: int
     num_test: int
@@ -174,6 +208,7 @@ class TrainResult:
     device: str
     settings: TrainSettings
     model_config: dict[str, Any] | None = None
+    resumed_from_step: int = 0  # steps trained by earlier calls (read from the checkpoint)
 
     @property
     def ok(self) -> bool:
@@ -194,7 +229,7 @@ class TrainResult:
 
     def save(self, path: str | Path) -> Path:
         """Write JSON (``.json``) or append a row to a CSV table (``.csv``, header if new)."""
-        path = check_output_path(path)
+        path = check_output_path(path, OUTPUT_SUFFIXES)
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.suffix.lower() == ".json":
             path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
@@ -214,29 +249,6 @@ class TrainResult:
         return path
 
 
-def check_output_path(path: str | Path) -> Path:
-    """``path`` as a Path if :meth:`TrainResult.save` can write it (check before training)."""
-    path = Path(path)
-    if path.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise UsageError(f"{path}: the output must be a .json or .csv file")
-    if path.is_dir():
-        raise UsageError(f"{path}: is a folder; the output must be a .json or .csv file")
-    return path
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` picks CUDA when available, else CPU."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError:
-        raise UsageError(f"device {device!r}: not a device name (cpu, cuda, cuda:1, ...)") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"device {device!r}: CUDA is not available on this machine")
-    return resolved
-
-
 def train_candidate(
     model_or_spec: nn.Module | ModelSpec,
     data: ProxyData,
@@ -247,19 +259,27 @@ def train_candidate(
     overrides: Mapping[str, Any] | None = None,
     width_mult: float | None = None,
     progress: ProgressCallback | None = None,
+    stop: Budget | None = None,
+    checkpoint: str | Path | None = None,
 ) -> TrainResult:
     """Train one candidate on ``data`` under ``settings`` and evaluate it on the test split.
 
     ``model_or_spec`` is a model spec (built here, seeded, for ``data``'s classes and
     resolution, with ``overrides``/``width_mult`` as in :func:`build_candidate`) or a
     ready module (trained in place; its initialisation is the caller's).
+
+    ``stop`` ends this call early (a rung of a budget ladder); the schedule stays that of
+    ``settings``. With ``checkpoint`` (a file path), a run found there is continued (model,
+    optimizer, schedule position, random state), and the state at the stop is written back
+    (atomically), so a later call with a larger ``stop`` goes on where this one ended.
     """
     settings = settings or TrainSettings()
-    device = resolve_device(device)
+    device = resolve_device(str(device))
     rng_devices = []
     if device.type == "cuda":
         rng_devices = [device.index if device.index is not None else torch.cuda.current_device()]
-    with _threads(settings.num_threads), torch.random.fork_rng(devices=rng_devices):
+    checkpoint = Path(checkpoint) if checkpoint is not None else None
+    with num_threads(settings.num_threads), torch.random.fork_rng(devices=rng_devices):
         torch.manual_seed(seed)
         if isinstance(model_or_spec, nn.Module):
             if overrides or width_mult is not None:
@@ -269,30 +289,16 @@ def train_candidate(
             model = build_candidate(
                 model_or_spec,
                 num_classes=data.num_classes,
-                res=data.res,
+                resolution=data.resolution,
                 drop_path_rate=settings.drop_path_rate,
                 overrides=overrides,
                 width_mult=width_mult,
             )
             name = display_name(model_or_spec)
-        run = _Run(model, data, settings, seed=seed, device=device, progress=progress)
-        return run.execute(name)
-
-
-@contextlib.contextmanager
-def _threads(num_threads: int | None) -> Iterator[None]:
-    before = torch.get_num_threads()
-    if num_threads is None:
-        num_threads = (
-            len(os.sched_getaffinity(0))
-            if hasattr(os, "sched_getaffinity")
-            else (os.cpu_count() or 1)
-        )
-    torch.set_num_threads(num_threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+        run = _Run(model, data, settings, seed=seed, device=device, progress=progress, stop=stop)
+        if checkpoint is not None and checkpoint.exists():
+            run.resume(checkpoint)
+        return run.execute(name, checkpoint=checkpoint)
 
 
 def _module_name(model: nn.Module) -> str:
@@ -316,6 +322,7 @@ class _Run:
         seed: int,
         device: torch.device,
         progress: ProgressCallback | None,
+        stop: Budget | None = None,
     ) -> None:
         self.data, self.settings, self.device, self.seed = data, settings, device, seed
         self.progress = progress
@@ -331,17 +338,86 @@ class _Run:
         self.batch_size = min(settings.batch_size, data.num_train)
         self.steps_per_epoch = max(1, data.num_train // self.batch_size)  # full batches only
         self.total_steps = _total_steps(settings, self.steps_per_epoch)
+        self.stop_steps, self.stop_seconds = _stop_steps(stop, self.steps_per_epoch), None
+        if stop is not None:
+            self.stop_seconds = stop.seconds
         self.step = 0
         self.phase = "training"
         self.losses: list[float] = []
         self.train_time = self.eval_time = self.first_step_time = 0.0
+        # The training state a checkpoint carries besides the model's weights.
+        self.generator = torch.Generator().manual_seed(seed)
+        self.optimizer = make_optimizer(self.model, settings)
+        self.scaler = torch.amp.GradScaler(device.type) if self.amp_dtype == torch.float16 else None
+        self.order: torch.Tensor | None = None  # this epoch's shuffled sample order
+        self.position = 0  # batches of ``order`` already used
+        self.resumed_from_step = 0
+        self.prior_time = 0.0  # training seconds of earlier calls
+
+    # -------------------------------------------------------------------------- checkpoints
+    def _state(self) -> dict[str, Any]:
+        return {
+            "format": 1,
+            "seed": self.seed,
+            "settings": dataclasses.asdict(self.settings),
+            "num_train": self.data.num_train,
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(self.device)
+            if self.device.type == "cuda"
+            else None,
+            "order": self.order.cpu() if self.order is not None else None,
+            "position": self.position,
+            "losses": self.losses[-self.steps_per_epoch :],
+            "train_time": self.train_time,
+            "first_step_time": self.first_step_time,
+        }
+
+    def save(self, path: Path) -> None:
+        """Write the run's state atomically (a crash leaves the previous checkpoint whole)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        torch.save(self._state(), tmp)
+        os.replace(tmp, path)
+
+    def resume(self, path: Path) -> None:
+        """Continue the run saved at ``path`` (same seed, settings and data, or ValueError)."""
+        state = torch.load(path, map_location=self.device, weights_only=False)
+        same = (
+            state.get("seed") == self.seed
+            and state.get("settings") == dataclasses.asdict(self.settings)
+            and state.get("num_train") == self.data.num_train
+        )
+        if not same:
+            raise ValueError(f"checkpoint {path}: made with another seed, settings or data")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scaler is not None and state["scaler"] is not None:
+            self.scaler.load_state_dict(state["scaler"])
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"] is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        order = state["order"]
+        self.order = order.to(self.device) if order is not None else None
+        self.position = int(state["position"])
+        self.step = self.resumed_from_step = int(state["step"])
+        self.losses = list(state["losses"])
+        self.prior_time = self.train_time = float(state["train_time"])
+        self.first_step_time = float(state["first_step_time"])
 
     # --------------------------------------------------------------------------- top level
-    def execute(self, name: str) -> TrainResult:
+    def execute(self, name: str, *, checkpoint: Path | None = None) -> TrainResult:
         status, reason = "ok", None
         top1 = top5 = test_loss = None
         try:
             self._train()
+            if checkpoint is not None:
+                self.save(checkpoint)
             self.phase = "evaluation"
             start = time.perf_counter()
             top1, top5, test_loss = evaluate(
@@ -389,7 +465,7 @@ class _Run:
             eval_time_s=self.eval_time,
             images_per_s=images_per_s,
             data=self.data.name,
-            res=self.data.res,
+            resolution=self.data.resolution,
             num_classes=self.data.num_classes,
             num_train=self.data.num_train,
             num_test=self.data.num_test,
@@ -397,23 +473,24 @@ class _Run:
             device=str(self.device),
             settings=self.settings,
             model_config=self.model_config,
+            resumed_from_step=self.resumed_from_step,
         )
 
     def _oom_reason(self, exc: BaseException) -> str:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         where = "evaluation" if self.phase == "evaluation" else f"step {self.step + 1}"
-        return f"out of memory at {where} (batch {self.batch_size}, {self.data.res} px): {first}"
+        size = f"batch {self.batch_size}, {self.data.resolution} px"
+        return f"out of memory at {where} ({size}): {first}"
 
     # ---------------------------------------------------------------------------- training
     def _train(self) -> None:
         settings, device, model = self.settings, self.device, self.model
-        generator = torch.Generator().manual_seed(self.seed)
+        generator, optimizer, scaler = self.generator, self.optimizer, self.scaler
         images = self.data.train_images.to(device)
         labels = self.data.train_labels.to(device)
         normalize = Normalizer(self.data.mean, self.data.std, device=device)
-        padding = settings.crop_padding if settings.crop_padding is not None else self.data.res // 8
-        optimizer = make_optimizer(model, settings)
-        scaler = torch.amp.GradScaler(device.type) if self.amp_dtype == torch.float16 else None
+        resolution = self.data.resolution
+        padding = settings.crop_padding if settings.crop_padding is not None else resolution // 8
         params = [p for p in model.parameters() if p.requires_grad]
         autocast = torch.autocast(
             device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
@@ -455,20 +532,23 @@ class _Run:
         start = time.perf_counter()
         try:
             while not self._budget_spent(start):
-                order = torch.randperm(self.data.num_train, generator=generator).to(device)
-                for first in range(0, self.steps_per_epoch * self.batch_size, self.batch_size):
-                    if self._budget_spent(start):
-                        break
-                    pending.append(step(order[first : first + self.batch_size], start))
-                    self.step += 1
-                    if self.step == 1:
-                        self.first_step_time = self._elapsed(start)
-                    if len(pending) >= sync_every:
-                        self._check(pending, start)
+                if self.order is None or self.position >= self.steps_per_epoch:
+                    # a new epoch: drawn only when a step needs it, so a run stopped at an
+                    # epoch boundary and continued later draws exactly what one run draws
+                    self.order = torch.randperm(self.data.num_train, generator=generator).to(device)
+                    self.position = 0
+                first = self.position * self.batch_size
+                pending.append(step(self.order[first : first + self.batch_size], start))
+                self.position += 1
+                self.step += 1
+                if self.step == 1:
+                    self.first_step_time = self._elapsed(start)
+                if len(pending) >= sync_every:
+                    self._check(pending, start)
             if pending:
                 self._check(pending, start)
         finally:
-            self.train_time = self._elapsed(start)
+            self.train_time = self.prior_time + self._elapsed(start)
 
     def _elapsed(self, start: float) -> float:
         if self.device.type == "cuda":
@@ -476,18 +556,25 @@ class _Run:
         return time.perf_counter() - start
 
     def _budget_spent(self, start: float) -> bool:
-        if self.total_steps is not None and self.step >= self.total_steps:
+        for limit in (self.total_steps, self.stop_steps):
+            if limit is not None and self.step >= limit:
+                return True
+        if self.step == 0:
+            return False
+        call_s = time.perf_counter() - start
+        horizon = self.settings.time_limit_s
+        if horizon is not None and self.prior_time + call_s >= horizon:
             return True
-        limit = self.settings.time_limit_s
-        return limit is not None and self.step > 0 and time.perf_counter() - start >= limit
+        return self.stop_seconds is not None and self.prior_time + call_s >= self.stop_seconds
 
     def _progress(self, start: float, step: int) -> float:
-        """Fraction of the budget done after ``step`` steps (the larger of steps and time)."""
+        """Fraction of the schedule's budget done after ``step`` steps (steps or time)."""
         fractions = [0.0]
         if self.total_steps is not None:
             fractions.append(step / self.total_steps)
         if self.settings.time_limit_s is not None:
-            fractions.append((time.perf_counter() - start) / self.settings.time_limit_s)
+            elapsed = self.prior_time + time.perf_counter() - start
+            fractions.append(elapsed / self.settings.time_limit_s)
         return min(max(fractions), 1.0)
 
     def _check(self, pending: list[torch.Tensor], start: float) -> None:
@@ -501,7 +588,7 @@ class _Run:
                 raise _Failure(f"non-finite loss ({value}) at step {self.step}")
         self.losses.extend(values)
         if self.progress is not None:
-            elapsed = time.perf_counter() - start
+            elapsed = self.prior_time + time.perf_counter() - start
             self.progress(
                 TrainProgress(
                     step=self.step,
@@ -522,6 +609,15 @@ def _total_steps(settings: TrainSettings, steps_per_epoch: int) -> int | None:
     if settings.max_steps is not None:
         budgets.append(settings.max_steps)
     return min(budgets) if budgets else None
+
+
+def _stop_steps(stop: Budget | None, steps_per_epoch: int) -> int | None:
+    if stop is None:
+        return None
+    return _total_steps(
+        TrainSettings(epochs=stop.epochs, max_steps=stop.steps, time_limit_s=stop.seconds),
+        steps_per_epoch,
+    )
 
 
 def _amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:

@@ -17,7 +17,7 @@ import torch.nn as nn
 
 from dvbench.cli import main
 from dvbench.cli.profile_cmd import _models
-from dvbench.profile import COLUMNS, profile_models, results_to_frame
+from dvbench.profile import COLUMNS, ProfileSettings, profile_models, results_to_frame
 from dvbench.profile.display import results_table
 
 REPO = Path(__file__).resolve().parents[2]
@@ -117,8 +117,10 @@ def test_cpu_memory_in_a_child_process(tmp_path):
 def test_compile_time_is_its_own_column(monkeypatch):
     # The eager backend exercises the plumbing without a C++ toolchain build.
     monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="eager"))
-    (result,) = profile_models(["test_vit"], resolution=160, compile=True, threads=1,
-                               warmup=0, min_runs=2, min_time_s=0)  # fmt: skip
+    settings = ProfileSettings(
+        resolution=160, compile=True, threads=1, warmup=0, min_runs=2, min_time_s=0
+    )
+    (result,) = profile_models(["test_vit"], settings)
     assert result.compile_s is not None and result.compile_s > 0
     assert result.measurement.runs >= 2
     assert results_to_frame([result]).compile_s.notna().all()
@@ -139,8 +141,10 @@ class RunsOutOfMemory(nn.Module):
 
 
 def test_out_of_memory_marks_the_row_and_goes_on():
-    results = profile_models([RunsOutOfMemory()], resolution=8, batch_sizes=(1, 64, 2),
-                             warmup=0, min_runs=1, min_time_s=0)  # fmt: skip
+    settings = ProfileSettings(
+        resolution=8, batch_sizes=(1, 64, 2), warmup=0, min_runs=1, min_time_s=0
+    )
+    results = profile_models([RunsOutOfMemory()], settings)
     frame = results_to_frame(results)
     assert frame.batch_size.tolist() == [1, 64, 2]
     assert frame.status.tolist() == ["ok", "oom", "ok"]
@@ -158,7 +162,8 @@ def test_other_errors_in_a_run_still_raise():
             return super().forward(x)
 
     with pytest.raises(RuntimeError, match="a bug"):
-        profile_models([Broken()], resolution=8, batch_sizes=(1, 2), min_runs=1, min_time_s=0)
+        settings = ProfileSettings(resolution=8, batch_sizes=(1, 2), min_runs=1, min_time_s=0)
+        profile_models([Broken()], settings)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")

@@ -10,7 +10,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from dvbench.profile import Measurement, make_step, measure, num_threads
+from dvbench.profile import Measurement, make_step, measure
+from dvbench.runtime import num_threads
 from dvbench.profile.timing import prepare_model, synchronizer
 
 

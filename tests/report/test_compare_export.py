@@ -12,12 +12,12 @@ import timm
 import yaml
 from optuna.trial import TrialState, create_trial
 
-import dvbench.search
 from dvbench.cli import main
 from dvbench.models import load_config
 from dvbench.profile import count_cost
+from dvbench.evaluate import Evaluator, compare_models
+from dvbench.profile import ProfileSettings
 from dvbench.report import (
-    compare_models,
     create_from_file,
     export_trial,
     get_comparison_info,
@@ -26,6 +26,7 @@ from dvbench.report import (
 )
 from dvbench.report.plots import DPI, FIGSIZE
 from dvbench.search import SearchOptions, load_space, load_study, run_search
+from dvbench.train import DataSpec, TrainSettings
 
 RES = 64
 IMAGE_SHAPE = (round(FIGSIZE[1] * DPI), round(FIGSIZE[0] * DPI))
@@ -134,7 +135,8 @@ def test_cli_export_errors_are_one_line(results_dir, capsys, argv, message):
 # ----------------------------------------------------------------------------- compare
 @pytest.fixture(scope="module")
 def comparison(tiny_config):
-    return compare_models([str(tiny_config), "pvt_v2_b0"], resolution=RES, latency=False)
+    evaluator = Evaluator(profile=ProfileSettings(resolution=RES, latency=False))
+    return compare_models([str(tiny_config), "pvt_v2_b0"], evaluator)
 
 
 def test_compare_frame_and_plot_info(comparison):
@@ -151,7 +153,7 @@ def test_compare_frame_and_plot_info(comparison):
 
 @pytest.mark.parametrize("suffix", [".json", ".parquet"])
 def test_write_comparison_table_and_png(comparison, tmp_path, suffix):
-    table, plot = write_comparison(comparison, tmp_path / f"cmp{suffix}")
+    table, plot = write_comparison(comparison.frame(), tmp_path / f"cmp{suffix}")
     frame = pd.read_json(table) if suffix == ".json" else pd.read_parquet(table)
     assert frame["model"].tolist() == ["tiny", "pvt_v2_b0"]
     assert plot == tmp_path / "cmp.png"
@@ -159,9 +161,12 @@ def test_write_comparison_table_and_png(comparison, tmp_path, suffix):
 
 
 def test_compare_with_proxy_accuracy(tiny_config):
-    result = compare_models(
-        [str(tiny_config)], resolution=RES, latency=False, data="digits", epochs=0.1, train_res=32
+    evaluator = Evaluator(
+        profile=ProfileSettings(resolution=RES, latency=False),
+        data=DataSpec("digits", resolution=32),
+        train=TrainSettings(epochs=0.1),
     )
+    result = compare_models([str(tiny_config)], evaluator)
     frame = result.frame()
     assert frame["train_status"].tolist() == ["ok"]
     assert 0 <= frame["top1"].iloc[0] <= 100
@@ -171,12 +176,12 @@ def test_compare_with_proxy_accuracy(tiny_config):
 def test_cli_compare_default_out_with_a_study_reference(
     results_dir, tiny_config, tmp_path, monkeypatch, capsys
 ):
-    monkeypatch.setattr(dvbench.search, "DEFAULT_RESULTS_DIR", tmp_path / "results")
+    monkeypatch.setenv("DVBENCH_RESULTS_DIR", str(tmp_path / "results"))
     reference = f"study:costs:0@{results_dir}"
     code = main(["compare", str(tiny_config), reference, "--no-latency", "--res", str(RES)])
     assert code == 0
     out = capsys.readouterr().out
-    assert "tiny" in out and "params (M)" in out
+    assert "tiny" in out and "parameters (M)" in out
     frame = pd.read_csv(tmp_path / "results" / "compare" / "compare.csv")
     assert frame["model"].tolist() == ["tiny", reference]
     recorded = load_study("costs", results_dir).trials[0].user_attrs["metrics"]

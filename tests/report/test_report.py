@@ -31,7 +31,7 @@ from dvbench.report import (
     write_report,
 )
 from dvbench.report.plots import DPI, FIGSIZE, report_axes
-from dvbench.search.space import knobs_to_config
+from dvbench.search import knobs_to_config
 from dvbench.search.tables import export_tables
 
 RES = 64

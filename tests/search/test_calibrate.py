@@ -31,7 +31,7 @@ def test_calibrate_on_digits(tmp_path, capsys):
         short_epochs=0.2,
         long_epochs=0.6,
         train_samples=30,
-        res=16,
+        resolution=16,
         seed=0,
     )
     table = result.table

@@ -40,7 +40,8 @@ def test_shipped_spaces_load_and_official_seeds_are_exact():
         assert cfg.replace(name=name) == official_config(name)
     small = load_space("small")
     assert small.metrics == ["top1", "gflops"] and small.directions == ["maximize", "minimize"]
-    assert small.train["res"] == 32 and small.profile["res"] == 224
+    assert small.data.resolution == 32 and small.profile.resolution == 224
+    assert small.resolution == 32 and load_space("paper").resolution == 224
 
 
 @pytest.mark.parametrize(
@@ -63,7 +64,7 @@ def test_shipped_spaces_load_and_official_seeds_are_exact():
         ),
         (
             {"objectives": [{"metric": "top1"}, {"metric": "gflops"}]},
-            "train.res: the proxy resolution is required",
+            "train.resolution: the proxy resolution is required",
         ),
         ({"profile": {"res": 64, "fps": 3}}, "profile.fps: unknown setting"),
     ],
@@ -278,7 +279,7 @@ def test_sigkill_mid_trial_loses_no_completed_trial(tmp_path):
 
 def test_orphaned_running_trial_is_failed_and_retried(tmp_path):
     """A worker killed between creating a trial and starting it leaves no heartbeat."""
-    from dvbench.search.runner import fail_orphaned_trials
+    from dvbench.search import fail_orphaned_trials
 
     study = optuna.create_study(
         storage=f"sqlite:///{tmp_path / 's.db'}", directions=["minimize", "minimize"]

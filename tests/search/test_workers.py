@@ -22,7 +22,8 @@ from optuna.trial import TrialState
 from search_helpers import COST_SPACE, REPO, write_space
 
 from dvbench.search import SearchOptions, load_space, load_study, run_search
-from dvbench.search.runner import _Evaluator, make_objective, open_study
+from dvbench.evaluate import Evaluator
+from dvbench.search import TrialRunner, open_study
 from dvbench.search.storage import JournalHeartbeatStorage, open_storage
 from dvbench.search.tables import started_by, trials_frame
 from dvbench.search.workers import threads_per_worker
@@ -216,7 +217,7 @@ def test_a_trial_started_beyond_the_total_is_not_run(tmp_path):
     options = SearchOptions(space=space, results_dir=tmp_path / "results", quiet=True, n_trials=1)
     study = open_study(options)
     other = study.ask()  # another worker's trial, running
-    objective = make_objective(options, _Evaluator(options))
+    objective = TrialRunner(options, Evaluator.for_space(space))
     study.optimize(objective, n_trials=1)
     late = study.trials[-1]
     assert late.state == TrialState.PRUNED

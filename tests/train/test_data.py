@@ -43,7 +43,7 @@ def split_folder(tmp_path: Path) -> Path:
 
 
 def test_digits_is_a_stratified_upscaled_split():
-    data = load_data("digits", res=32)
+    data = load_data("digits", resolution=32)
     assert data.train_images.shape == (1437, 3, 32, 32)
     assert data.test_images.shape == (360, 3, 32, 32)
     assert data.train_images.dtype == torch.uint8
@@ -57,32 +57,32 @@ def test_digits_is_a_stratified_upscaled_split():
 
 
 def test_digits_split_follows_the_seed():
-    a, b, c = (load_data("digits", res=16, seed=s) for s in (0, 0, 1))
+    a, b, c = (load_data("digits", resolution=16, seed=s) for s in (0, 0, 1))
     assert torch.equal(a.test_labels, b.test_labels) and torch.equal(a.test_images, b.test_images)
     assert not torch.equal(a.test_images, c.test_images)
 
 
 def test_per_class_caps_are_seeded():
-    data = load_data("digits", res=16, train_samples=5, test_samples=3, seed=2)
+    data = load_data("digits", resolution=16, train_samples=5, test_samples=3, seed=2)
     assert torch.equal(torch.bincount(data.train_labels), torch.full((10,), 5))
     assert torch.equal(torch.bincount(data.test_labels), torch.full((10,), 3))
-    again = load_data("digits", res=16, train_samples=5, test_samples=3, seed=2)
-    other = load_data("digits", res=16, train_samples=5, test_samples=3, seed=3)
+    again = load_data("digits", resolution=16, train_samples=5, test_samples=3, seed=2)
+    other = load_data("digits", resolution=16, train_samples=5, test_samples=3, seed=3)
     assert torch.equal(data.train_images, again.train_images)
     assert not torch.equal(data.train_images, other.train_images)
 
 
 def test_normalisation_statistics():
-    data = load_data("digits", res=16)
+    data = load_data("digits", resolution=16)
     pixels = data.train_images.double() / 255
     assert data.mean[0] == pytest.approx(pixels[:, 0].mean().item())
     assert data.std[1] == pytest.approx(pixels[:, 1].std().item(), rel=1e-6)
-    imagenet = load_data("digits", res=16, normalization="imagenet")
+    imagenet = load_data("digits", resolution=16, normalization="imagenet")
     assert (imagenet.mean, imagenet.std) == (IMAGENET_MEAN, IMAGENET_STD)
 
 
 def test_one_folder_of_classes_is_split_stratified(flat_folder: Path):
-    data = load_data(flat_folder, res=16, val_fraction=0.2)
+    data = load_data(flat_folder, resolution=16, val_fraction=0.2)
     assert data.class_names == CLASSES
     assert data.num_train == 24 and data.num_test == 6
     assert torch.equal(torch.bincount(data.test_labels), torch.tensor([2, 2, 2]))
@@ -91,7 +91,7 @@ def test_one_folder_of_classes_is_split_stratified(flat_folder: Path):
 
 
 def test_train_and_val_folders_share_class_indices(split_folder: Path):
-    data = load_data(split_folder, res=12)
+    data = load_data(split_folder, resolution=12)
     assert data.class_names == CLASSES
     assert data.num_train == 18
     assert sorted(data.test_labels.tolist()) == [1, 1, 2, 2, 2]  # dog, emu in train's order
@@ -107,14 +107,14 @@ def test_train_and_val_folders_share_class_indices(split_folder: Path):
 def test_test_folder_works_like_val(tmp_path: Path):
     write_class_folders(tmp_path / "train", {"cat": 4, "dog": 4})
     write_class_folders(tmp_path / "test", {"cat": 2, "dog": 1})
-    data = load_data(tmp_path, res=8)
+    data = load_data(tmp_path, resolution=8)
     assert (data.num_train, data.num_test) == (8, 3)
 
 
 def test_images_of_mixed_sizes_are_resized(tmp_path: Path):
     write_class_folders(tmp_path, {"cat": 4}, size=10)
     write_class_folders(tmp_path, {"dog": 4}, size=40)
-    data = load_data(tmp_path, res=20, val_fraction=0.5)
+    data = load_data(tmp_path, resolution=20, val_fraction=0.5)
     assert data.train_images.shape == (4, 3, 20, 20)
 
 
@@ -124,8 +124,8 @@ def test_folder_is_decoded_once_per_process(flat_folder: Path, monkeypatch: pyte
     calls = []
     decode = data_module._decode
     monkeypatch.setattr(data_module, "_decode", lambda path: calls.append(path) or decode(path))
-    first = load_data(flat_folder, res=12)
-    second = load_data(flat_folder, res=12, train_samples=2)
+    first = load_data(flat_folder, resolution=12)
+    second = load_data(flat_folder, resolution=12, train_samples=2)
     assert len(calls) == 30
     assert torch.equal(first.test_images, second.test_images)
 
@@ -143,34 +143,34 @@ def test_bad_sources_are_usage_errors(tmp_path: Path, source: str, message: str)
     (tmp_path / "empty" / "nothing-here").mkdir(parents=True)
     (tmp_path / "file.txt").write_text("x")
     with pytest.raises(UsageError, match=message):
-        load_data(source.format(tmp=tmp_path), res=8)
+        load_data(source.format(tmp=tmp_path), resolution=8)
 
 
 def test_val_class_unknown_to_train_is_an_error(tmp_path: Path):
     write_class_folders(tmp_path / "train", {"cat": 3})
     write_class_folders(tmp_path / "val", {"dog": 1})
     with pytest.raises(UsageError, match="'dog' has no counterpart"):
-        load_data(tmp_path, res=8)
+        load_data(tmp_path, resolution=8)
 
 
 def test_too_few_images_to_stratify(tmp_path: Path):
     write_class_folders(tmp_path, {"cat": 1, "dog": 1})
     with pytest.raises(UsageError, match="cannot split 2 images"):
-        load_data(tmp_path, res=8)
+        load_data(tmp_path, resolution=8)
 
 
 def test_missing_cifar_files_say_where_to_put_them(tmp_path: Path):
     with pytest.raises(UsageError, match=f"cifar10 not found under {tmp_path}.*--download"):
-        load_data("cifar10", res=32, data_dir=tmp_path)
+        load_data("cifar10", resolution=32, data_dir=tmp_path)
 
 
 @pytest.mark.parametrize(
     ("kwargs", "name"),
     [
-        ({"res": 0}, "res"),
-        ({"res": 8, "train_samples": 0}, "train_samples"),
-        ({"res": 8, "val_fraction": 1.0}, "val_fraction"),
-        ({"res": 8, "normalization": "z"}, "normalization"),
+        ({"resolution": 0}, "resolution"),
+        ({"resolution": 8, "train_samples": 0}, "train_samples"),
+        ({"resolution": 8, "val_fraction": 1.0}, "val_fraction"),
+        ({"resolution": 8, "normalization": "z"}, "normalization"),
     ],
 )
 def test_argument_errors_name_the_argument(kwargs: dict, name: str):
@@ -180,13 +180,13 @@ def test_argument_errors_name_the_argument(kwargs: dict, name: str):
 
 def test_cifar10_mini_loads_quickly(cifar10_mini: Path):
     start = time.perf_counter()
-    data = load_data(cifar10_mini, res=32)
+    data = load_data(cifar10_mini, resolution=32)
     elapsed = time.perf_counter() - start
     assert (data.num_train, data.num_test, data.num_classes) == (5000, 1000, 10)
     assert data.class_names[0] == "airplane"
     assert elapsed < 30, f"decoding 6,000 JPEGs took {elapsed:.1f} s"
     start = time.perf_counter()
-    load_data(cifar10_mini, res=32, train_samples=50)
+    load_data(cifar10_mini, resolution=32, train_samples=50)
     assert time.perf_counter() - start < 2  # decoded tensors are cached per process
 
 

@@ -50,7 +50,7 @@ QUICK = TrainSettings(epochs=None, max_steps=4, batch_size=32)
 
 @pytest.fixture(scope="module")
 def small_digits():
-    return load_data("digits", res=32, train_samples=16, test_samples=8)
+    return load_data("digits", resolution=32, train_samples=16, test_samples=8)
 
 
 class Diverging(nn.Module):
@@ -89,12 +89,12 @@ def test_result_reports_the_run(small_digits):
     assert result.model == "micro" and result.steps == 4 and result.images_seen == 4 * 32
     assert result.epochs == pytest.approx(4 / (160 // 32))
     assert result.params == sum(
-        p.numel() for p in build_candidate(MICRO, num_classes=10, res=32).parameters()
+        p.numel() for p in build_candidate(MICRO, num_classes=10, resolution=32).parameters()
     )
     assert 0 <= result.top1 <= result.top5 <= 100
     assert result.images_per_s > 0 and result.train_time_s > 0 and result.eval_time_s > 0
     assert result.model_config["embed_dims"] == [16, 32, 48, 64]
-    assert (result.num_train, result.num_test, result.res) == (160, 80, 32)
+    assert (result.num_train, result.num_test, result.resolution) == (160, 80, 32)
 
 
 def test_non_finite_loss_fails_with_the_step(small_digits):
@@ -222,7 +222,7 @@ def test_build_candidate_applies_overrides_to_dual_vit():
     model = build_candidate(
         "dualvit_s",
         num_classes=7,
-        res=32,
+        resolution=32,
         width_mult=0.25,
         overrides={"depths": [1, 1, 1, 1]},
         drop_path_rate=0.1,
@@ -230,21 +230,21 @@ def test_build_candidate_applies_overrides_to_dual_vit():
     assert model.cfg.embed_dims == (16, 32, 80, 112) and model.cfg.depths == (1, 1, 1, 1)
     assert (model.cfg.num_classes, model.cfg.img_size, model.cfg.drop_path_rate) == (7, 32, 0.1)
     with pytest.raises(UsageError, match="not a DualViTConfig field"):
-        build_candidate("dualvit_s", num_classes=7, res=32, overrides={"bogus": 1})
+        build_candidate("dualvit_s", num_classes=7, resolution=32, overrides={"bogus": 1})
     with pytest.raises(UsageError, match="Dual-ViT models only"):
-        build_candidate("pvt_v2_b0", num_classes=7, res=32, width_mult=0.5)
+        build_candidate("pvt_v2_b0", num_classes=7, resolution=32, width_mult=0.5)
 
 
 def test_swin_window_tiles_the_patch_grid():
     assert [swin_window_for(r) for r in (32, 64, 96, 224, 40)] == [4, 4, 6, 7, 5]
-    model = build_candidate("swin_t", num_classes=10, res=32)
+    model = build_candidate("swin_t", num_classes=10, resolution=32)
     assert model.layers[0].blocks[0].window_size == (4, 4)
     assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
 
 
 @pytest.mark.slow
 def test_tiny_dual_vit_learns_digits():
-    data = load_data("digits", res=32)
+    data = load_data("digits", resolution=32)
     result = train_candidate(TINY, data, TrainSettings(epochs=3), seed=0, device="cpu")
     assert result.ok
     assert result.top1 >= 50, f"top-1 {result.top1:.1f}% after 3 epochs (chance is 10%)"

@@ -1,0 +1,130 @@
+"""The one table of metrics: what each number dvbench measures is called, and how it is read.
+
+Every room reads this table -- space validation (objectives, constraints), the search's
+tables and terminal display, the profiler's table, plots, the report and ``compare`` -- so a
+metric's direction, unit and precision are defined once. A study's own directions (it may
+maximise what is usually minimised) always win over :attr:`Metric.direction`, which is only
+the default a space gets when it names a metric without a direction.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "ACCURACY_METRICS",
+    "CONSTRAINTS",
+    "METRICS",
+    "Metric",
+    "axis_label",
+    "format_value",
+    "get_metric",
+]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One measured quantity.
+
+    ``kind`` is ``"accuracy"`` (changes with the training budget), ``"cost"`` (a property
+    of the network and the hardware, measured once per candidate), ``"time"`` (what a step
+    of the harness itself took) or ``"proxy"`` (a training-free score). ``constraint`` is the
+    space key that bounds it from above (``max_gflops``), if any.
+    """
+
+    name: str
+    direction: str
+    label: str
+    unit: str = ""
+    fmt: str = ".4g"
+    kind: str = "cost"
+    constraint: str | None = None
+    conditioned: bool = False  # measured at a resolution and batch size (timing, memory)
+
+    @property
+    def needs_training(self) -> bool:
+        return self.kind == "accuracy" or self.name == "train_time_s"
+
+    def text(self, value: Any) -> str:
+        """A table cell in the metric's precision; empty when missing or not finite.
+
+        Costs below 1 keep three significant digits, so tiny models do not show as 0.00.
+        """
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return "" if value is None or value != value else str(value)
+        if not math.isfinite(number):
+            return ""
+        if self.kind == "cost" and self.fmt.endswith("f") and 0 < abs(number) < 1:
+            return f"{number:.3g}"
+        return f"{number:{self.fmt}}"
+
+
+_TABLE = (
+    Metric("params_m", "minimize", "parameters", "M", ".2f", constraint="max_params_m"),
+    Metric("gflops", "minimize", "GFLOPs", "", ".2f", constraint="max_gflops"),
+    Metric(
+        "latency_ms_median",
+        "minimize",
+        "latency",
+        "ms",
+        ".2f",
+        constraint="max_latency_ms",
+        conditioned=True,
+    ),
+    Metric("latency_ms_p10", "minimize", "latency p10", "ms", ".2f", conditioned=True),
+    Metric("latency_ms_p90", "minimize", "latency p90", "ms", ".2f", conditioned=True),
+    Metric("throughput_img_s", "maximize", "throughput", "img/s", ".1f", conditioned=True),
+    Metric(
+        "peak_mem_mb",
+        "minimize",
+        "peak memory",
+        "MiB",
+        ".0f",
+        constraint="max_peak_mem_mb",
+        conditioned=True,
+    ),
+    Metric("top1", "maximize", "top-1 accuracy", "%", ".2f", kind="accuracy"),
+    Metric("top5", "maximize", "top-5 accuracy", "%", ".2f", kind="accuracy"),
+    Metric("train_time_s", "minimize", "proxy training time", "s", ".1f", kind="time"),
+    Metric("train_images_per_s", "maximize", "training speed", "img/s", ".0f", kind="time"),
+)
+
+#: Every metric by name, in the order tables show them.
+METRICS: dict[str, Metric] = {m.name: m for m in _TABLE}
+#: Space constraint key -> the metric it bounds from above.
+CONSTRAINTS: dict[str, str] = {m.constraint: m.name for m in _TABLE if m.constraint}
+#: Metrics that change with the training budget.
+ACCURACY_METRICS: tuple[str, ...] = tuple(m.name for m in _TABLE if m.kind == "accuracy")
+
+
+def get_metric(name: str) -> Metric:
+    """The metric called ``name``; ``ValueError`` listing the known ones otherwise."""
+    try:
+        return METRICS[name]
+    except KeyError:
+        raise ValueError(f"unknown metric {name!r} ({', '.join(METRICS)})") from None
+
+
+def format_value(name: str, value: Any) -> str:
+    """``value`` as a table cell in ``name``'s precision (``.4g`` for unknown columns)."""
+    metric = METRICS.get(name)
+    if metric is None:
+        return Metric(name, "minimize", name).text(value)
+    return metric.text(value)
+
+
+def axis_label(name: str, *, resolution: int | None = None, batch_size: int = 1) -> str:
+    """An axis label with unit and conditions, e.g. ``GFLOPs (224 px, per image)``."""
+    metric = METRICS.get(name)
+    if metric is None:
+        return name
+    if name == "gflops":
+        return f"GFLOPs ({resolution} px, per image)" if resolution else "GFLOPs (per image)"
+    if metric.conditioned:
+        where = f"{resolution} px, " if resolution else ""
+        return f"{metric.label} ({metric.unit}, {where}batch {batch_size})"
+    return f"{metric.label} ({metric.unit})" if metric.unit else metric.label

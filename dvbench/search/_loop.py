@@ -1,0 +1,211 @@
+"""The search loop: one worker asks for trials until the study holds ``n_trials`` complete.
+
+Any number of workers (this loop in several processes or machines, or ``--workers``) share
+one study through its storage. The stop is exact: a worker starts a trial only while
+COMPLETE + RUNNING trials are fewer than ``n_trials``, waits while the rest are running
+elsewhere (one may still fail and need a retry), and a trial that two workers started at the
+same moment beyond the total is not run (PRUNED, with its reason). A worker that dies
+mid-trial leaves a RUNNING trial with a stale heartbeat; a live worker fails it and runs it
+once more (``retried_from`` in the tables). Tables are re-exported after every trial.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from optuna.trial import TrialState
+
+from dvbench.evaluate import Evaluator
+from dvbench.search._options import SearchOptions, SearchSummary
+from dvbench.search._study import (
+    count_states,
+    fail_orphaned_trials,
+    open_study,
+    reap_stale_trials,
+)
+from dvbench.search._trial import TrialFailure, TrialRunner, run_baselines
+from dvbench.search.space import hypervolume_reference
+from dvbench.search.storage import RDB_SCHEMES, storage_scheme
+from dvbench.search.tables import export_tables
+
+MAX_CONSECUTIVE_FAILURES = 25
+
+Log = Callable[[str], None]
+OnTrial = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
+
+
+class SearchLoop:
+    """The state of one worker's loop: its study, counters, and when it should stop."""
+
+    def __init__(
+        self, options: SearchOptions, evaluator: Evaluator, study: optuna.Study, log: Log
+    ) -> None:
+        self.options, self.evaluator, self.study, self.log = options, evaluator, study, log
+        self.runner = TrialRunner(options, evaluator)
+        self.files: dict[str, Path] = {}
+        self.new_trials = 0
+        self.consecutive_failures = 0
+        self.stopped_reason: str | None = None
+        self.overhead = {"export_s": 0.0, "wait_s": 0.0}
+        self.rdb = storage_scheme(options.storage_url) in RDB_SCHEMES
+        self._waiting_since: float | None = None
+
+    def export(self) -> None:
+        """Rewrite the study's tables from its storage."""
+        space = self.options.space
+        start = time.perf_counter()
+        self.files.update(
+            export_tables(self.study, self.options.study_dir, space.metrics, space.directions)
+        )
+        self.overhead["export_s"] += time.perf_counter() - start
+
+    def run(self, on_trial: OnTrial | None = None) -> None:
+        """Ask for trials until the study is full, a limit is reached, or Ctrl-C."""
+        options = self.options
+        if options.baselines:
+            overrides = {
+                name: dict(options.space.baselines.get(name) or {}) for name in options.baselines
+            }
+            run_baselines(self.study, self.evaluator, options.baselines, overrides, self.log)
+            self.export()
+        started = time.monotonic()
+        while True:
+            counts = self._counts()
+            if counts[TrialState.COMPLETE] >= options.total_trials:
+                return
+            if options.timeout is not None and time.monotonic() - started >= options.timeout:
+                self.stopped_reason = f"timeout of {options.timeout:g} s reached"
+                return
+            if self.consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
+                self.stopped_reason = (
+                    f"{self.consecutive_failures} trials failed in a row; see fail_reason"
+                )
+                return
+            if self._must_wait(counts):
+                continue
+            self._run_one(counts, on_trial)
+
+    def _counts(self) -> dict[TrialState, int]:
+        trials = self.study.get_trials(deepcopy=False)
+        if self.rdb and fail_orphaned_trials(self.study, self.options.grace_period, trials):
+            trials = self.study.get_trials(deepcopy=False)
+        return count_states(trials)
+
+    def _must_wait(self, counts: dict[TrialState, int]) -> bool:
+        """The last trials run on other workers: stay, in case one dies or fails."""
+        complete, running = counts[TrialState.COMPLETE], counts[TrialState.RUNNING]
+        if complete + running >= self.options.total_trials and not counts[TrialState.WAITING]:
+            if self._waiting_since is None:
+                self._waiting_since = time.monotonic()
+                self.log(f"waiting: the last {running} trial(s) run on other workers")
+            time.sleep(self.options.poll_interval)
+            reap_stale_trials(self.study, self.options)
+            return True
+        if self._waiting_since is not None:
+            self.overhead["wait_s"] += time.monotonic() - self._waiting_since
+            self._waiting_since = None
+        return False
+
+    def _run_one(self, counts: dict[TrialState, int], on_trial: OnTrial | None) -> None:
+        runner = self.runner
+        runner.last = None
+        runner.finished_before = counts[TrialState.FAIL] + counts[TrialState.PRUNED]
+        try:
+            with warnings.catch_warnings():
+                # Optuna warns once per failed trial; the reason is in the tables instead.
+                # Before asking, optimize() fails trials with stale heartbeats itself.
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                self.study.optimize(runner, n_trials=1, catch=(TrialFailure,), gc_after_trial=False)
+        except optuna.exceptions.UpdateFinishedTrialError as exc:
+            # This worker was silent past the grace period (suspended, overloaded) and a live
+            # worker failed its trial as stale and queued the retry; drop the result.
+            self.log(f"dropped a result: {exc}")
+            return
+        self.new_trials += 1
+        trial_id, state = runner.last or (None, TrialState.FAIL)
+        if state == TrialState.FAIL:
+            self.consecutive_failures += 1
+        elif state == TrialState.COMPLETE:
+            self.consecutive_failures = 0
+        self.export()
+        if on_trial is not None and trial_id is not None:
+            on_trial(self.study, self.study._storage.get_trial(trial_id))
+
+
+def run_search(
+    options: SearchOptions,
+    *,
+    evaluator: Evaluator | None = None,
+    log: Log | None = None,
+    on_trial: OnTrial | None = None,
+) -> SearchSummary:
+    """Run (or continue) the study until it holds ``n_trials`` COMPLETE trials.
+
+    ``evaluator`` measures each candidate (default: :meth:`Evaluator.for_space` of the
+    options' space; tests and benchmarks pass their own). Safe to run in any number of
+    processes on one study (see the module docstring).
+    """
+    log = log or (lambda message: None)
+    if options.threads:
+        torch.set_num_threads(options.threads)  # workers sharing a machine must not oversubscribe
+    study = open_study(options, log)
+    if evaluator is None:
+        evaluator = Evaluator.for_space(options.space, device=options.device, seed=options.seed)
+    loop = SearchLoop(options, evaluator, study, log)
+    interrupted = False
+    try:
+        loop.run(on_trial)
+    except KeyboardInterrupt:
+        interrupted = True
+    loop.export()
+    return summarize(
+        study,
+        options,
+        files=loop.files,
+        interrupted=interrupted,
+        stopped_reason=loop.stopped_reason,
+        new_trials=loop.new_trials,
+        timings=loop.overhead,
+    )
+
+
+def summarize(study: optuna.Study, options: SearchOptions, **kwargs: Any) -> SearchSummary:
+    """The study as it stands: counts, front, dominance and hypervolume."""
+    from dvbench.search.tables import (
+        dominance,
+        hypervolume,
+        pareto_frame,
+        resolve_reference,
+        trials_frame,
+    )
+
+    space = options.space
+    metrics, directions = space.metrics, space.directions
+    frame = trials_frame(study)
+    front = pareto_frame(frame, metrics, directions)
+    reference = resolve_reference(frame, metrics, directions, hypervolume_reference(space))
+    hv = None
+    if not front.empty and all(math.isfinite(r) for r in reference):
+        hv = hypervolume(front[list(metrics)].astype(float).to_numpy(), directions, reference)
+    counts = count_states(study.get_trials(deepcopy=False))
+    infeasible = int((frame["feasible"] == False).sum()) if not frame.empty else 0  # noqa: E712
+    return SearchSummary(
+        study_name=options.name,
+        storage=options.storage_url,
+        completed=counts[TrialState.COMPLETE],
+        failed=counts[TrialState.FAIL],
+        infeasible=infeasible,
+        pareto=front,
+        dominance=dominance(frame, metrics, directions) if not frame.empty else {},
+        hypervolume=hv,
+        reference_point=reference,
+        baselines=frame[frame["baseline"].astype(bool)] if not frame.empty else frame,
+        **kwargs,
+    )

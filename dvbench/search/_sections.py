@@ -1,0 +1,73 @@
+"""The typed sections of a space file: ``train:`` (a :class:`DataSpec` and
+:class:`TrainSettings`) and ``profile:`` (:class:`ProfileSettings`), validated once."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from dvbench.profile import ProfileSettings
+from dvbench.train import DataSpec, TrainSettings
+
+_DATA_FIELDS = {f.name for f in dataclasses.fields(DataSpec)} - {"source"}
+_TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainSettings)}
+_PROFILE_FIELDS = {f.name for f in dataclasses.fields(ProfileSettings)}
+#: What a space's ``profile:`` block means when it does not say: counts at 224 px, and, when
+#: an objective or constraint needs timing, short timings (each candidate is timed once).
+PROFILE_DEFAULTS: dict[str, Any] = {
+    "resolution": 224,
+    "latency": False,
+    "memory": False,
+    "warmup": 1,
+    "min_runs": 5,
+    "min_time_s": 0.3,
+    "max_runs": 50,
+}
+
+
+def parse_train(raw: Mapping, *, needed: bool) -> tuple[DataSpec | None, TrainSettings | None]:
+    """The ``train:`` block: a :class:`DataSpec` and :class:`TrainSettings` (None when the
+    space trains nothing and the block is empty)."""
+    raw = _renamed(raw, "train")
+    unknown = sorted(set(raw) - _DATA_FIELDS - _TRAIN_FIELDS - {"data"})
+    if unknown:
+        raise ValueError(f"train.{unknown[0]}: unknown setting")
+    if not raw and not needed:
+        return None, None
+    if "resolution" not in raw:
+        raise ValueError(
+            "train.resolution: the proxy resolution is required when accuracy is an objective"
+        )
+    data = {k: v for k, v in raw.items() if k in _DATA_FIELDS}
+    try:
+        spec = DataSpec(source=str(raw.get("data", "digits")), **data)
+        settings = TrainSettings(**{k: v for k, v in raw.items() if k in _TRAIN_FIELDS})
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"train.{exc}") from None
+    return spec, settings
+
+
+def parse_profile(raw: Mapping) -> ProfileSettings:
+    raw = _renamed(raw, "profile")
+    if "batch_size" in raw:
+        raw["batch_sizes"] = (raw.pop("batch_size"),)
+    unknown = sorted(set(raw) - _PROFILE_FIELDS)
+    if unknown:
+        raise ValueError(
+            f"profile.{unknown[0]}: unknown setting ({', '.join(sorted(_PROFILE_FIELDS))})"
+        )
+    try:
+        return ProfileSettings(**{**PROFILE_DEFAULTS, **raw})
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"profile.{exc}") from None
+
+
+def _renamed(raw: Mapping, where: str) -> dict[str, Any]:
+    """``res`` -> ``resolution`` (the short form older space files use)."""
+    out = dict(raw)
+    if "res" in out:
+        if "resolution" in out:
+            raise ValueError(f"{where}.res: give resolution or res, not both")
+        out["resolution"] = out.pop("res")
+    return out

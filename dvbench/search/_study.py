@@ -1,0 +1,196 @@
+"""The study around the trials: creating or joining it once, its settings record, seed
+trials, and failing (then retrying once) the trials of workers that died.
+
+Creation is atomic in every storage (study names are unique), so of many workers started
+together exactly one creates the study; it enqueues the seed trials and then writes the
+study's settings. A joining worker waits for those settings before it samples.
+"""
+
+from __future__ import annotations
+
+import datetime
+import platform
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import optuna
+import timm
+import torch
+from optuna.trial import TrialState
+
+from dvbench.errors import UsageError
+from dvbench.search._options import SearchOptions, make_sampler
+from dvbench.search.space import SearchSpace, hypervolume_reference
+from dvbench.search.storage import (
+    RDB_SCHEMES,
+    STUDY_ATTR,
+    open_storage,
+    retry_callback,
+    storage_scheme,
+)
+from dvbench.search.tables import started_by
+
+WORKER_ATTR = "worker"  # {"id": host:pid, "trial": number}: who ran the trial (see started_by)
+SEEDS_ATTR = "seeds_enqueued"
+SETTINGS_WAIT_S = 10.0  # how long a joining worker waits for the creator's study settings
+
+
+def study_settings(options: SearchOptions) -> dict[str, Any]:
+    """What the study records about how it was run (read by reports and joining workers)."""
+    space = options.space
+    return {
+        "space": space.name,
+        "space_file": str(space.path) if space.path else None,
+        "space_yaml": space.path.read_text() if space.path else None,
+        **space.record(),
+        "sampler": options.sampler or space.sampler["name"],
+        "population_size": space.sampler.get("population_size"),
+        "seed": options.seed,
+        "n_trials": options.total_trials,
+        "reference_point": hypervolume_reference(space),
+        "device": options.device,
+        "command": options.command,
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "timm": timm.__version__,
+            "optuna": optuna.__version__,
+        },
+        "machine": f"{platform.machine()} {platform.system()}, {torch.get_num_threads()} threads",
+    }
+
+
+def make_storage(options: SearchOptions) -> optuna.storages.BaseStorage:
+    """The study's storage, with heartbeats: a dead worker's trial is failed and retried once."""
+    return open_storage(
+        options.storage_url,
+        heartbeat_interval=options.heartbeat_interval,
+        grace_period=options.grace_period,
+    )
+
+
+def open_study(options: SearchOptions, log: Callable[[str], None] | None = None) -> optuna.Study:
+    """Create the study, or join it, so that one-time set-up happens once per study.
+
+    Creation is atomic in every storage (study names are unique), so of many workers started
+    together exactly one creates the study; it enqueues the seed trials and then writes the
+    study's settings. A joining worker waits for those settings before it samples, so it never
+    enqueues the seeds again.
+    """
+    log = log or (lambda message: None)
+    # Optuna logs a traceback per failed trial; the tables hold each one's reason instead.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    if options.storage is None:
+        options.study_dir.mkdir(parents=True, exist_ok=True)
+    sampler_name = options.sampler or options.space.sampler["name"]
+    sampler = make_sampler(sampler_name, options.space, options.sampler_seed)
+    storage = make_storage(options)
+    try:
+        study = optuna.create_study(
+            storage=storage,
+            study_name=options.name,
+            sampler=sampler,
+            directions=options.space.directions,
+        )
+        created = True
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(study_name=options.name, storage=storage, sampler=sampler)
+        created = False
+    if created:
+        if options.seed_official:
+            enqueue_seeds(study, options.space, log)
+        study.set_user_attr(STUDY_ATTR, study_settings(options))  # last: the "ready" mark
+        return study
+    existing = _wait_for_settings(study)
+    if existing is None:  # its creator died before writing them
+        study.set_user_attr(STUDY_ATTR, study_settings(options))
+    else:
+        theirs = [o["metric"] for o in existing["objectives"]]
+        if theirs != options.space.metrics:
+            raise UsageError(
+                f"study {options.name!r} optimises {', '.join(theirs)}, not "
+                f"{', '.join(options.space.metrics)}; use another --study-name"
+            )
+    if [d.name.lower() for d in study.directions] != options.space.directions:
+        raise UsageError(
+            f"study {options.name!r} has directions "
+            f"{', '.join(d.name.lower() for d in study.directions)}; use another --study-name"
+        )
+    if options.seed_official and SEEDS_ATTR not in study.user_attrs:
+        enqueue_seeds(study, options.space, log)  # seeds asked for after the study began
+    return study
+
+
+def _wait_for_settings(study: optuna.Study) -> dict[str, Any] | None:
+    deadline = time.monotonic() + SETTINGS_WAIT_S
+    while True:
+        settings = study.user_attrs.get(STUDY_ATTR)
+        if settings is not None or time.monotonic() >= deadline:
+            return settings
+        time.sleep(0.2)
+
+
+def enqueue_seeds(study: optuna.Study, space: SearchSpace, log: Callable[[str], None]) -> None:
+    """Enqueue the space's seed trials (once per study: ``seeds_enqueued`` records it)."""
+    for name, knobs in space.seeds.items():
+        study.enqueue_trial(dict(knobs), user_attrs={"seed_name": name}, skip_if_exists=True)
+    study.set_user_attr(SEEDS_ATTR, sorted(space.seeds))
+    if space.seeds:
+        log(f"enqueued seed trials: {', '.join(space.seeds)}")
+
+
+def fail_orphaned_trials(
+    study: optuna.Study,
+    grace_period: float,
+    trials: Sequence[optuna.trial.FrozenTrial] | None = None,
+) -> list[int]:
+    """Fail (and retry once) RUNNING trials whose worker died before the objective started.
+
+    Optuna's heartbeat only covers trials whose heartbeat thread got to record once; a worker
+    killed between creating a trial and starting it leaves a RUNNING trial without one,
+    which no heartbeat check ever fails. Such a trial has no ``worker`` attribute naming it
+    (the objective's first write; a retry inherits its predecessor's); once it is older than
+    the grace period it is an orphan. (Journal storages need no such rule: their
+    heartbeat counts from the trial's start.)
+    """
+    now = datetime.datetime.now()
+    retry = retry_callback()
+    orphans = []
+    if trials is None:
+        trials = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for trial in trials:
+        if trial.state != TrialState.RUNNING:
+            continue
+        started = trial.datetime_start
+        if started_by(trial) is not None or started is None:
+            continue
+        if (now - started).total_seconds() < grace_period:
+            continue
+        try:
+            # the reason first: a finished trial's attributes can no longer be written
+            trial_handle = optuna.Trial(study, trial._trial_id)
+            trial_handle.set_user_attr("fail_reason", "worker died before the trial started")
+            study.tell(trial.number, state=TrialState.FAIL)
+        except (RuntimeError, ValueError):  # another worker got there first
+            continue
+        retry(study, study.get_trials(deepcopy=False)[trial.number])
+        orphans.append(trial.number)
+    return orphans
+
+
+def count_states(trials: Sequence[optuna.trial.FrozenTrial]) -> dict[TrialState, int]:
+    counts = dict.fromkeys(TrialState, 0)
+    for t in trials:
+        counts[t.state] += 1
+    return counts
+
+
+def reap_stale_trials(study: optuna.Study, options: SearchOptions) -> None:
+    """Fail (and retry once) trials whose worker died: stale heartbeats, then orphans."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    if storage_scheme(options.storage_url) in RDB_SCHEMES:
+        fail_orphaned_trials(study, options.grace_period)

@@ -1,0 +1,146 @@
+"""One trial, and the baselines, through the :class:`~dvbench.evaluate.Evaluator`.
+
+A trial: sample knobs -> build the config (an impossible one is a failed trial with its
+reason) -> the evaluator's costs and constraints (reported to the sampler through
+``Trial.set_constraint``; over budget: not trained) -> proxy training -> objectives.
+Every trial stores its config, metrics and timings as user attributes, so it can be rebuilt
+and re-profiled later (``study:NAME:TRIAL`` names it everywhere a model is accepted).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Sequence
+
+import optuna
+from optuna.trial import TrialState
+
+from dvbench.evaluate import Evaluation, EvaluationFailure, Evaluator, finite
+from dvbench.search._options import SearchOptions
+from dvbench.search._study import STUDY_ATTR, WORKER_ATTR
+from dvbench.search.tables import BASELINE_ATTR_PREFIX
+
+
+class TrialFailure(EvaluationFailure):
+    """A trial that could not be evaluated; the study records it as FAIL and goes on."""
+
+
+class TrialRunner:
+    """Optuna's objective for one worker, remembering what its last trial ended as.
+
+    ``last`` is ``(trial id, state)`` of the trial this worker ran last; ``finished_before``
+    is the number of FAIL/PRUNED trials the loop saw before asking (see :meth:`_trials_ahead`).
+    """
+
+    def __init__(self, options: SearchOptions, evaluator: Evaluator):
+        self.options = options
+        self.evaluator = evaluator
+        self.last: tuple[int, TrialState] | None = None
+        self.finished_before = 0
+
+    def __call__(self, trial: optuna.Trial) -> list[float]:
+        # First write of every trial: marks it as started by a live worker (see
+        # fail_orphaned_trials); by now Optuna's heartbeat thread is running too.
+        self.last = (trial._trial_id, TrialState.FAIL)
+        worker = f"{socket.gethostname()}:{os.getpid()}"
+        trial.set_user_attr(WORKER_ATTR, {"id": worker, "trial": trial.number})
+        if trial.user_attrs.get("fail_reason"):  # a retry inherits its predecessor's attrs
+            trial.set_user_attr("fail_reason", None)
+        total = self.options.total_trials
+        ahead = self._trials_ahead(trial, total)
+        if ahead >= total:
+            # Another worker started a trial at the same moment and the study is full.
+            trial.set_user_attr(
+                "fail_reason",
+                f"not run: {ahead} earlier trials were complete or running (n_trials {total})",
+            )
+            self.last = (trial._trial_id, TrialState.PRUNED)
+            raise optuna.TrialPruned()
+        try:
+            values = self._evaluate(trial)
+        except KeyboardInterrupt:
+            trial.set_user_attr("fail_reason", "interrupted (Ctrl-C / SIGINT)")
+            raise
+        self.last = (trial._trial_id, TrialState.COMPLETE)
+        return values
+
+    def _trials_ahead(self, trial: optuna.Trial, total: int) -> int:
+        """COMPLETE or RUNNING trials numbered before ``trial`` (the ones that fill the study).
+
+        ``finished_before`` FAIL/PRUNED trials, seen before this trial was asked for, are
+        numbered before it and stay finished, so at most ``number - finished_before`` trials
+        are ahead; when that is under ``total`` nothing is read. Only near the end of a study,
+        when another worker may have started a trial at the same moment, are the trials read.
+        """
+        if trial.number - self.finished_before < total:
+            return trial.number - self.finished_before  # an upper bound, below the total
+        live = (TrialState.COMPLETE, TrialState.RUNNING)
+        trials = trial.study.get_trials(deepcopy=False, states=live)
+        return sum(1 for t in trials if t.number < trial.number)
+
+    def _evaluate(self, trial: optuna.Trial) -> list[float]:
+        space, evaluator = self.options.space, self.evaluator
+        knobs = space.sample(trial)
+        try:
+            cfg = space.config(
+                knobs, num_classes=evaluator.num_classes, img_size=evaluator.resolution
+            )
+        except ValueError as exc:
+            return self._fail(trial, f"invalid config: {exc}", {})
+        trial.set_user_attr("config", cfg.to_dict())
+
+        def record_costs(partial: Evaluation) -> None:
+            for key, value in partial.violations.items():
+                trial.set_constraint(key, value)  # the tables read feasibility from these
+
+        result = evaluator.evaluate(
+            cfg, seed=self.options.seed + trial.number, on_costs=record_costs
+        )
+        if result.status == "failed":
+            return self._fail(trial, result.reason, result.timings)
+        if result.status == "over_budget":
+            trial.set_user_attr("skipped", result.reason)
+        values = [result.metrics.get(m) for m in space.metrics]
+        bad = [(m, v) for m, v in zip(space.metrics, values) if not finite(v)]
+        if bad:
+            return self._fail(trial, f"objective {bad[0][0]} is {bad[0][1]}", result.timings)
+        trial.set_user_attr("metrics", result.metrics)
+        trial.set_user_attr("timings", result.timings)
+        return [float(v) for v in values]
+
+    @staticmethod
+    def _fail(trial: optuna.Trial, reason: str | None, timings: dict) -> list[float]:
+        trial.set_user_attr("fail_reason", reason)
+        trial.set_user_attr("timings", timings)
+        raise TrialFailure(reason)
+
+
+def run_baselines(
+    study: optuna.Study,
+    evaluator: Evaluator,
+    names: Sequence[str],
+    overrides: dict[str, dict],
+    log: Callable[[str], None],
+) -> None:
+    """Evaluate each baseline once per study, exactly as the trials are evaluated.
+
+    ``overrides`` holds each baseline's constructor changes (a narrower Swin, ...). A
+    baseline is recorded as a study attribute ``baseline:NAME``; completed ones are skipped
+    when the study is resumed.
+    """
+    seed = int(study.user_attrs.get(STUDY_ATTR, {}).get("seed", 0))
+    for name in names:
+        key = f"{BASELINE_ATTR_PREFIX}{name}"
+        record = study.user_attrs.get(key)
+        if record and record.get("state") == "COMPLETE":
+            continue
+        changes = dict(overrides.get(name) or {})
+        result = evaluator.evaluate(name, seed=seed, overrides=changes, constrained=False)
+        log(f"baseline {result.name}")
+        record = {"name": result.name, "overrides": changes, "timings": result.timings}
+        if result.status == "failed":
+            record.update(state="FAIL", fail_reason=result.reason, metrics={})
+        else:
+            record.update(state="COMPLETE", metrics=result.metrics)
+        study.set_user_attr(key, record)

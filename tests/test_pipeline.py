@@ -1,0 +1,125 @@
+"""How the rooms fit together: one metric table, the study's directions in the plots, the
+``study:`` reference in every command, one results folder for every command."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from dvbench.cli import main
+from dvbench.evaluate import Evaluator
+from dvbench.metrics import CONSTRAINTS, METRICS
+from dvbench.report import get_pareto_front_info, load_report_data
+from dvbench.search import SearchOptions, load_space, load_study, run_search
+
+sys.path.insert(0, str(Path(__file__).parent / "search"))
+from search_helpers import COST_SPACE, write_space  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = REPO / "dvbench"
+
+
+class MadeUpCosts(Evaluator):
+    """Costs that grow together with the knobs, so that maximising parameters while
+    minimising GFLOPs makes every distinct candidate Pareto-optimal (and minimising both
+    would keep one). Nothing is built: the stub goes in through ``run_search(evaluator=)``."""
+
+    def costs(self, spec, *, overrides=None, timings=None):
+        size = sum(spec.embed_dims) * sum(spec.depths) * (spec.semantic_grid or 1)
+        return {"gflops": size / 1e3, "params_m": size / 1e4 + 0.5 * spec.semantic_grid}, None
+
+
+def test_plot_of_a_maximised_objective_marks_exactly_the_pareto_table(tmp_path):
+    space = load_space(write_space(tmp_path, {**COST_SPACE, "n_trials": 8}))
+    assert space.directions == ["minimize", "maximize"]  # params_m is maximised
+    options = SearchOptions(space=space, results_dir=tmp_path / "r", quiet=True, sampler="random")
+    run_search(options, evaluator=MadeUpCosts.for_space(space))
+    pareto = pd.read_csv(tmp_path / "r" / "costs" / "pareto.csv")
+    data = load_report_data(load_study("costs", tmp_path / "r"))
+    info = get_pareto_front_info(data, "gflops", "params_m")
+    on_front = sorted(int(p.label) for p in info.points if p.on_front)
+    assert len(pareto) >= 2  # a real front: the bug marked a single trial
+    assert on_front == sorted(pareto["number"].astype(int))
+
+
+def test_profile_names_a_trial_of_a_finished_search(tmp_path):
+    """``study:`` works in a command that never imports the search package."""
+    space_file = write_space(tmp_path, {**COST_SPACE, "n_trials": 2})
+    env = {"DVBENCH_RESULTS_DIR": str(tmp_path / "r"), "PATH": "/usr/bin:/bin"}
+    run = [sys.executable, str(REPO / "cli.py")]
+    search = [*run, "search", "--space", str(space_file), "--quiet", "--sampler", "random"]
+    done = subprocess.run(search, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    trials = pd.read_csv(tmp_path / "r" / "costs" / "trials.csv")
+    trial = trials[trials.state == "COMPLETE"].iloc[0]
+    profile = [*run, "profile", f"study:costs:{int(trial.number)}", "--res", "64", "--no-latency"]
+    done = subprocess.run(profile, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert f"{trial.gflops:.2f}" in done.stdout or f"{trial.gflops:.3g}" in done.stdout
+
+
+def test_every_command_honours_the_results_dir_variable(tmp_path, monkeypatch):
+    results = tmp_path / "elsewhere"
+    monkeypatch.setenv("DVBENCH_RESULTS_DIR", str(results))
+    monkeypatch.chdir(tmp_path)
+    space_file = write_space(tmp_path, {**COST_SPACE, "n_trials": 2})
+    assert main(["search", "--space", str(space_file), "--quiet", "--sampler", "random"]) == 0
+    assert (results / "costs" / "trials.csv").is_file()
+    assert main(["report", "costs"]) == 0
+    assert (results / "costs" / "report" / "report.md").is_file()
+    calibrate = ["calibrate", "--space", "small", "--data", "digits", "--candidates", "3"]
+    calibrate += ["--short", "0.05", "--long", "0.1", "--train-samples", "3", "--res", "16"]
+    assert main([*calibrate, "--quiet"]) == 0
+    assert list((results / "calibrate").glob("calibrate_small_*.csv"))
+    assert not (tmp_path / "results").exists()
+
+
+def test_one_table_of_metrics_feeds_spaces_and_constraints():
+    for key, metric in CONSTRAINTS.items():
+        assert METRICS[metric].constraint == key
+    space = load_space("small")
+    assert all(o.metric in METRICS for o in space.objectives)
+    # no other module defines a metric -> direction table of its own
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "metrics.py":
+            continue
+        text = path.read_text()
+        assert '"top1": "maximize"' not in text and "'top1': 'maximize'" not in text, path
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+    return names
+
+
+@pytest.mark.parametrize(
+    ("room", "forbidden"),
+    [
+        ("report", ("dvbench.train", "dvbench.evaluate", "dvbench.search._")),
+        ("models", ("dvbench.profile", "dvbench.train", "dvbench.search", "dvbench.report")),
+        ("profile", ("dvbench.train", "dvbench.search", "dvbench.report", "dvbench.evaluate")),
+        ("train", ("dvbench.profile", "dvbench.search", "dvbench.report", "dvbench.evaluate")),
+        ("evaluate", ("dvbench.search", "dvbench.report")),
+        ("cli", ("dvbench.search._",)),
+    ],
+)
+def test_imports_point_one_way(room, forbidden):
+    for path in (PACKAGE / room).rglob("*.py"):
+        bad = [m for m in _imports(path) if m.startswith(forbidden)]
+        assert not bad, f"{path.relative_to(REPO)} imports {bad}"
+
+
+def test_search_modules_stay_small():
+    sizes = {p.name: len(p.read_text().splitlines()) for p in (PACKAGE / "search").glob("*.py")}
+    assert max(sizes.values()) <= 400, sizes
