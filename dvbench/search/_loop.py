@@ -32,7 +32,7 @@ from dvbench.search._study import (
 )
 from dvbench.search._trial import TrialFailure, TrialRunner, run_baselines
 from dvbench.search.space import hypervolume_reference
-from dvbench.search.storage import RDB_SCHEMES, storage_scheme
+from dvbench.search.storage import RDB_SCHEMES, display_url, storage_scheme
 from dvbench.search.tables import export_tables
 
 MAX_CONSECUTIVE_FAILURES = 25
@@ -198,7 +198,7 @@ def summarize(study: optuna.Study, options: SearchOptions, **kwargs: Any) -> Sea
     infeasible = int((frame["feasible"] == False).sum()) if not frame.empty else 0  # noqa: E712
     return SearchSummary(
         study_name=options.name,
-        storage=options.storage_url,
+        storage=display_url(options.storage_url),  # shown and logged: never the password
         completed=counts[TrialState.COMPLETE],
         failed=counts[TrialState.FAIL],
         infeasible=infeasible,

@@ -16,32 +16,67 @@ Storages (``--storage URL``):
 A RUNNING trial whose worker died is failed and retried once by a live worker. RDB storages
 use Optuna's heartbeat; journal files get the same heartbeat from :class:`JournalHeartbeatStorage`
 (Optuna has none for them).
+
+A journal whose last record was cut (a crash, a full disk, a network file system dropping a
+write) opens with a warning: the torn bytes go to ``journal.log.torn-<time>`` and every complete
+record stays. Workers started together on an empty database all get Optuna's tables (created
+once, under a PostgreSQL advisory lock; a conflict elsewhere is retried). Print a storage URL
+with :func:`display_url`, which hides its password.
 """
 
 from __future__ import annotations
 
-import os
+import contextlib
+import logging
+import random
+import re
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.storages import BaseStorage, RDBStorage
-from optuna.storages._heartbeat import BaseHeartbeat
-from optuna.storages.journal import JournalFileBackend, JournalStorage
-from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.pool import NullPool
 
 from dvbench.errors import UsageError
 from dvbench.models import DualViTConfig
+from dvbench.runtime import default_results_dir
+from dvbench.search._journal import TORN_SUFFIX, JournalHeartbeatStorage, _journal_backend
+
+__all__ = [
+    "JOURNAL_FILE",
+    "RDB_SCHEMES",
+    "SQLITE_FILE",
+    "STUDY_ATTR",
+    "TORN_SUFFIX",
+    "JournalHeartbeatStorage",
+    "display_url",
+    "find_study_folder",
+    "journal_path",
+    "load_study",
+    "open_storage",
+    "resolve_study_reference",
+    "retry_callback",
+    "storage_scheme",
+    "study_folder_storage",
+    "study_storage",
+    "trial_config",
+]
 
 STUDY_ATTR = "dvbench"  # study user attribute holding the study's settings
-DEFAULT_RESULTS_DIR = Path(os.environ.get("DVBENCH_RESULTS_DIR", "results"))
 JOURNAL_FILE = "journal.log"  # default storage of a new study, in its folder
 SQLITE_FILE = "study.db"  # storage of studies made before journal files became the default
-HEARTBEAT_ATTR = "dvbench:heartbeat"  # journal trials: [trial_id, unix time of last beat]
 RDB_SCHEMES = ("sqlite", "postgresql", "mysql")
+
+_logger = logging.getLogger(__name__)
+# ://user:password@ -- greedy up to the host's "@", for URLs SQLAlchemy cannot parse
+_URL_PASSWORD = re.compile(r"(://[^:/@]*:)([^/?#]*)@")
+_QUERY_PASSWORD = re.compile(r"([?&](?:password|passwd)=)([^&#]*)", re.IGNORECASE)
 
 
 def storage_scheme(url: str) -> str:
@@ -50,13 +85,53 @@ def storage_scheme(url: str) -> str:
     return head.split("+", 1)[0].lower() if sep else ""
 
 
+def display_url(url: str) -> str:
+    """``url`` fit to print or log: a database password becomes ``***``; the rest is unchanged.
+
+    Never raises: a URL SQLAlchemy cannot parse still has its ``user:password@`` masked.
+    """
+    try:
+        if storage_scheme(url) == "journal":
+            return url  # a path: nothing to hide, and nothing for SQLAlchemy to reformat
+        shown = url
+        with contextlib.suppress(Exception):  # odd input: the regexes below still mask it
+            parsed = make_url(url)
+            if parsed.password is not None:
+                shown = parsed.render_as_string(hide_password=True)
+        shown = _URL_PASSWORD.sub(r"\1***@", shown)
+        return _QUERY_PASSWORD.sub(r"\1***", shown)
+    except Exception:
+        return "<storage URL>"
+
+
+def _url_passwords(url: str) -> set[str]:
+    """Every spelling of ``url``'s password that an error message might quote."""
+    found = {match.group(2) for match in _URL_PASSWORD.finditer(url)}
+    found |= {match.group(2) for match in _QUERY_PASSWORD.finditer(url)}
+    with contextlib.suppress(Exception):
+        found.add(make_url(url).password or "")
+    return {password for password in found if password}
+
+
+def _storage_error(url: str, exc: BaseException) -> UsageError:
+    """The one-line error for a storage that cannot be opened; it never shows the password."""
+    message = str(exc).strip()
+    first = message.splitlines()[0] if message else type(exc).__name__
+    first = first.replace(url, display_url(url))
+    for password in _url_passwords(url):
+        first = first.replace(password, "***")
+    return UsageError(f"storage {display_url(url)}: {first}")
+
+
 def journal_path(url: str) -> Path:
     """The file of a ``journal:PATH`` (or ``journal:///ABS/PATH``) URL."""
     rest = url.partition(":")[2]
     if rest.startswith("//"):
         rest = rest[2:]
     if not rest:
-        raise UsageError(f"storage {url}: expected journal:PATH, e.g. journal:runs/s.log")
+        raise UsageError(
+            f"storage {display_url(url)}: expected journal:PATH, e.g. journal:runs/s.log"
+        )
     return Path(rest).expanduser()
 
 
@@ -76,7 +151,7 @@ def find_study_folder(name_or_path: str | Path, results_dir: Path | None = None)
     path = Path(name_or_path)
     if path.is_dir() and any((path / f).exists() for f in (JOURNAL_FILE, SQLITE_FILE)):
         return path
-    folder = Path(results_dir or DEFAULT_RESULTS_DIR) / str(name_or_path)
+    folder = Path(results_dir or default_results_dir()) / str(name_or_path)
     if not any((folder / f).exists() for f in (JOURNAL_FILE, SQLITE_FILE)):
         raise UsageError(
             f"no study at {folder} (expected {JOURNAL_FILE} or {SQLITE_FILE}); "
@@ -89,64 +164,6 @@ def study_storage(name_or_path: str | Path, results_dir: Path | None = None) -> 
     """(storage URL, study name) for a study name under ``results_dir`` or a study folder."""
     folder = find_study_folder(name_or_path, results_dir)
     return study_folder_storage(folder), folder.name
-
-
-class JournalHeartbeatStorage(JournalStorage, BaseHeartbeat):
-    """A journal storage with Optuna's heartbeat protocol, which Optuna gives only RDB storages.
-
-    While a trial runs, Optuna's heartbeat thread calls :meth:`record_heartbeat`, which writes
-    ``[trial_id, time]`` to the trial's system attribute ``dvbench:heartbeat``. A RUNNING trial
-    whose last beat -- or, before its first beat, whose start -- is older than ``grace_period``
-    seconds is stale: ``optuna.storages.fail_stale_trials`` (run by every live worker before
-    each trial and while it waits) fails it and calls the stale-trial callback, which retries
-    it. The beat carries the trial id because a retried trial inherits its predecessor's
-    attributes. Times are this machine's clock: workers sharing a journal file over a network
-    file system need synchronised clocks (as with any lease).
-    """
-
-    def __init__(
-        self,
-        backend: JournalFileBackend,
-        *,
-        heartbeat_interval: int | None = None,
-        grace_period: int | None = None,
-        heartbeat_stale_trial_callback: Callable[[optuna.Study, FrozenTrial], None] | None = None,
-    ) -> None:
-        super().__init__(backend)
-        self.heartbeat_interval = heartbeat_interval
-        self.grace_period = grace_period
-        self.heartbeat_stale_trial_callback = heartbeat_stale_trial_callback
-
-    def record_heartbeat(self, trial_id: int) -> None:
-        try:
-            self.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, [trial_id, time.time()])
-        except optuna.exceptions.UpdateFinishedTrialError:
-            pass  # another worker already failed it as stale; the objective's next write says so
-
-    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
-        assert self.heartbeat_interval is not None
-        grace = self.grace_period or 2 * self.heartbeat_interval
-        now = time.time()
-        stale = []
-        for trial in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
-            beat = trial.system_attrs.get(HEARTBEAT_ATTR)
-            if beat and beat[0] == trial._trial_id:
-                last = float(beat[1])
-            elif trial.datetime_start is not None:
-                last = trial.datetime_start.timestamp()  # naive local time, as Optuna stores it
-            else:
-                continue
-            if now - last > grace:
-                stale.append(trial._trial_id)
-        return stale
-
-    def get_heartbeat_interval(self) -> int | None:
-        return self.heartbeat_interval
-
-    def get_heartbeat_stale_trial_callback(
-        self,
-    ) -> Callable[[optuna.Study, FrozenTrial], None] | None:
-        return self.heartbeat_stale_trial_callback
 
 
 def retry_callback() -> optuna.storages.RetryHeartbeatStaleTrialCallback:
@@ -167,13 +184,71 @@ def _postgres_driver(url: str) -> str:
     return url
 
 
+# pg_advisory_xact_lock key ("dvbench" in ASCII): creating Optuna's tables, one worker at a time
+_SCHEMA_LOCK_KEY = 0x64766265_6E6368
+_SCHEMA_ATTEMPTS = 6
+_SCHEMA_RACE_HINTS = ("already exists", "duplicate", "deadlock")
+
+
+@contextlib.contextmanager
+def _schema_lock(url: str) -> Iterator[None]:
+    """Hold PostgreSQL's advisory lock for the database's schema (other databases: nothing).
+
+    The lock is held on a connection of its own, in a transaction whose end releases it, so a
+    worker killed meanwhile never leaves it behind.
+    """
+    if storage_scheme(url) != "postgresql":
+        yield
+        return
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.begin() as connection:
+            lock = text("SELECT pg_advisory_xact_lock(:key)")
+            connection.execute(lock, {"key": _SCHEMA_LOCK_KEY})
+            yield
+    finally:
+        engine.dispose()
+
+
+def _is_schema_race(exc: BaseException) -> bool:
+    """Whether ``exc`` is another process creating Optuna's tables at the same moment."""
+    if isinstance(exc, IntegrityError):  # a unique key: pg_type, version rows
+        return True
+    if not isinstance(exc, DBAPIError):  # unreachable servers are OperationalError
+        return False
+    return any(hint in str(exc.orig).lower() for hint in _SCHEMA_RACE_HINTS)
+
+
+def _rdb_storage(url: str, heartbeat: dict[str, Any]) -> RDBStorage:
+    """Optuna's RDB storage, whose tables (on a new database) many workers may create at once.
+
+    PostgreSQL serialises the creation with an advisory lock; for the other databases (and
+    Optuna processes outside dvbench, which take no lock) a creation conflict is retried after a
+    short random back-off: the loser then finds the tables made.
+    """
+    attempt = 1
+    with _schema_lock(url):
+        while True:
+            try:
+                with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.8
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    return RDBStorage(url, **heartbeat)
+            except SQLAlchemyError as exc:
+                if attempt == _SCHEMA_ATTEMPTS or not _is_schema_race(exc):
+                    raise
+            time.sleep(random.uniform(0.05, 0.1) * 2**attempt)
+            attempt += 1
+
+
 def open_storage(
     url: str, *, heartbeat_interval: int | None = None, grace_period: int | None = None
 ) -> BaseStorage:
     """An Optuna storage for ``url``; with ``heartbeat_interval``, dead workers' trials are
     failed after ``grace_period`` seconds of silence and retried once.
 
-    Bad URLs, missing drivers and unreachable servers raise :class:`UsageError` (one line).
+    Bad URLs, missing drivers and unreachable servers raise :class:`UsageError` (one line, the
+    password hidden). A journal whose last record is torn is repaired first: the torn bytes
+    are moved aside to ``<journal>.torn-<time>``.
     """
     scheme = storage_scheme(url)
     heartbeat: dict[str, Any] = {}
@@ -187,19 +262,16 @@ def open_storage(
         if scheme == "journal":
             path = journal_path(url)
             if not path.parent.is_dir():
-                raise UsageError(f"storage {url}: folder {path.parent} does not exist")
-            return JournalHeartbeatStorage(JournalFileBackend(str(path)), **heartbeat)
+                raise UsageError(f"storage {display_url(url)}: folder {path.parent} does not exist")
+            return JournalHeartbeatStorage(_journal_backend(path), **heartbeat)
         if scheme in RDB_SCHEMES:
-            with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.8
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return RDBStorage(_postgres_driver(url), **heartbeat)
+            return _rdb_storage(_postgres_driver(url), heartbeat)
     except UsageError:
         raise
     except Exception as exc:  # sqlalchemy and the drivers raise their own types
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(f"storage {url}: {first}") from None
+        raise _storage_error(url, exc) from None
     raise UsageError(
-        f"storage {url}: unsupported URL (journal:PATH, sqlite:///PATH, "
+        f"storage {display_url(url)}: unsupported URL (journal:PATH, sqlite:///PATH, "
         "postgresql+psycopg://USER@HOST/DB or mysql://...)"
     )
 
@@ -214,7 +286,7 @@ def load_study(
     try:
         return optuna.load_study(study_name=name, storage=open_storage(url))
     except KeyError:
-        raise UsageError(f"storage {url} has no study named {name!r}") from None
+        raise UsageError(f"storage {display_url(url)} has no study named {name!r}") from None
 
 
 def trial_config(study: optuna.Study, number: int) -> DualViTConfig:

@@ -29,7 +29,7 @@ from dvbench.runtime import usable_cores
 from dvbench.search._loop import run_search, summarize
 from dvbench.search._options import SearchOptions, SearchSummary
 from dvbench.search._study import open_study, reap_stale_trials
-from dvbench.search.storage import SQLITE_FILE, storage_scheme
+from dvbench.search.storage import SQLITE_FILE, display_url, storage_scheme
 from dvbench.search.tables import export_tables
 
 # torch, OpenMP and MKL read these when they start; a worker's threads are set before that.
@@ -60,7 +60,7 @@ def _worker_main(options: SearchOptions, log_path: str) -> None:
         sys.stdout = sys.stderr = log_file
         print(
             f"worker {options.worker_index} pid {os.getpid()}: {options.threads} threads, "
-            f"sampler seed {options.sampler_seed}, storage {options.storage_url}",
+            f"sampler seed {options.sampler_seed}, storage {display_url(options.storage_url)}",
             flush=True,
         )
         try:
