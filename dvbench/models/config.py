@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 SEMANTIC_POOLS = ("window", "grid")
+# timm's ``global_pool`` for Dual-ViT: "token" is the official head (a class token pooled by
+# class attention over all final tokens), "" leaves the final features unpooled.
+GLOBAL_POOLS = ("token", "")
 
 
 def _as_tuple(value: Any, name: str, kind: type) -> tuple:
@@ -39,6 +42,31 @@ def _as_tuple(value: Any, name: str, kind: type) -> tuple:
 def conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
     """Output length of a convolution along one axis (floor, as PyTorch)."""
     return (size + 2 * padding - kernel) // stride + 1
+
+
+def semantic_grid_size(
+    height: int, width: int, pool: str, window: int, grid: int | None
+) -> tuple[int, int]:
+    """The semantic token grid pooled from a ``height`` x ``width`` stage-1 map.
+
+    The one input-size check of the network: ValueError when the map is smaller than the pool
+    window (or grid). The model calls it in ``forward`` (plain ints and strings, so it also
+    compiles with TorchScript); :meth:`DualViTConfig.semantic_grid_for` calls it for a size.
+    """
+    if pool == "window":
+        if height < window or width < window:
+            raise ValueError(
+                f"stage-1 map {height}x{width} is smaller than the semantic pool window "
+                f"{window}x{window} (semantic_window); use a larger input or window"
+            )
+        return height // window, width // window
+    assert grid is not None, "semantic_grid: needed with semantic_pool='grid'"
+    if height < grid or width < grid:
+        raise ValueError(
+            f"stage-1 map {height}x{width} is smaller than the semantic grid {grid}x{grid} "
+            "(semantic_grid)"
+        )
+    return grid, grid
 
 
 @dataclass(frozen=True)
@@ -81,7 +109,10 @@ class DualViTConfig:
     norm_eps: float = 1e-6
     layer_scale_init: float = 1e-6
     drop_path_rate: float = 0.0
+    # Dropout on the pooled features before the classifiers (timm's ``drop_rate``).
+    drop_rate: float = 0.0
     token_label: bool = True
+    global_pool: str = "token"
     # The resolution the model is meant for; used to validate the semantic grid and as the
     # timm default_cfg input size. Any input whose stage-1 map holds one pool window works.
     img_size: int = 224
@@ -135,21 +166,12 @@ class DualViTConfig:
     def semantic_grid_for(self, img_size: int | tuple[int, int]) -> tuple[int, int]:
         """The semantic token grid for an input size; ValueError when the input is too small."""
         h, w = self.stage1_size(img_size)
-        if self.semantic_pool == "window":
-            k = self.semantic_window
-            if h < k or w < k:
-                raise ValueError(
-                    f"input {img_size}: stage-1 map {h}x{w} is smaller than the semantic "
-                    f"pool window {k}x{k} (semantic_window); use a larger input or window"
-                )
-            return h // k, w // k
-        g = self.semantic_grid
-        if h < g or w < g:
-            raise ValueError(
-                f"input {img_size}: stage-1 map {h}x{w} is smaller than the semantic grid "
-                f"{g}x{g} (semantic_grid)"
+        try:
+            return semantic_grid_size(
+                h, w, self.semantic_pool, self.semantic_window, self.semantic_grid
             )
-        return g, g
+        except ValueError as exc:
+            raise ValueError(f"input {img_size}: {exc}") from None
 
     def num_semantic_tokens(self, img_size: int | tuple[int, int] | None = None) -> int:
         gh, gw = self.semantic_grid_for(self.img_size if img_size is None else img_size)
@@ -235,8 +257,15 @@ class DualViTConfig:
                 f"layer_scale_init: must be positive (the official blocks always have layer "
                 f"scale), got {self.layer_scale_init!r}"
             )
-        if not isinstance(self.drop_path_rate, (int, float)) or not 0 <= self.drop_path_rate < 1:
-            raise ValueError(f"drop_path_rate: must be in [0, 1), got {self.drop_path_rate!r}")
+        for name in ("drop_path_rate", "drop_rate"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+                raise ValueError(f"{name}: must be in [0, 1), got {value!r}")
+        if self.global_pool not in GLOBAL_POOLS:
+            raise ValueError(
+                f"global_pool: must be 'token' (the class-attention head) or '' (none), "
+                f"got {self.global_pool!r}"
+            )
         if not isinstance(self.token_label, bool):
             raise ValueError(f"token_label: must be true or false, got {self.token_label!r}")
         if self.semantic_pool not in SEMANTIC_POOLS:

@@ -7,7 +7,7 @@ import timm
 import torch
 from reference import fixture_input, load_fixtures, recipe_state_dict
 
-import dvbench  # noqa: F401  (registers the models in timm)
+import dvbench.models  # noqa: F401  (registers the models in timm)
 from dvbench.models import DualViT, DualViTConfig, checkpoint_filter_fn, official_config
 
 OFFICIAL_PARAMS = {"dualvit_s": 25_054_000, "dualvit_b": 42_627_024, "dualvit_l": 72_966_544}
@@ -76,7 +76,8 @@ def test_official_parameter_counts(name):
 
 def test_timm_conventions():
     model = timm.create_model("dualvit_s", token_label=True, num_classes=10)
-    assert model.num_classes == 10 and model.num_features == 448
+    assert model.num_classes == 10 and model.head_hidden_size == 448
+    assert model.num_features == 2 * 448  # pixel channels + the class token
     assert model.default_cfg["input_size"] == (3, 224, 224)
     assert model.pretrained_cfg["first_conv"] == "patch_embed1.conv.0"
     assert "q" in model.no_weight_decay()
@@ -87,6 +88,8 @@ def test_timm_conventions():
         logits = model.forward_head(feats)
         pooled = model.forward_head(feats, pre_logits=True)
         assert torch.allclose(logits, model(x), atol=1e-6)
+    assert feats.shape == (2, 2, 2, 896)  # NHWC, the 2x2 stage-4 map at 64 px
+    assert torch.equal(feats[..., 448:], pooled[:, None, None].expand(2, 2, 2, 448))
     assert logits.shape == (2, 10) and pooled.shape == (2, 448)
     model.reset_classifier(5)
     assert model.num_classes == 5 and model.head.out_features == 5
@@ -184,7 +187,7 @@ def test_forward_backward_configs(changes, res):
     out.logsumexp(dim=1).mean().backward()
     grads = [p.grad for p in model.parameters()]
     assert all(g is not None for g in grads), "every parameter takes part in the loss"
-    if model._num_semantic > 1:  # with one semantic token the softmax is 1 whatever q is
+    if cfg.num_semantic_tokens(res) > 1:  # with one the softmax is 1 whatever q is
         assert model.q.grad.abs().sum() > 0
     model.eval()
     with torch.no_grad():
@@ -228,20 +231,32 @@ def test_fused_and_explicit_attention_agree():
     assert torch.allclose(fused, explicit, atol=1e-5)
 
 
-def test_384_resizes_semantic_queries():
+def test_384_resizes_semantic_queries(monkeypatch):
+    from dvbench.models import dualvit
+
+    grids = []
+    resize = dualvit.resize_semantic_queries
+    monkeypatch.setattr(
+        dualvit,
+        "resize_semantic_queries",
+        lambda q, g, h, w: grids.append((h, w)) or resize(q, g, h, w),
+    )
     model = timm.create_model("dualvit_s", num_classes=10, img_size=384).eval()
     with torch.no_grad():
         out = model(torch.randn(1, 3, 384, 384))
     assert out.shape == (1, 10)
     # 384 px: stage-1 map 96x96, window 7 -> 13x13 semantic tokens
-    assert model._num_semantic == 169
+    assert grids == [(13, 13)] and model.cfg.num_semantic_tokens(384) == 169
 
 
 def test_too_small_input_is_a_value_error():
+    """One check serves the config (sizes) and the model (maps in forward)."""
     model = DualViT(DualViTConfig(**TINY, img_size=32)).eval()
-    with pytest.raises(ValueError, match="smaller than the semantic pool window"):
+    with pytest.raises(ValueError, match="stage-1 map 4x4 is smaller than the semantic pool"):
         with torch.no_grad():
             model(torch.randn(1, 3, 16, 16))
+    with pytest.raises(ValueError, match="input 16: stage-1 map 4x4 is smaller than the semantic"):
+        model.cfg.semantic_grid_for(16)
 
 
 @pytest.mark.parametrize(
@@ -267,6 +282,8 @@ def test_too_small_input_is_a_value_error():
         ({"semantic_grid": 4}, "semantic_grid: only used with semantic_pool='grid'"),
         ({"semantic_pool": "max"}, "semantic_pool: must be one of"),
         ({"drop_path_rate": 1.5}, "drop_path_rate"),
+        ({"drop_rate": 1.0}, "drop_rate: must be in \\[0, 1\\)"),
+        ({"global_pool": "avg"}, "global_pool: must be 'token'"),
         ({"stem_hidden_dim": 0}, "stem_hidden_dim"),
         ({"num_classes": -1}, "num_classes"),
         ({"ratio_alternation_stage": 7}, "ratio_alternation_stage"),
@@ -280,7 +297,8 @@ def test_config_validation_names_the_field(changes, field):
 
 
 def test_unknown_override_names_the_field():
-    with pytest.raises(ValueError, match="widths: not a DualViTConfig field"):
+    # a TypeError, as for any unexpected keyword argument (timm's contract for its models)
+    with pytest.raises(TypeError, match="widths: not a DualViTConfig field"):
         timm.create_model("dualvit_s", widths=3)
 
 
