@@ -42,7 +42,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dvbench.report import export_trial, open_study
+    from dvbench.search import check_study_name
 
+    if args.storage and args.out is None:  # the output folder is results-dir/STUDY
+        check_study_name(args.study)
     study, folder = open_study(args.study, results_dir=args.results_dir, storage=args.storage)
     if args.out is None:
         folder.mkdir(parents=True, exist_ok=True)

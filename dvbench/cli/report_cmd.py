@@ -48,7 +48,10 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from dvbench.report import open_study, write_report
+    from dvbench.search import check_study_name
 
+    if args.storage and args.out is None:  # the output folder is results-dir/STUDY
+        check_study_name(args.study)
     study, folder = open_study(args.study, results_dir=args.results_dir, storage=args.storage)
     files = write_report(study, args.out or folder / "report", importance=not args.no_importance)
     for note in files.notes:

@@ -17,8 +17,14 @@ EPILOG = """examples:
   python cli.py search --space paper --seed-official --sampler random --study-name paper_rs
   python cli.py search --space small --baselines pvt_v2_b0,swin_t
   python cli.py search --space small --workers 2             # 2 local processes, one study
-  python cli.py search --space medium --study-name m1 \
+  python cli.py search --space medium --study-name m1 \\
       --storage postgresql+psycopg://me@db.lab/dvbench      # one worker; start it on any machine
+  python cli.py search --space my.yaml --allow-space-change # continue after editing my.yaml
+
+a study resumed with a space that changes what a trial means (knobs, fixed settings,
+objectives, constraints, train or profile settings) is refused unless --allow-space-change;
+comments, description and n_trials may change freely. Put a database password in PGPASSWORD
+or ~/.pgpass, not in the URL (a password in the URL is shown and stored as ***).
 """
 
 
@@ -32,7 +38,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--space", default="small", help="space name in search_spaces/ or a YAML path")
-    p.add_argument("--study-name", help="default: the space's name")
+    p.add_argument("--study-name", help="a plain folder name (default: the space's name)")
     add_results_dir_argument(p)
     p.add_argument(
         "--storage",
@@ -74,6 +80,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--baselines", help="comma-separated baselines to train and profile alike")
     p.add_argument("--device", default="cpu", help="training device (cpu, cuda, auto)")
+    p.add_argument(
+        "--allow-space-change",
+        action="store_true",
+        help="continue a study although its space changed what a trial means; the space "
+        "becomes the study's next version and the front holds that version's trials only",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress display")
     p.add_argument(
         "--heartbeat",
@@ -123,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
         heartbeat_interval=args.heartbeat[0],
         grace_period=args.heartbeat[1],
         threads=args.threads,
+        allow_space_change=args.allow_space_change,
     )
     with SearchDisplay(options) as display:
         summary = display.run(workers=args.workers)

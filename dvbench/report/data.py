@@ -1,8 +1,10 @@
 """What a report shows, read from a finished study: tables, front, hypervolume, dominance.
 
 Everything here is computed from the study's storage with the search's own table functions
-(:mod:`dvbench.search.tables`), so the report agrees with ``trials.csv``/``pareto.csv``.
-Nothing is trained or measured.
+(:mod:`dvbench.search.tables`), so the report agrees with ``trials.csv``/``pareto.csv``: when
+the study's space changed (``--allow-space-change``), the front, plots, hypervolume and
+baseline comparisons hold the newest space version's trials only. Nothing is trained or
+measured.
 """
 
 from __future__ import annotations
@@ -19,10 +21,13 @@ import pandas as pd
 from dvbench.errors import UsageError
 from dvbench.metrics import ACCURACY_METRICS, METRICS, axis_label, format_value
 from dvbench.runtime import default_results_dir
+from dvbench.search import SpaceVersion, space_versions
 from dvbench.search.storage import STUDY_ATTR, find_study_folder, load_study
 from dvbench.search.tables import (
+    SPACE_VERSION,
     candidates,
     dominance,
+    front_version,
     hypervolume,
     hypervolume_history,
     pareto_frame,
@@ -83,6 +88,27 @@ class ReportData:
     hypervolume: float | None
     history: pd.DataFrame  # hypervolume after each trial: number, hypervolume
     dominance: Mapping[str, list[str]]  # baseline -> candidates that dominate it
+    versions: tuple[SpaceVersion, ...] = ()  # the study's space versions, oldest first
+
+    @property
+    def front_version(self) -> int | None:
+        """The space version the front, plots and hypervolume are made of (the newest any
+        trial ran under); None for a study without trials."""
+        return front_version(self.trials)
+
+    @property
+    def changed_space(self) -> bool:
+        """Whether the study ran under more than one space version."""
+        rows = self.trial_rows
+        seen = set(rows[SPACE_VERSION].dropna()) if SPACE_VERSION in rows else set()
+        return len(self.versions) > 1 or len(seen) > 1
+
+    def version_trials(self, version: int) -> int:
+        """Trials (any state, not baselines) that ran under space ``version``."""
+        rows = self.trial_rows
+        if rows.empty or SPACE_VERSION not in rows:
+            return 0
+        return int(rows[SPACE_VERSION].eq(version).fillna(False).sum())
 
     @property
     def resolution(self) -> int | None:
@@ -188,6 +214,7 @@ def load_report_data(study: optuna.Study) -> ReportData:
         hypervolume=hv,
         history=history,
         dominance=beaten,
+        versions=tuple(space_versions(study.user_attrs)),
     )
 
 

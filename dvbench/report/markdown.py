@@ -2,7 +2,9 @@
 
 :func:`pareto_table` is the front (rows in ``pareto.csv`` order) followed by the baselines;
 :func:`render_report` assembles the page from :class:`~dvbench.report.data.ReportData` and the
-plot files already written beside it.
+plot files already written beside it. A study whose space changed gets a *Space versions*
+section, and the page says which version the front is made of. No storage password is
+written: commands are shown with it masked.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from dvbench.report.data import (
     metric_unit,
 )
 from dvbench.report.plots import ImportanceInfo
+from dvbench.search.storage import display_url
+from dvbench.search.tables import SPACE_VERSION
 
 __all__ = [
     "TABLE_METRICS",
@@ -30,6 +34,7 @@ __all__ = [
     "render_report",
     "reproduce_command",
     "table_metrics",
+    "version_table",
 ]
 
 #: Metric columns a table may show, in order after the objectives (shown when measured).
@@ -86,6 +91,8 @@ def pareto_table(data: ReportData) -> str:
             number = row.get("number")
             state = row.get("state")
             name = row["name"] if state == "COMPLETE" else f"{row['name']} ({state})"
+            if kind == "baseline" and not _same_version(row, data):
+                name += f" (space version {row[SPACE_VERSION]})"
             rows.append(
                 [
                     kind,
@@ -95,6 +102,59 @@ def pareto_table(data: ReportData) -> str:
                 ]
             )
     return markdown_table(header, rows, right=[False, True, False] + [True] * len(metrics))
+
+
+def _same_version(row: Mapping[str, Any], data: ReportData) -> bool:
+    version = row.get(SPACE_VERSION)
+    return data.front_version is None or pd.isna(version) or version == data.front_version
+
+
+def version_table(data: ReportData) -> str:
+    """One row per space version: its trials, what changed from the version before, when."""
+    rows = [
+        [
+            version.number,
+            data.version_trials(version.number),
+            "; ".join(version.changed)
+            or ("(the study's first space)" if version.number == 1 else ""),
+            version.recorded or "",
+        ]
+        for version in data.versions
+    ]
+    return markdown_table(
+        ["version", "trials", "changed from the version before", "recorded"],
+        rows,
+        right=[True, True, False, False],
+    )
+
+
+def _version_lines(data: ReportData) -> list[str]:
+    lines = [
+        f"The study's space was changed with `--allow-space-change`. Its front, plots, "
+        f"hypervolume and baseline comparisons hold the trials of space version "
+        f"{data.front_version} only, so that no front mixes two spaces' constraints; "
+        "`trials.csv` has every trial and the version it ran under (`space_version`).",
+        "",
+        version_table(data),
+        "",
+    ]
+    for version in data.versions[:-1]:
+        if version.space_yaml:
+            lines += _yaml_details(f"space version {version.number}", version.space_yaml)
+    return lines
+
+
+def _yaml_details(summary: str, text: str) -> list[str]:
+    return [
+        f"<details><summary>{summary}</summary>",
+        "",
+        "```yaml",
+        str(text).rstrip(),
+        "```",
+        "",
+        "</details>",
+        "",
+    ]
 
 
 def knob_table(data: ReportData) -> str | None:
@@ -126,6 +186,12 @@ def _dominance_lines(data: ReportData) -> list[str]:
         if row.get("state") != "COMPLETE":
             reason = row.get("fail_reason") or "no reason recorded"
             lines.append(f"- **{name}**: not compared, it failed ({reason}).")
+        elif not _same_version(row, data):
+            lines.append(
+                f"- **{name}**: not compared, it was measured under space version "
+                f"{row[SPACE_VERSION]} and the front is version {data.front_version} "
+                f"(`dvbench search ... --baselines {name}` measures it again)."
+            )
         elif name not in data.dominance:
             lines.append(f"- **{name}**: not compared, it lacks an objective value.")
         elif not data.dominance[name]:
@@ -197,6 +263,8 @@ def _settings_rows(data: ReportData) -> list[list[str]]:
             costs += f", {profile['threads']} threads"
     versions = ", ".join(f"{k} {v}" for k, v in (s.get("versions") or {}).items())
     space = f"`{s.get('space', '')}`" + (f" ({s['space_file']})" if s.get("space_file") else "")
+    if data.changed_space:
+        space += f", version {s.get('space_version', 1)}"
     rows = [
         ["space", space],
         ["objectives", objectives],
@@ -231,7 +299,7 @@ def reproduce_command(data: ReportData) -> str:
     """The command that made the study: the stored one, else one rebuilt from the settings."""
     s = data.settings
     if s.get("command"):
-        return str(s["command"])
+        return _masked(str(s["command"]))
     parts = [
         "python",
         "cli.py",
@@ -252,6 +320,30 @@ def reproduce_command(data: ReportData) -> str:
     return shlex.join(parts)
 
 
+def _reproduce_lines(data: ReportData) -> list[str]:
+    commands = [reproduce_command(data)]
+    if data.changed_space and all(version.command for version in data.versions):
+        commands = [_masked(str(version.command)) for version in data.versions]
+        return [
+            "The study ran under each space version in turn (each YAML as shown above):",
+            "",
+            "```bash",
+            *commands,
+            "```",
+            "",
+        ]
+    return ["```bash", *commands, "```", ""]
+
+
+def _masked(command: str) -> str:
+    """``command`` with any storage URL's password shown as ``***`` (studies made before
+    dvbench masked it when recording)."""
+    try:
+        return shlex.join(display_url(token) for token in shlex.split(command))
+    except ValueError:  # unbalanced quotes: mask the whole line
+        return display_url(command)
+
+
 def render_report(
     data: ReportData,
     *,
@@ -267,7 +359,15 @@ def render_report(
         f"budget), {data.count('FAIL')} failed, {_plural(len(data.baseline_rows), 'baseline')}; "
         f"{len(data.front)} on the Pareto front."
     )
-    lines = [f"# Study `{data.study_name}`", "", counts, "", "## Pareto front", ""]
+    lines = [f"# Study `{data.study_name}`", "", counts, ""]
+    if data.changed_space:
+        trials = _plural(data.version_trials(data.front_version or 1), "trial")
+        lines += [
+            f"The space changed during the study: the front holds the {trials} of space "
+            f"version {data.front_version} only (see *Space versions*).",
+            "",
+        ]
+    lines += ["## Pareto front", ""]
     for caption, path in (front_plots or {}).items():
         lines += [f"![{caption}]({path})", ""]
     if data.front.empty:
@@ -284,23 +384,19 @@ def render_report(
     knobs = knob_table(data)
     if knobs:
         lines += ["### Front architectures (knob values)", "", knobs, ""]
+    if data.changed_space:
+        lines += ["## Space versions", "", *_version_lines(data)]
     lines += ["## Baselines", "", *_dominance_lines(data), ""]
     lines += ["## Hypervolume", "", *_hypervolume_lines(data), ""]
     if hypervolume_plot:
         lines += [f"![hypervolume]({hypervolume_plot})", ""]
     lines += ["## Parameter importance", "", *_importance_lines(importance, importance_plot), ""]
     lines += ["## Settings", "", markdown_table(["setting", "value"], _settings_rows(data)), ""]
-    lines += ["## Reproduce", "", "```bash", reproduce_command(data), "```", ""]
+    lines += ["## Reproduce", "", *_reproduce_lines(data)]
     space_yaml = data.settings.get("space_yaml")
     if space_yaml:
-        lines += [
-            "<details><summary>search space as the study used it</summary>",
-            "",
-            "```yaml",
-            str(space_yaml).rstrip(),
-            "```",
-            "",
-            "</details>",
-            "",
-        ]
+        what = "search space as the study used it"
+        if data.changed_space:
+            what = f"search space version {data.settings.get('space_version', 1)}, the newest"
+        lines += _yaml_details(what, space_yaml)
     return "\n".join(lines)

@@ -2,7 +2,8 @@
 
 The public face of the search room; the implementation lives in private modules by job
 (``_options``: what a run is asked; ``_study``: creating/joining a study and reaping dead
-workers' trials; ``_trial``: one trial through the Evaluator; ``_loop``: the worker loop).
+workers' trials; ``_versions``: the space a study runs under, and its recorded changes;
+``_trial``: one trial through the Evaluator; ``_loop``: the worker loop).
 ``space``, ``storage``, ``tables`` and ``calibrate`` are public modules of their own.
 """
 
@@ -10,9 +11,16 @@ from __future__ import annotations
 
 from dvbench.search._knobs import KNOB_HELP, knobs_to_config
 from dvbench.search._loop import SearchLoop, run_search, summarize
-from dvbench.search._options import SearchOptions, SearchSummary, command_line, make_sampler
+from dvbench.search._options import (
+    SearchOptions,
+    SearchSummary,
+    check_study_name,
+    command_line,
+    make_sampler,
+)
 from dvbench.search._study import fail_orphaned_trials, open_study, study_settings
 from dvbench.search._trial import TrialFailure, TrialRunner, run_baselines
+from dvbench.search._versions import SpaceVersion, space_changes, space_record, space_versions
 from dvbench.search.space import (
     Objective,
     SearchSpace,
@@ -36,8 +44,10 @@ __all__ = [
     "SearchOptions",
     "SearchSpace",
     "SearchSummary",
+    "SpaceVersion",
     "TrialFailure",
     "TrialRunner",
+    "check_study_name",
     "command_line",
     "fail_orphaned_trials",
     "knobs_to_config",
@@ -50,6 +60,9 @@ __all__ = [
     "resolve_study_reference",
     "run_baselines",
     "run_search",
+    "space_changes",
+    "space_record",
+    "space_versions",
     "study_settings",
     "study_storage",
     "summarize",

@@ -7,10 +7,11 @@ import os
 import shlex
 import socket
 import sys
+import unicodedata
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any
 
 import optuna
@@ -18,7 +19,7 @@ import optuna
 from dvbench.errors import UsageError
 from dvbench.runtime import default_results_dir
 from dvbench.search.space import SearchSpace
-from dvbench.search.storage import study_folder_storage
+from dvbench.search.storage import display_url, study_folder_storage
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,9 @@ class SearchOptions:
     for ``grace_period`` s (its worker died) is failed and retried once by a live worker.
     ``worker_index`` (set by ``--workers``) picks the sampler seed; ``threads`` caps this
     worker's torch threads; ``poll_interval`` is how often a waiting worker looks again.
+    ``allow_space_change`` continues a study whose space changed what a trial means, as the
+    study's next space version (else that is refused). The study's name must be a plain
+    folder name (:func:`check_study_name`): its tables go to ``results_dir/NAME``.
     """
 
     space: SearchSpace
@@ -50,6 +54,10 @@ class SearchOptions:
     worker_index: int | None = None
     threads: int | None = None
     poll_interval: float = 1.0
+    allow_space_change: bool = False
+
+    def __post_init__(self) -> None:
+        check_study_name(self.name)
 
     @property
     def name(self) -> str:
@@ -139,6 +147,33 @@ def make_sampler(name: str, space: SearchSpace, seed: int) -> optuna.samplers.Ba
 
 
 def command_line(argv: Sequence[str] | None = None) -> str:
-    """The command that reproduces this run, for the study's record."""
+    """The command that reproduces this run, for the study's record; a password in a storage
+    URL (``--storage URL`` or ``--storage=URL``) is shown as ``***``."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    return "python cli.py " + " ".join(shlex.quote(a) for a in argv)
+    return "python cli.py " + " ".join(shlex.quote(display_url(a)) for a in argv)
+
+
+def check_study_name(name: str) -> str:
+    """``name`` if it is a plain folder name, else :class:`UsageError` saying why.
+
+    A study's tables go to ``results_dir/NAME``: a path separator, ``.`` or ``..``, or an
+    absolute path would put them elsewhere, and a control character makes a name no one can
+    type. (``report`` and ``export`` also take a study's folder as a path.)
+    """
+    why = None
+    if not name:
+        why = "it is empty"
+    elif name in (".", ".."):
+        why = "it names the current or the parent folder"
+    elif name.startswith(("/", "\\")) or PureWindowsPath(name).is_absolute():
+        why = "it is an absolute path"
+    elif "/" in name or "\\" in name:  # either system's separator
+        why = "it holds a path separator"
+    elif any(unicodedata.category(c) == "Cc" for c in name):
+        why = "it holds a control character"
+    if why:
+        raise UsageError(
+            f"study name {name!r} is not a plain folder name ({why}); "
+            "a study's tables go to --results-dir/NAME"
+        )
+    return name

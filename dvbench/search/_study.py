@@ -3,11 +3,13 @@ trials, and failing (then retrying once) the trials of workers that died.
 
 Creation is atomic in every storage (study names are unique), so of many workers started
 together exactly one creates the study; it enqueues the seed trials and then writes the
-study's settings. A joining worker waits for those settings before it samples.
+study's settings. A joining worker waits for those settings before it samples, and compares
+its space with the study's (see :mod:`dvbench.search._versions`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import platform
 import time
@@ -22,6 +24,16 @@ from optuna.trial import TrialState
 
 from dvbench.errors import UsageError
 from dvbench.search._options import SearchOptions, make_sampler
+from dvbench.search._versions import (
+    VERSION_ATTR_PREFIX,
+    SpaceVersion,
+    now,
+    record_version,
+    settings_record,
+    space_changes,
+    space_record,
+    space_versions,
+)
 from dvbench.search.space import SearchSpace, hypervolume_reference
 from dvbench.search.storage import (
     RDB_SCHEMES,
@@ -37,13 +49,15 @@ SEEDS_ATTR = "seeds_enqueued"
 SETTINGS_WAIT_S = 10.0  # how long a joining worker waits for the creator's study settings
 
 
-def study_settings(options: SearchOptions) -> dict[str, Any]:
+def study_settings(options: SearchOptions, *, space_version: int = 1) -> dict[str, Any]:
     """What the study records about how it was run (read by reports and joining workers)."""
     space = options.space
     return {
         "space": space.name,
         "space_file": str(space.path) if space.path else None,
         "space_yaml": space.path.read_text() if space.path else None,
+        "space_version": space_version,
+        "space_record": space_record(space),
         **space.record(),
         "sampler": options.sampler or space.sampler["name"],
         "population_size": space.sampler.get("population_size"),
@@ -77,7 +91,8 @@ def open_study(options: SearchOptions, log: Callable[[str], None] | None = None)
     Creation is atomic in every storage (study names are unique), so of many workers started
     together exactly one creates the study; it enqueues the seed trials and then writes the
     study's settings. A joining worker waits for those settings before it samples, so it never
-    enqueues the seeds again.
+    enqueues the seeds again, and refuses a space that changes what a trial means unless
+    ``allow_space_change`` (then the space becomes the study's next version).
     """
     log = log or (lambda message: None)
     # Optuna logs a traceback per failed trial; the tables hold each one's reason instead.
@@ -98,29 +113,78 @@ def open_study(options: SearchOptions, log: Callable[[str], None] | None = None)
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(study_name=options.name, storage=storage, sampler=sampler)
         created = False
-    if created:
-        if options.seed_official:
-            enqueue_seeds(study, options.space, log)
-        study.set_user_attr(STUDY_ATTR, study_settings(options))  # last: the "ready" mark
-        return study
-    existing = _wait_for_settings(study)
-    if existing is None:  # its creator died before writing them
-        study.set_user_attr(STUDY_ATTR, study_settings(options))
-    else:
-        theirs = [o["metric"] for o in existing["objectives"]]
-        if theirs != options.space.metrics:
-            raise UsageError(
-                f"study {options.name!r} optimises {', '.join(theirs)}, not "
-                f"{', '.join(options.space.metrics)}; use another --study-name"
-            )
-    if [d.name.lower() for d in study.directions] != options.space.directions:
+    if not created and [d.name.lower() for d in study.directions] != options.space.directions:
         raise UsageError(
             f"study {options.name!r} has directions "
             f"{', '.join(d.name.lower() for d in study.directions)}; use another --study-name"
         )
+    existing = None if created else _wait_for_settings(study)
+    if existing is None:  # a new study, or its creator died before writing the settings
+        _name_metrics(study, options.space.metrics)
+        if options.seed_official:
+            enqueue_seeds(study, options.space, log)
+        record_version(study, _version(options, 1))
+        study.set_user_attr(STUDY_ATTR, study_settings(options))  # last: the "ready" mark
+        return study
+    theirs = [o["metric"] for o in existing["objectives"]]
+    if theirs != options.space.metrics:
+        raise UsageError(
+            f"study {options.name!r} optimises {', '.join(theirs)}, not "
+            f"{', '.join(options.space.metrics)}; use another --study-name"
+        )
+    _settle_space(study, options, existing, log)
+    if study.metric_names is None:  # a study made before metric names were set
+        _name_metrics(study, options.space.metrics)
     if options.seed_official and SEEDS_ATTR not in study.user_attrs:
         enqueue_seeds(study, options.space, log)  # seeds asked for after the study began
     return study
+
+
+def _name_metrics(study: optuna.Study, metrics: Sequence[str]) -> None:
+    """Name the objectives for Optuna's own tools (optuna-dashboard, optuna.visualization)."""
+    with warnings.catch_warnings():  # "experimental" since Optuna 3.2
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(list(metrics))
+
+
+def _version(options: SearchOptions, number: int, changed: Sequence[str] = ()) -> SpaceVersion:
+    space = options.space
+    return SpaceVersion(
+        number=number,
+        record=space_record(space),
+        changed=tuple(changed),
+        space_yaml=space.path.read_text() if space.path else None,
+        space_file=str(space.path) if space.path else None,
+        command=options.command,
+        recorded=now(),
+    )
+
+
+def _settle_space(
+    study: optuna.Study,
+    options: SearchOptions,
+    settings: dict[str, Any],
+    log: Callable[[str], None],
+) -> None:
+    """Join under the study's newest space version, or record this space as the next one."""
+    attrs = study.user_attrs
+    versions = space_versions(attrs)
+    latest = versions[-1]
+    theirs = latest.record if latest.record is not None else settings_record(settings)
+    changed = space_changes(theirs or {}, space_record(options.space))
+    if not changed:
+        return
+    if not options.allow_space_change:
+        raise UsageError(
+            f"study {options.name!r} ran under another space (changed: {'; '.join(changed)}); "
+            f"pass --allow-space-change to continue it as space version {latest.number + 1}, "
+            "or give --study-name a new name"
+        )
+    if not any(key.startswith(VERSION_ATTR_PREFIX) for key in attrs):  # made before versions
+        record_version(study, dataclasses.replace(latest, record=theirs))
+    version = record_version(study, _version(options, latest.number + 1, changed))
+    study.set_user_attr(STUDY_ATTR, study_settings(options, space_version=version.number))
+    log(f"space version {version.number} of study {options.name}: {'; '.join(changed)}")
 
 
 def _wait_for_settings(study: optuna.Study) -> dict[str, Any] | None:

@@ -19,7 +19,8 @@ from optuna.trial import TrialState
 from dvbench.evaluate import Evaluation, EvaluationFailure, Evaluator, finite
 from dvbench.search._options import SearchOptions
 from dvbench.search._study import STUDY_ATTR, WORKER_ATTR
-from dvbench.search.tables import BASELINE_ATTR_PREFIX
+from dvbench.search._versions import space_record, version_of
+from dvbench.search.tables import BASELINE_ATTR_PREFIX, SPACE_VERSION
 
 
 class TrialFailure(EvaluationFailure):
@@ -38,6 +39,7 @@ class TrialRunner:
         self.evaluator = evaluator
         self.last: tuple[int, TrialState] | None = None
         self.finished_before = 0
+        self._space_version: int | None = None
 
     def __call__(self, trial: optuna.Trial) -> list[float]:
         # First write of every trial: marks it as started by a live worker (see
@@ -45,6 +47,7 @@ class TrialRunner:
         self.last = (trial._trial_id, TrialState.FAIL)
         worker = f"{socket.gethostname()}:{os.getpid()}"
         trial.set_user_attr(WORKER_ATTR, {"id": worker, "trial": trial.number})
+        trial.set_user_attr(SPACE_VERSION, self.space_version(trial.study))
         if trial.user_attrs.get("fail_reason"):  # a retry inherits its predecessor's attrs
             trial.set_user_attr("fail_reason", None)
         total = self.options.total_trials
@@ -64,6 +67,13 @@ class TrialRunner:
             raise
         self.last = (trial._trial_id, TrialState.COMPLETE)
         return values
+
+    def space_version(self, study: optuna.Study) -> int:
+        """The study's space version this worker's space is (read once: it cannot change)."""
+        if self._space_version is None:
+            record = space_record(self.options.space)
+            self._space_version = version_of(study.user_attrs, record)
+        return self._space_version
 
     def _trials_ahead(self, trial: optuna.Trial, total: int) -> int:
         """COMPLETE or RUNNING trials numbered before ``trial`` (the ones that fill the study).
@@ -126,19 +136,27 @@ def run_baselines(
     """Evaluate each baseline once per study, exactly as the trials are evaluated.
 
     ``overrides`` holds each baseline's constructor changes (a narrower Swin, ...). A
-    baseline is recorded as a study attribute ``baseline:NAME``; completed ones are skipped
-    when the study is resumed.
+    baseline is recorded as a study attribute ``baseline:NAME`` with the study's space version;
+    completed ones of that version are skipped when the study is resumed.
     """
-    seed = int(study.user_attrs.get(STUDY_ATTR, {}).get("seed", 0))
+    settings = study.user_attrs.get(STUDY_ATTR, {})
+    seed = int(settings.get("seed", 0))
+    version = int(settings.get("space_version", 1))
     for name in names:
         key = f"{BASELINE_ATTR_PREFIX}{name}"
         record = study.user_attrs.get(key)
-        if record and record.get("state") == "COMPLETE":
+        done = record and record.get("state") == "COMPLETE"
+        if done and record.get(SPACE_VERSION, 1) == version:
             continue
         changes = dict(overrides.get(name) or {})
         result = evaluator.evaluate(name, seed=seed, overrides=changes, constrained=False)
         log(f"baseline {result.name}")
-        record = {"name": result.name, "overrides": changes, "timings": result.timings}
+        record = {
+            "name": result.name,
+            "overrides": changes,
+            "timings": result.timings,
+            SPACE_VERSION: version,
+        }
         if result.status == "failed":
             record.update(state="FAIL", fail_reason=result.reason, metrics={})
         else:

@@ -12,7 +12,8 @@ from rich.table import Table
 
 from dvbench.search._loop import run_search
 from dvbench.search._options import SearchOptions, SearchSummary
-from dvbench.search.tables import pareto_frame, trials_frame
+from dvbench.search.storage import display_url
+from dvbench.search.tables import front_version, pareto_frame, trials_frame
 
 _METRIC_FORMATS = {
     "top1": ".1f",
@@ -138,6 +139,12 @@ def print_summary(summary: SearchSummary, options: SearchOptions, *, quiet: bool
                     *[_fmt(row.get(m), m) for m in metrics + extra],
                 )
         console.print(table)
+        version = front_version(summary.pareto) if summary.pareto is not None else None
+        if version is not None and version > 1:
+            console.print(
+                f"the front holds space version {version}'s trials only (the space changed "
+                "during the study; trials.csv has every trial and its space_version)"
+            )
         for baseline, winners in summary.dominance.items():
             if winners:
                 console.print(f"{baseline} is dominated by: {', '.join(winners)}")
@@ -153,4 +160,4 @@ def print_summary(summary: SearchSummary, options: SearchOptions, *, quiet: bool
             f"{summary.workers} workers ran {summary.new_trials} trials; "
             f"logs: {summary.worker_logs[0].parent}"
         )
-    console.print(f"storage {summary.storage}")
+    console.print(f"storage {display_url(summary.storage)}")

@@ -2,7 +2,10 @@
 
 Tables are computed from the study's storage alone, so any worker (or ``dvbench report``)
 can write them, and they are written atomically (temporary file + rename): a reader never
-sees a half-written file.
+sees a half-written file. Each trial row names the space version it ran under
+(``space_version``); the front, the dominance of baselines and the hypervolume use the
+trials of the newest version only (see :func:`front_version`), so that a front never mixes
+two spaces' constraints.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
+import secrets
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,7 @@ import pandas as pd
 from dvbench.metrics import METRICS
 
 BASELINE_ATTR_PREFIX = "baseline:"
+SPACE_VERSION = "space_version"  # trial attribute and column: the space version it ran under
 #: Metric columns of the tables: every metric of :mod:`dvbench.metrics`, in its order.
 METRIC_COLUMNS = tuple(METRICS)
 TIMING_COLUMNS = ("count_s", "train_s", "profile_s", "duration_s")
@@ -47,6 +51,15 @@ def is_feasible(trial: optuna.trial.FrozenTrial) -> bool | None:
     return True if "metrics" in trial.user_attrs else None  # a space without constraints
 
 
+def _space_version(trial: optuna.trial.FrozenTrial) -> int | None:
+    """The space version the trial ran under; trials of studies made before versions ran under
+    version 1; a trial still waiting to start has none."""
+    version = trial.user_attrs.get(SPACE_VERSION)
+    if version is None and trial.state != optuna.trial.TrialState.WAITING:
+        return 1
+    return version
+
+
 def trial_row(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
     attrs = trial.user_attrs
     duration = trial.duration.total_seconds() if trial.duration else None
@@ -59,6 +72,7 @@ def trial_row(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
         "fail_reason": attrs.get("fail_reason"),
         "retried_from": attrs.get("retried_from", trial.system_attrs.get("failed_trial")),
         "worker": started_by(trial),
+        SPACE_VERSION: _space_version(trial),
     }
     row.update({f"knob.{k}": v for k, v in trial.params.items()})
     metrics = attrs.get("metrics", {})
@@ -87,6 +101,7 @@ def baseline_rows(study: optuna.Study) -> list[dict[str, Any]]:
             "fail_reason": record.get("fail_reason"),
             "retried_from": None,
             "worker": record.get("worker"),
+            SPACE_VERSION: record.get(SPACE_VERSION, 1),
         }
         row.update({c: metrics.get(c) for c in METRIC_COLUMNS})
         row.update({c: record.get("timings", {}).get(c) for c in TIMING_COLUMNS})
@@ -104,6 +119,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     if frame.empty:
         return frame
     frame["number"] = frame["number"].astype("Int64")
+    frame[SPACE_VERSION] = frame[SPACE_VERSION].astype("Int64")
     return frame
 
 
@@ -149,11 +165,32 @@ def pareto_mask(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:
     return mask
 
 
+def front_version(frame: pd.DataFrame) -> int | None:
+    """The newest space version any trial ran under: the version the front is made of.
+
+    None for a table without versions (empty, or written before versions were recorded).
+    """
+    if frame.empty or SPACE_VERSION not in frame:
+        return None
+    trials = frame[~frame["baseline"].astype(bool)]
+    versions = pd.to_numeric(trials[SPACE_VERSION], errors="coerce").dropna()
+    return int(versions.max()) if len(versions) else None
+
+
+def _of_version(frame: pd.DataFrame, version: int | None) -> pd.Series:
+    if version is None:
+        return pd.Series(True, index=frame.index)
+    versions = pd.to_numeric(frame[SPACE_VERSION], errors="coerce")
+    return versions.eq(version).fillna(False).astype(bool)
+
+
 def candidates(frame: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
-    """Completed, feasible, non-baseline trials with every objective finite."""
+    """Completed, feasible, non-baseline trials of the front's space version (see
+    :func:`front_version`) with every objective finite."""
     if frame.empty:
         return frame
     keep = (frame["state"] == "COMPLETE") & (~frame["baseline"].astype(bool))
+    keep &= _of_version(frame, front_version(frame))
     keep &= frame["feasible"].fillna(True).astype(bool)
     for m in metrics:
         keep &= pd.to_numeric(frame[m], errors="coerce").map(
@@ -178,14 +215,14 @@ def pareto_frame(
 def dominance(
     frame: pd.DataFrame, metrics: Sequence[str], directions: Sequence[str]
 ) -> dict[str, list[str]]:
-    """For each completed baseline, the candidates that dominate it."""
+    """For each completed baseline measured under the front's space version, the candidates
+    that dominate it (a baseline of another version is not compared)."""
     out: dict[str, list[str]] = {}
+    if frame.empty:
+        return out
     pool = candidates(frame, metrics)
-    base = (
-        frame[frame["baseline"].astype(bool) & (frame["state"] == "COMPLETE")]
-        if not (frame.empty)
-        else frame
-    )
+    same = _of_version(frame, front_version(frame))
+    base = frame[frame["baseline"].astype(bool) & (frame["state"] == "COMPLETE") & same]
     for _, b in base.iterrows():
         bvals = [float(b[m]) if b[m] is not None else math.nan for m in metrics]
         if any(not math.isfinite(v) for v in bvals):
@@ -261,11 +298,25 @@ def hypervolume_history(
     return pd.DataFrame(rows, columns=["number", "hypervolume"])
 
 
+def _temporary_file(path: Path) -> Path:
+    """A new, empty file beside ``path`` with the mode any new file gets (0666 less the umask).
+
+    ``tempfile.mkstemp`` would make it 0600, and the rename would carry that mode to the table.
+    """
+    while True:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
+
+
 def write_atomic(frame: pd.DataFrame, path: Path) -> Path:
-    """Write CSV or Parquet (by suffix) through a temporary file and an atomic rename."""
+    """Write CSV or Parquet (by suffix) through a temporary file and an atomic rename; the file
+    gets the user's usual mode (0666 less the umask)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
+    tmp = _temporary_file(path)
     try:
         if path.suffix == ".parquet":
             frame.to_parquet(tmp, index=False)
