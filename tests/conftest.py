@@ -1,4 +1,5 @@
-"""Shared test helpers: where ../shared is, and threads kept small for a 2-core machine."""
+"""Shared test helpers: where ../shared is, threads kept small for a 2-core machine, and
+every test's outputs kept out of the checkout."""
 
 from __future__ import annotations
 
@@ -29,3 +30,36 @@ def cifar10_mini(shared_dir: Path) -> Path:
     if not path.is_dir():
         pytest.skip(f"{path} not present")
     return path
+
+
+@pytest.fixture(autouse=True)
+def _default_results_dir_is_temporary(tmp_path_factory, monkeypatch):
+    """Every command's default results folder ($DVBENCH_RESULTS_DIR) is a fresh temporary one,
+    for this process and the commands it starts: a test that gives no --results-dir still
+    writes nothing into the checkout."""
+    monkeypatch.setenv("DVBENCH_RESULTS_DIR", str(tmp_path_factory.mktemp("default-results")))
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    if not folder.is_dir():
+        return {}
+    return {
+        str(path.relative_to(folder)): (path.stat().st_size, path.stat().st_mtime_ns)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _checkout_results_unchanged():
+    """The run fails (an error at its last teardown) when a test added, changed or removed a
+    file under the checkout's results/: tests write only to temporary folders."""
+    before = _snapshot(REPO / "results")
+    yield
+    after = _snapshot(REPO / "results")
+    changed = sorted(path for path in before | after if before.get(path) != after.get(path))
+    if changed:
+        pytest.fail(
+            "tests wrote into the checkout's results/ (give them tmp_path): " + ", ".join(changed),
+            pytrace=False,
+        )

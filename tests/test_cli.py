@@ -1,4 +1,5 @@
-"""Every command answers --help with an example; the three entry points are one program."""
+"""Every command answers --help with an example; the three entry points are one program; the
+parser answers --help, --version and argument errors without importing the heavy libraries."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import dvbench
 from dvbench.cli import build_parser, main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,3 +46,68 @@ def test_unknown_command_is_one_line_exit_2(capsys):
         main(["frobnicate"])
     assert info.value.code == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_version_is_the_package_version(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"dvbench {dvbench.__version__}"
+
+
+HEAVY = ("torch", "timm", "optuna")
+
+
+def _imported_by_cli(*argv: str) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """Run ``python -X importtime cli.py ARGV`` in a fresh interpreter: its result and the
+    top-level packages it imported."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", str(REPO / "cli.py"), *argv],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    names = {
+        line.rsplit("|", 1)[-1].strip().split(".")[0]
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    return done, names
+
+
+@pytest.mark.parametrize(
+    "argv, status",
+    [
+        (["--help"], 0),
+        (["--version"], 0),
+        (["frobnicate"], 2),
+        (["search", "--help"], 0),
+        (["search", "--n-trials", "0"], 2),
+        (["report"], 2),
+    ],
+    ids=["help", "version", "unknown-command", "search-help", "bad-value", "missing-argument"],
+)
+def test_parsing_imports_no_heavy_library(argv, status):
+    done, imported = _imported_by_cli(*argv)
+    assert done.returncode == status, done.stderr[-2000:]
+    assert "dvbench" in imported  # the import log was read
+    assert not imported & set(HEAVY), f"{' '.join(argv)} imported {sorted(imported & set(HEAVY))}"
+
+
+def test_commands_whose_help_shows_library_values_still_list_them(capsys):
+    # train and proxies add their arguments when used (their defaults live in the library)
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    assert "--amp {auto,bf16,fp16,off}" in out and "--batch-size N" in out
+    with pytest.raises(SystemExit):
+        main(["proxies", "--help"])
+    out = capsys.readouterr().out
+    assert "synflow" in out and "--normalize" not in out and "--data SOURCE" in out
+
+
+def test_default_results_dir_is_outside_the_checkout():
+    from dvbench.runtime import default_results_dir
+
+    assert REPO not in default_results_dir().resolve().parents

@@ -154,16 +154,13 @@ def profile_settings(args: argparse.Namespace):
 def add_data_arguments(parser: argparse.ArgumentParser, *, full: bool = True):
     """The data flags of ``train`` and ``proxies`` (a ``data`` group): --data, --data-dir,
     --res, --train-samples and, with ``full``, --download, --test-samples, --val-fraction,
-    --normalize. Returns the group."""
-    from dvbench.train.data import BUILTIN_SOURCES, NORMALIZATIONS
+    --normalize. Returns the group.
 
+    The source names and normalisations are the data module's, which imports torch: they are
+    filled in when the command is parsed or its help printed (``defer``), not when the
+    parser is built."""
     data = parser.add_argument_group("data")
-    data.add_argument(
-        "--data",
-        default="digits",
-        metavar="SOURCE",
-        help=f"{', '.join(BUILTIN_SOURCES)} or an image folder (default: digits)",
-    )
+    source = data.add_argument("--data", default="digits", metavar="SOURCE")
     data.add_argument("--data-dir", metavar="DIR", help="where cifar10/cifar100 live")
     data.add_argument(
         "--res", type=positive_int, default=32, metavar="PX", help="input resolution (default: 32)"
@@ -174,8 +171,27 @@ def add_data_arguments(parser: argparse.ArgumentParser, *, full: bool = True):
         metavar="N",
         help="at most N training images per class",
     )
-    if not full:
-        return data
+    normalize = None
+    if full:
+        normalize = _add_full_data_arguments(data)
+
+    def fill_in() -> None:
+        from dvbench.train.data import BUILTIN_SOURCES, NORMALIZATIONS
+
+        source.help = f"{', '.join(BUILTIN_SOURCES)} or an image folder (default: digits)"
+        if normalize is not None:
+            normalize.choices = NORMALIZATIONS
+
+    defer = getattr(parser, "defer", None)  # dvbench's parsers have it; others fill in now
+    if defer is None:
+        fill_in()
+    else:
+        defer(lambda _parser: fill_in())
+    return data
+
+
+def _add_full_data_arguments(data: argparse._ArgumentGroup) -> argparse.Action:
+    """--download, --test-samples, --val-fraction and --normalize (returned)."""
     data.add_argument("--download", action="store_true", help="download cifar10/cifar100")
     data.add_argument(
         "--test-samples", type=positive_int, metavar="N", help="at most N test images per class"
@@ -187,13 +203,11 @@ def add_data_arguments(parser: argparse.ArgumentParser, *, full: bool = True):
         metavar="F",
         help="held-out share when the source has no test split (default: 0.2)",
     )
-    data.add_argument(
+    return data.add_argument(
         "--normalize",
-        choices=NORMALIZATIONS,
         default="dataset",
         help="per-channel statistics to normalise with (default: dataset)",
     )
-    return data
 
 
 def data_spec(args: argparse.Namespace):
@@ -214,4 +228,13 @@ def data_spec(args: argparse.Namespace):
         data_dir=args.data_dir,
         train_samples=args.train_samples,
         **full,
+    )
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, *, set_help: str) -> None:
+    """The ``model`` group of ``train`` and ``proxies``: --set KEY=VALUE and --width-mult."""
+    model = parser.add_argument_group("model")
+    model.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=set_help)
+    model.add_argument(
+        "--width-mult", type=positive_float, metavar="M", help="scale Dual-ViT widths by M"
     )

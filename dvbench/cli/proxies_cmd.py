@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dvbench.cli.argtypes import add_data_arguments, data_spec, positive_float, positive_int
+from dvbench.cli.argtypes import (
+    add_data_arguments,
+    add_model_arguments,
+    data_spec,
+    positive_int,
+)
 from dvbench.errors import UsageError
 
 EPILOG = """\
@@ -35,16 +40,22 @@ def _proxy_lines() -> str:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-
     parser = subparsers.add_parser(
         "proxies",
         help="score untrained models with training-free (zero-cost) proxies",
         description="Score untrained models (dvbench names, timm names or config files) with\n"
         "training-free proxies (SynFlow, NASWOT, grad-norm, SNIP, jacob_cov, ZiCo, MeCo)\n"
         "and the parameter and FLOP counts they are compared with.",
-        epilog=EPILOG.format(proxies=_proxy_lines()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    # the proxy list and the data sources shown are the library's, whose modules import torch:
+    # they are added when `proxies` is parsed or its help printed, not for `dvbench --help`
+    parser.defer(_add_arguments)
+    return parser
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EPILOG.format(proxies=_proxy_lines())
     parser.add_argument(
         "models", nargs="+", metavar="MODEL", help="model names or .yaml/.json Dual-ViT configs"
     )
@@ -67,16 +78,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--seed", type=int, default=0, help="initialisation and batches (default: 0)"
     )
 
-    model = parser.add_argument_group("model")
-    model.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="config field or constructor argument for every model (repeatable)",
-    )
-    model.add_argument(
-        "--width-mult", type=positive_float, metavar="M", help="scale Dual-ViT widths by M"
+    add_model_arguments(
+        parser, set_help="config field or constructor argument for every model (repeatable)"
     )
 
     run = parser.add_argument_group("run")
@@ -86,7 +89,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     run.add_argument("--out", metavar="FILE", help="write the table: .csv, .json or .parquet")
     parser.set_defaults(func=run_proxies)
-    return parser
 
 
 def run_proxies(args: argparse.Namespace) -> int:

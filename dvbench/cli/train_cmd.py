@@ -5,13 +5,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from pathlib import Path
-
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from dvbench.cli.argtypes import (
     add_data_arguments,
+    add_model_arguments,
     data_spec,
     fraction,
     non_negative_float,
@@ -19,21 +17,13 @@ from dvbench.cli.argtypes import (
     positive_int,
 )
 from dvbench.errors import UsageError
-from dvbench.models import display_name
-from dvbench.runtime import check_output_path
-from dvbench.train import (
-    TrainResult,
-    TrainSettings,
-    parse_overrides,
-    rich_progress,
-    train_candidate,
-)
-from dvbench.train.data import DEFAULT_DATA_DIR
-from dvbench.train.loop import AMP_MODES, OUTPUT_SUFFIXES
 
-_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainSettings)}
+if TYPE_CHECKING:
+    from rich.table import Table
 
-EPILOG = f"""\
+    from dvbench.train import TrainResult
+
+EPILOG = """\
 examples:
   # a tiny Dual-ViT (about 1.7 M parameters) on the built-in digits, 3 epochs at 32 px
   dvbench train dualvit_s --data digits --epochs 3 --res 32 \\
@@ -46,7 +36,7 @@ examples:
 
 data (--data): digits is scikit-learn's 8x8 handwritten digits (offline, upsampled to --res,
 split 80/20 stratified by --seed); cifar10/cifar100 are read from --data-dir (default
-~/{DEFAULT_DATA_DIR.relative_to(Path.home())}), downloaded only with --download; a folder holds
+~/{data_dir}), downloaded only with --download; a folder holds
 class folders, under train/ and val/ (or test/), or directly (then split by --val-fraction).
 
 shrinking a model: --set KEY=VALUE sets a Dual-ViT config field (embed_dims, num_heads, depths,
@@ -67,9 +57,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="train one candidate on a short schedule and report its accuracy",
         description="Train one model (dvbench name, timm name or config file) on a short\n"
         "schedule and report top-1/top-5 accuracy, loss and training throughput.",
-        epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    # the defaults and choices shown are the library's, whose modules import torch: the
+    # arguments are added when `train` is parsed or its help printed, not for `dvbench --help`
+    parser.defer(_add_arguments)
+
+
+def _defaults() -> dict[str, Any]:
+    from dvbench.train import TrainSettings
+
+    return {f.name: f.default for f in dataclasses.fields(TrainSettings)}
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    from dvbench.train.data import DEFAULT_DATA_DIR
+    from dvbench.train.loop import AMP_MODES
+
+    parser.epilog = EPILOG.format(data_dir=DEFAULT_DATA_DIR.relative_to(Path.home()))
+    defaults = _defaults()
     parser.add_argument(
         "model",
         metavar="MODEL_OR_CONFIG",
@@ -84,7 +90,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--epochs",
         type=positive_float,
         metavar="E",
-        help=f"epochs, may be fractional (default: {_DEFAULTS['epochs']:g} "
+        help=f"epochs, may be fractional (default: {defaults['epochs']:g} "
         "when no other budget is given)",
     )
     budget.add_argument("--steps", type=positive_int, metavar="N", help="optimizer steps")
@@ -99,48 +105,48 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     opt.add_argument(
         "--batch-size",
         type=positive_int,
-        default=_DEFAULTS["batch_size"],
+        default=defaults["batch_size"],
         metavar="N",
         help="(default: %(default)s)",
     )
     opt.add_argument(
         "--lr",
         type=positive_float,
-        default=_DEFAULTS["lr"],
+        default=defaults["lr"],
         help="peak AdamW learning rate (default: %(default)s)",
     )
     opt.add_argument(
         "--weight-decay",
         type=non_negative_float,
-        default=_DEFAULTS["weight_decay"],
+        default=defaults["weight_decay"],
         metavar="WD",
         help="(default: %(default)s)",
     )
     opt.add_argument(
         "--warmup",
         type=fraction,
-        default=_DEFAULTS["warmup_fraction"],
+        default=defaults["warmup_fraction"],
         metavar="F",
         help="linear warm-up share of the budget before the cosine decay (default: %(default)s)",
     )
     opt.add_argument(
         "--label-smoothing",
         type=fraction,
-        default=_DEFAULTS["label_smoothing"],
+        default=defaults["label_smoothing"],
         metavar="F",
         help="(default: %(default)s)",
     )
     opt.add_argument(
         "--drop-path",
         type=fraction,
-        default=_DEFAULTS["drop_path_rate"],
+        default=defaults["drop_path_rate"],
         metavar="RATE",
         help="stochastic depth rate (default: %(default)s)",
     )
     opt.add_argument(
         "--clip-grad",
         type=non_negative_float,
-        default=_DEFAULTS["grad_clip"],
+        default=defaults["grad_clip"],
         metavar="NORM",
         help="gradient norm clip, 0 disables (default: %(default)s)",
     )
@@ -148,23 +154,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     opt.add_argument(
         "--amp",
         choices=AMP_MODES,
-        default=_DEFAULTS["amp"],
+        default=defaults["amp"],
         help="autocast: auto = bf16 (or fp16) on GPU, off on CPU",
     )
     opt.add_argument(
         "--channels-last", action="store_true", help="convert the model and inputs to channels-last"
     )
 
-    model = parser.add_argument_group("model")
-    model.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="config field or constructor argument (repeatable; see below)",
-    )
-    model.add_argument(
-        "--width-mult", type=positive_float, metavar="M", help="scale Dual-ViT widths by M"
+    add_model_arguments(
+        parser, set_help="config field or constructor argument (repeatable; see below)"
     )
 
     run = parser.add_argument_group("run")
@@ -188,13 +186,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from dvbench.models import display_name
+    from dvbench.runtime import check_output_path
+    from dvbench.train import TrainSettings, parse_overrides, rich_progress, train_candidate
+    from dvbench.train.loop import OUTPUT_SUFFIXES
+
     overrides = parse_overrides(args.set)
     if args.out:
         check_output_path(args.out, OUTPUT_SUFFIXES)
     no_budget = args.epochs is None and args.steps is None and args.time is None
     try:
         settings = TrainSettings(
-            epochs=_DEFAULTS["epochs"] if no_budget else args.epochs,
+            epochs=_defaults()["epochs"] if no_budget else args.epochs,
             max_steps=args.steps,
             time_limit_s=args.time,
             batch_size=args.batch_size,
@@ -232,6 +237,9 @@ def run_train(args: argparse.Namespace) -> int:
 
 def summary_table(result: TrainResult) -> Table:
     """The result for people: one row per quantity."""
+    from rich.markup import escape
+    from rich.table import Table
+
     table = Table(title=f"proxy training: {result.model}", show_header=False)
     table.add_column(style="bold")
     table.add_column()

@@ -14,13 +14,15 @@ Names a user mistypes raise :class:`dvbench.errors.UsageError` with close-name s
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import timm
 import torch.nn as nn
 
+# the references table lives on the ground floor; register_spec_resolver is re-exported
+from dvbench._references import register_spec_resolver as register_spec_resolver
+from dvbench._references import spec_resolver
 from dvbench.errors import UsageError
 from dvbench.models.config import OFFICIAL_CONFIGS, DualViTConfig, load_config
 
@@ -35,14 +37,6 @@ BASELINE_ALIASES: dict[str, str] = {
 SWIN_FAMILY = ("swin_t", "swin_s", "swin_b")
 PVT_FAMILY = tuple(f"pvt_v2_b{i}" for i in range(6))
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
-
-# prefix -> function(reference) returning a DualViTConfig (or a model name)
-_RESOLVERS: dict[str, Callable[[str], DualViTConfig | str]] = {}
-
-
-def register_spec_resolver(prefix: str, resolver: Callable[[str], DualViTConfig | str]) -> None:
-    """Let a higher layer name models by reference, e.g. ``study:NAME:TRIAL``."""
-    _RESOLVERS[prefix] = resolver
 
 
 def is_config_path(spec: str) -> bool:
@@ -62,9 +56,9 @@ def resolve_spec(spec: str | Path | DualViTConfig) -> DualViTConfig | str:
         except ValueError as exc:
             raise UsageError(str(exc)) from None
     spec = str(spec)
-    prefix = spec.split(":", 1)[0]
-    if ":" in spec and prefix in _RESOLVERS:
-        return _RESOLVERS[prefix](spec)
+    resolver = spec_resolver(spec)
+    if resolver is not None:
+        return resolver(spec)
     if spec in OFFICIAL_CONFIGS:
         return spec
     if spec in BASELINE_ALIASES:

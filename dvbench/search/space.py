@@ -1,6 +1,6 @@
 """Search spaces: YAML files that declare knobs, fixed settings, objectives and budgets.
 
-A space file (``search_spaces/<name>.yaml``) holds::
+A space file (``dvbench/spaces/<name>.yaml`` for the built-in ones) holds::
 
     name: small
     description: one line
@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,9 @@ from dvbench.search._knobs import Knob, first_value, knobs_to_config, parse_knob
 from dvbench.search._sections import parse_profile, parse_train
 from dvbench.train import DataSpec, TrainSettings
 
-SPACES_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
+#: The built-in spaces: package data (dvbench/spaces/*.yaml), on the file system whether the
+#: package is installed from a wheel or in place, so a plain path.
+SPACES_DIR = Path(str(resources.files("dvbench") / "spaces"))
 
 SAMPLERS = ("nsga2", "tpe", "random", "gp")
 
@@ -137,7 +140,7 @@ class SearchSpace:
 
 # --------------------------------------------------------------------------- loading
 def space_path(name_or_path: str | Path) -> Path:
-    """A space by name (``small`` -> search_spaces/small.yaml) or by path."""
+    """A space by name (``small`` -> the built-in dvbench/spaces/small.yaml) or by path."""
     text = str(name_or_path)
     path = Path(text)
     if path.suffix.lower() in (".yaml", ".yml") or path.parent != Path("."):

@@ -238,7 +238,7 @@ def test_front_info_draws_feasible_trials_front_and_baselines(study_dir):
     study, _ = open_study(study_dir)
     data = load_report_data(study)
     info = get_pareto_front_info(data, "gflops", "top1")
-    pareto = pd.read_csv(study_dir / "pareto.csv")
+    pareto = pd.read_csv(study_dir / "pareto.csv", float_precision="round_trip")
     names = {p.name for p in info.points}
     # over-budget (8) and failed (9) trials are not drawn; the failed baseline neither
     assert "trial_8" not in names and "trial_9" not in names
@@ -321,7 +321,7 @@ def test_markdown_front_rows_are_pareto_csv(report, study_dir):
     text = report.markdown.read_text()
     rows = _markdown_table(text, "kind")
     front = [r for r in rows if r["kind"] == "front"]
-    pareto = pd.read_csv(study_dir / "pareto.csv")
+    pareto = pd.read_csv(study_dir / "pareto.csv", float_precision="round_trip")
     assert [int(r["trial"]) for r in front] == pareto["number"].tolist()
     assert [r["name"] for r in front] == pareto["name"].tolist()
     assert [float(r["GFLOPs ↓"]) for r in front] == pytest.approx(

@@ -21,9 +21,15 @@ import pytest
 from optuna.trial import TrialState
 from search_helpers import COST_SPACE, REPO, write_space
 
-from dvbench.search import SearchOptions, load_space, load_study, run_search
 from dvbench.evaluate import Evaluator
-from dvbench.search import TrialRunner, open_study
+from dvbench.search import (
+    SearchOptions,
+    TrialRunner,
+    load_space,
+    load_study,
+    open_study,
+    run_search,
+)
 from dvbench.search.storage import JournalHeartbeatStorage, open_storage
 from dvbench.search.tables import started_by, trials_frame
 from dvbench.search.workers import threads_per_worker
@@ -166,7 +172,8 @@ def test_workers_on_sqlite_are_refused_with_one_line(tmp_path, capsys):
 
     space = write_space(tmp_path, COST_SPACE)
     url = f"sqlite:///{tmp_path / 'shared.db'}"
-    argv = ["search", "--space", str(space), "--storage", url, "--workers", "2", "--quiet"]
+    argv = ["search", "--space", str(space), "--results-dir", str(tmp_path / "results")]
+    argv += ["--storage", url, "--workers", "2", "--quiet"]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "database is locked" in err and "journal:" in err
