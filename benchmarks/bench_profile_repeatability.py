@@ -15,8 +15,8 @@ import time
 
 from dvbench.models.registry import create_model
 from dvbench.profile import count_flops, make_step, measure
-from dvbench.runtime import num_threads
 from dvbench.profile.timing import prepare_model
+from dvbench.runtime import num_threads
 
 
 def main() -> None:

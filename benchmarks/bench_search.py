@@ -42,12 +42,16 @@ def speed(n_trials: int) -> None:
     work = trials[["count_s", "train_s", "profile_s"]].fillna(0).sum(axis=1)
     per_trial = wall / len(trials)
     overhead = (wall - work.sum()) / len(trials)
-    print(f"search --space small --n-trials {n_trials}: {summary.completed} complete, "
-          f"{summary.failed} failed in {wall:.1f} s = {len(trials) / wall * 60:.2f} trials/min")
-    print(f"per trial: {per_trial:.2f} s wall; candidate work (count + train) "
-          f"{work.mean():.2f} s; harness overhead {overhead:.3f} s = "
-          f"{100 * overhead / per_trial:.1f}% of the trial time "
-          f"(of which table export {summary.timings.get('export_s', 0) / len(trials):.3f} s)")
+    print(
+        f"search --space small --n-trials {n_trials}: {summary.completed} complete, "
+        f"{summary.failed} failed in {wall:.1f} s = {len(trials) / wall * 60:.2f} trials/min"
+    )
+    print(
+        f"per trial: {per_trial:.2f} s wall; candidate work (count + train) "
+        f"{work.mean():.2f} s; harness overhead {overhead:.3f} s = "
+        f"{100 * overhead / per_trial:.1f}% of the trial time "
+        f"(of which table export {summary.timings.get('export_s', 0) / len(trials):.3f} s)"
+    )
 
 
 def _hv_after(frame: pd.DataFrame, n: int, metrics, directions, reference) -> float:
@@ -67,8 +71,14 @@ def quality(seeds: int, n_trials: int) -> None:
         result = {"seed": seed}
         for sampler, n in (("nsga2", n_trials), ("random", 2 * n_trials)):
             with tempfile.TemporaryDirectory() as tmp:
-                options = SearchOptions(space=space, results_dir=Path(tmp), sampler=sampler,
-                                        seed=seed, n_trials=n, quiet=True)
+                options = SearchOptions(
+                    space=space,
+                    results_dir=Path(tmp),
+                    sampler=sampler,
+                    seed=seed,
+                    n_trials=n,
+                    quiet=True,
+                )
                 start = time.perf_counter()
                 run_search(options)
                 elapsed = time.perf_counter() - start
@@ -80,15 +90,21 @@ def quality(seeds: int, n_trials: int) -> None:
                 result["random_2N"] = _hv_after(frame, 2 * n_trials, metrics, directions, reference)
             result[f"{sampler}_s"] = elapsed
         rows.append(result)
-        print(f"seed {seed}: NSGA-II@{n_trials} {result['nsga2_N']:.1f}, random@{n_trials} "
-              f"{result['random_N']:.1f}, random@{2 * n_trials} {result['random_2N']:.1f}",
-              flush=True)
+        print(
+            f"seed {seed}: NSGA-II@{n_trials} {result['nsga2_N']:.1f}, random@{n_trials} "
+            f"{result['random_N']:.1f}, random@{2 * n_trials} {result['random_2N']:.1f}",
+            flush=True,
+        )
     table = pd.DataFrame(rows)
     means = {k: statistics.mean(table[k]) for k in ("nsga2_N", "random_N", "random_2N")}
-    print(f"\npaper space, objectives {metrics} ({directions}), reference point {reference}, "
-          f"population {space.sampler.get('population_size')}, {seeds} seeds:")
-    print(f"mean hypervolume: NSGA-II@{n_trials} {means['nsga2_N']:.1f}, random@{n_trials} "
-          f"{means['random_N']:.1f}, random@{2 * n_trials} {means['random_2N']:.1f}")
+    print(
+        f"\npaper space, objectives {metrics} ({directions}), reference point {reference}, "
+        f"population {space.sampler.get('population_size')}, {seeds} seeds:"
+    )
+    print(
+        f"mean hypervolume: NSGA-II@{n_trials} {means['nsga2_N']:.1f}, random@{n_trials} "
+        f"{means['random_N']:.1f}, random@{2 * n_trials} {means['random_2N']:.1f}"
+    )
     ratio = means["nsga2_N"] / means["random_2N"] if means["random_2N"] else np.nan
     print(f"NSGA-II@{n_trials} / random@{2 * n_trials} = {ratio:.3f}")
 

@@ -73,9 +73,10 @@ def test_every_command_honours_the_results_dir_variable(tmp_path, monkeypatch):
     assert main(["report", "costs"]) == 0
     assert (results / "costs" / "report" / "report.md").is_file()
     calibrate = ["calibrate", "--space", "small", "--data", "digits", "--candidates", "3"]
-    calibrate += ["--short", "0.05", "--long", "0.1", "--train-samples", "3", "--res", "16"]
+    calibrate += ["--ladder", "0.05,0.1", "--schedules", "", "--repeats", "0"]
+    calibrate += ["--proxies", "params_m", "--train-samples", "3", "--res", "16"]
     assert main([*calibrate, "--quiet"]) == 0
-    assert list((results / "calibrate").glob("calibrate_small_*.csv"))
+    assert (results / "calibrate" / "small_digits" / "signals.csv").is_file()
     assert not (tmp_path / "results").exists()
 
 

@@ -1,86 +1,148 @@
-"""``dvbench calibrate``: how well does the short proxy schedule rank candidates?"""
+"""``dvbench calibrate``: the fidelity benchmark -- how well does each cheap signal (a
+training-free proxy, params/FLOPs, a rung of a longer run, a short schedule) rank candidates
+the way the long schedule does, and how noisy is the long schedule itself?"""
 
 from __future__ import annotations
 
 import argparse
 
-from dvbench.cli.argtypes import add_results_dir_argument, results_dir
+from dvbench.cli.argtypes import (
+    add_data_arguments,
+    add_results_dir_argument,
+    positive_int,
+    results_dir,
+)
 
 EPILOG = """examples:
-  python cli.py calibrate --space small --data digits --candidates 8 --short 1 --long 5
-  python cli.py calibrate --space small --data ../shared/data/cifar10-mini --candidates 8 \\
-      --short 1 --long 6
+  python cli.py calibrate --space small --data digits --candidates 6 --ladder 1,3 \\
+      --schedules 1 --repeats 3                                    # a quick look
+  python cli.py calibrate --space small --data ../shared/data/cifar10-large \\
+      --train-samples 500 --candidates 20 --ladder 1,3,9,15 --schedules 1,3 --repeats 10
+
+Each candidate is trained once along the ladder (the schedule of the last rung, evaluated at
+every rung) and once per short schedule; the first --repeats candidates are trained again at
+the last rung with another seed (the noise ceiling). Results, resumable after a kill by
+re-running the same command: results/calibrate/NAME/ (records.jsonl, signals.csv/.parquet,
+candidates.csv/.parquet, summary.json, fidelity.png).
 """
+
+
+def _epochs_list(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected epochs like 1,3,9,15, got {text!r}") from None
+    return values
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "calibrate",
-        help="rank correlation between short and long proxy schedules",
-        description="Sample K candidates from a search space, train each with a short and a "
-        "long schedule, and report Kendall's tau and Spearman's rho between the two rankings.",
+        help="rank fidelity of proxies, rungs and short schedules against a long schedule",
+        description="Sample K candidates from a search space and measure how well every cheap "
+        "signal ranks them like the longest schedule, with bootstrap intervals and the "
+        "seed-to-seed noise ceiling.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--space", default="small", help="space name or YAML path")
-    p.add_argument(
-        "--data", help="digits, cifar10, cifar100 or an ImageFolder folder (default: the space's)"
-    )
-    p.add_argument("--data-dir", help="where cifar10/cifar100 live")
-    p.add_argument("--candidates", type=int, default=8)
-    p.add_argument("--short", type=float, default=1.0, help="epochs of the short schedule")
-    p.add_argument("--long", type=float, default=5.0, help="epochs of the long schedule")
-    p.add_argument("--res", type=int, help="proxy resolution (default: the space's)")
-    p.add_argument("--train-samples", type=int, help="cap on training images per class")
+    data = add_data_arguments(p)
+    data.set_defaults(data=None, res=None)
+    p.add_argument("--candidates", type=positive_int, default=20)
+    p.add_argument("--ladder", type=_epochs_list, default=(1.0, 3.0, 9.0, 15.0),
+                   help="rung budgets in epochs, increasing; the last is the target "
+                   "(default 1,3,9,15)")  # fmt: skip
+    p.add_argument("--schedules", type=_epochs_list, default=(1.0, 3.0),
+                   help="short schedules of their own, in epochs (default 1,3)")  # fmt: skip
+    p.add_argument("--proxies", help="comma-separated proxies (default: all)")
+    p.add_argument("--repeats", type=int, default=10, help="candidates trained again (seed+1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=positive_int, help="torch threads (default: all cores)")
+    p.add_argument("--name", help="folder under results/calibrate (default: SPACE_DATA)")
     add_results_dir_argument(p)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import dataclasses
+    from pathlib import Path
+
     from rich.console import Console
     from rich.table import Table
 
+    from dvbench.errors import UsageError
+    from dvbench.report.fidelity import draw_fidelity, get_fidelity_info
     from dvbench.search import load_space
-    from dvbench.search.calibrate import calibrate, save_calibration
+    from dvbench.search.calibrate import CalibrationPlan, calibrate, save_calibration
+    from dvbench.train import DataSpec, TrainSettings
 
+    space = load_space(args.space)
+    base = space.data or DataSpec()
+    changes = {
+        "source": args.data,
+        "resolution": args.res,
+        "train_samples": args.train_samples,
+        "test_samples": args.test_samples,
+        "data_dir": args.data_dir,
+    }
+    try:
+        data = dataclasses.replace(base, **{k: v for k, v in changes.items() if v is not None})
+        train = space.train or TrainSettings()
+        if args.threads:
+            train = dataclasses.replace(train, num_threads=args.threads)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    plan = CalibrationPlan(
+        candidates=args.candidates,
+        ladder=args.ladder,
+        schedules=args.schedules,
+        proxies=tuple(p.strip() for p in args.proxies.split(",")) if args.proxies else None,
+        repeats=min(args.repeats, args.candidates),
+        seed=args.seed,
+    )
+    name = args.name or f"{space.name}_{Path(data.source).name}"
+    folder = results_dir(args) / "calibrate" / name
     console = Console(stderr=True)
     result = calibrate(
-        load_space(args.space),
-        data=args.data,
-        candidates=args.candidates,
-        short_epochs=args.short,
-        long_epochs=args.long,
-        seed=args.seed,
-        resolution=args.res,
-        train_samples=args.train_samples,
-        data_dir=args.data_dir,
+        space,
+        plan,
+        data=data,
+        train=train,
+        folder=folder,
         device=args.device,
         log=None if args.quiet else console.log,
     )
-    files = save_calibration(result, results_dir(args) / "calibrate")
-    out = Console()
-    table = Table(
-        title=f"proxy fidelity: {result.space} on {result.data}, "
-        f"{result.short_epochs:g} vs {result.long_epochs:g} epochs"
+    files = save_calibration(result, folder)
+    files["fidelity.png"] = draw_fidelity(
+        get_fidelity_info(result.signals, result.summary), folder / "fidelity.png"
     )
-    for column in ("candidate", "params_m", "top1_short", "top1_long", "rank_short", "rank_long"):
-        table.add_column(column, justify="right")
-    for _, row in result.table.iterrows():
+    out = Console()
+    s = result.summary
+    table = Table(
+        title=f"rank fidelity vs {s['target_epochs']:g} epochs: {s['space']} on {s['data']} "
+        f"({s['measured']} candidates)"
+    )
+    columns = ("signal", "tau", "tau 95% CI", "rho", "top 1/4", "tau vs seed mean", "s/cand.")
+    for column in columns:
+        table.add_column(column, justify="left" if column == "signal" else "right")
+    for row in result.signals.to_dict("records"):
         table.add_row(
-            str(row["candidate"]),
-            f"{row['params_m']:.2f}",
-            f"{row['top1_short']:.1f}",
-            f"{row['top1_long']:.1f}",
-            f"{row['rank_short']:g}",
-            f"{row['rank_long']:g}",
+            row["signal"],
+            f"{row['kendall_tau']:.2f}",
+            f"[{row['kendall_low']:.2f}, {row['kendall_high']:.2f}]",
+            f"{row['spearman_rho']:.2f}",
+            f"{row['top_quarter']:.2f}",
+            f"{row['tau_vs_seed_mean']:.2f}",
+            f"{row['seconds_per_candidate']:.2f}",
         )
     out.print(table)
     out.print(
-        f"Kendall's tau {result.kendall_tau:.3f} (p={result.kendall_p:.3g}), "
-        f"Spearman's rho {result.spearman_rho:.3f} (p={result.spearman_p:.3g})"
+        f"target: {s['target_epochs']:g} epochs, top-1 {s['target_top1_mean']:.1f} % on average "
+        f"(test-set standard error {s['test_standard_error']:.2f} points on "
+        f"{s['test_images']} images); seed-to-seed tau {s['seed_to_seed_tau']:.2f} "
+        f"over {s['repeats']} candidates"
     )
     for path in files.values():
         out.print(f"wrote {path}")

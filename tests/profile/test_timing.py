@@ -11,8 +11,8 @@ import torch
 import torch.nn as nn
 
 from dvbench.profile import Measurement, make_step, measure
-from dvbench.runtime import num_threads
 from dvbench.profile.timing import prepare_model, synchronizer
+from dvbench.runtime import num_threads
 
 
 class FakeClock:

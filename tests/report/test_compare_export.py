@@ -13,10 +13,9 @@ import yaml
 from optuna.trial import TrialState, create_trial
 
 from dvbench.cli import main
-from dvbench.models import load_config
-from dvbench.profile import count_cost
 from dvbench.evaluate import Evaluator, compare_models
-from dvbench.profile import ProfileSettings
+from dvbench.models import load_config
+from dvbench.profile import ProfileSettings, count_cost
 from dvbench.report import (
     create_from_file,
     export_trial,

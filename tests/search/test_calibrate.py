@@ -1,15 +1,18 @@
-"""Proxy fidelity: candidates are valid and distinct, and the correlations are scipy's."""
+"""The fidelity benchmark: hand-checked rank statistics, a resumable record, the CLI."""
 
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
-from scipy import stats
 
 from dvbench.cli import main
+from dvbench.errors import UsageError
 from dvbench.search import load_space
-from dvbench.search.calibrate import calibrate, sample_candidates
+from dvbench.search._fidelity import accuracy_standard_error, rank_agreement, top_overlap
+from dvbench.search.calibrate import CalibrationPlan, calibrate, sample_candidates
+from dvbench.train import DataSpec, TrainSettings
 
 
 def test_sampled_candidates_are_distinct_and_valid():
@@ -22,27 +25,83 @@ def test_sampled_candidates_are_distinct_and_valid():
     assert [k for k, _ in again] == [k for k, _ in pairs]
 
 
-@pytest.mark.slow
-def test_calibrate_on_digits(tmp_path, capsys):
-    result = calibrate(
-        load_space("small"),
-        data="digits",
-        candidates=3,
-        short_epochs=0.2,
-        long_epochs=0.6,
-        train_samples=30,
-        resolution=16,
-        seed=0,
+def test_rank_statistics_on_hand_checked_orders():
+    target = [1, 2, 3, 4, 5]
+    same = rank_agreement([10, 20, 30, 40, 50], target)
+    assert (same.kendall_tau, same.spearman_rho, same.top_quarter) == pytest.approx((1, 1, 1))
+    assert same.kendall_low == pytest.approx(1) and same.kendall_high == pytest.approx(1)
+    reverse = rank_agreement([5, 4, 3, 2, 1], target)
+    assert (reverse.kendall_tau, reverse.spearman_rho, reverse.top_quarter) == pytest.approx(
+        (-1, -1, 0)
     )
-    table = result.table
-    assert len(table) == 3 and table["top1_long"].notna().all()
-    expected = stats.kendalltau(table["top1_short"], table["top1_long"]).statistic
-    assert result.kendall_tau == pytest.approx(expected)
-    assert -1 <= result.spearman_rho <= 1
+    # one adjacent swap of 5: 9 concordant and 1 discordant pair -> (9 - 1) / 10
+    swap = rank_agreement([1, 2, 3, 5, 4], target)
+    assert swap.kendall_tau == pytest.approx(0.8)
+    # rho = 1 - 6 * sum(d^2) / (n (n^2 - 1)) = 1 - 6 * 2 / 120
+    assert swap.spearman_rho == pytest.approx(0.9)
+    assert swap.kendall_low <= swap.kendall_tau <= swap.kendall_high
+    # top quarter of 8 = the best 2: the signal finds one of them
+    assert top_overlap([8, 1, 7, 2, 3, 4, 5, 6], [8, 7, 1, 2, 3, 4, 5, 6]) == 0.5
+    missing = rank_agreement([1, math.nan, 3, 4], [1, 2, 3, 4])
+    assert missing.n == 3 and missing.kendall_tau == pytest.approx(1)
+
+
+def test_standard_error_of_an_accuracy():
+    assert accuracy_standard_error(50.0, 1000) == pytest.approx(1.58, abs=0.01)
+    assert accuracy_standard_error(50.0, 8000) == pytest.approx(0.559, abs=0.001)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"candidates": 2}, "candidates"),
+        ({"ladder": (3, 1)}, "ladder"),
+        ({"repeats": 30}, "repeats"),
+        ({"proxies": ("nope",)}, "proxies"),
+    ],
+)
+def test_plan_errors_name_the_field(kwargs, message):
+    with pytest.raises(UsageError, match=message):
+        CalibrationPlan(**kwargs)
+
+
+@pytest.mark.slow
+def test_a_killed_calibration_recomputes_nothing_it_finished(tmp_path):
+    space = load_space("small")
+    plan = CalibrationPlan(
+        candidates=3, ladder=(0.2, 0.4), schedules=(0.2,), proxies=("params_m", "synflow"),
+        repeats=1,
+    )  # fmt: skip
+    data = DataSpec("digits", resolution=16, train_samples=8, test_samples=4)
+    train = TrainSettings(batch_size=16, num_threads=1)
+    units: list[str] = []
+
+    def stop_after_four(unit: str) -> None:
+        units.append(unit)
+        if len(units) == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        calibrate(space, plan, data=data, train=train, folder=tmp_path, on_unit=stop_after_four)
+    assert units == ["proxies", "rung", "rung", "schedule"]
+    rest: list[str] = []
+    result = calibrate(space, plan, data=data, train=train, folder=tmp_path, on_unit=rest.append)
+    # candidate 1: its repeat; candidates 2 and 3: proxies, 2 rungs, 1 schedule
+    assert rest == ["repeat"] + ["proxies", "rung", "rung", "schedule"] * 2
+    assert result.summary["measured"] == 3 and result.summary["repeats"] == 1
+    signals = set(result.signals["signal"])
+    assert {"params_m", "synflow", "rung 0.2 ep", "0.2-epoch schedule"} <= signals
+    again: list[str] = []
+    calibrate(space, plan, data=data, train=train, folder=tmp_path, on_unit=again.append)
+    assert again == []
+    other = CalibrationPlan(candidates=4, ladder=(0.2, 0.4), schedules=(), repeats=0)
+    with pytest.raises(UsageError, match="other settings"):
+        calibrate(space, other, data=data, train=train, folder=tmp_path)
 
 
 def test_calibrate_cli_errors(capsys):
-    assert main(["calibrate", "--candidates", "2"]) == 2
-    assert "--candidates: need at least 3" in capsys.readouterr().err
-    assert main(["calibrate", "--short", "5", "--long", "1"]) == 2
-    assert "--short 5.0 must be positive and below --long 1.0" in capsys.readouterr().err
+    assert main(["calibrate", "--candidates", "2", "--data", "digits"]) == 2
+    assert "candidates" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(["calibrate", "--ladder", "one"])
+    assert info.value.code == 2
