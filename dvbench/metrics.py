@@ -17,8 +17,10 @@ __all__ = [
     "ACCURACY_METRICS",
     "CONSTRAINTS",
     "METRICS",
+    "PROXY_METRICS",
     "Metric",
     "axis_label",
+    "violation",
     "format_value",
     "get_metric",
 ]
@@ -31,7 +33,7 @@ class Metric:
     ``kind`` is ``"accuracy"`` (changes with the training budget), ``"cost"`` (a property
     of the network and the hardware, measured once per candidate), ``"time"`` (what a step
     of the harness itself took) or ``"proxy"`` (a training-free score). ``constraint`` is the
-    space key that bounds it from above (``max_gflops``), if any.
+    space key that bounds it: ``max_gflops`` from above, ``min_synflow`` from below.
     """
 
     name: str
@@ -91,12 +93,28 @@ _TABLE = (
     Metric("top5", "maximize", "top-5 accuracy", "%", ".2f", kind="accuracy"),
     Metric("train_time_s", "minimize", "proxy training time", "s", ".1f", kind="time"),
     Metric("train_images_per_s", "maximize", "training speed", "img/s", ".0f", kind="time"),
+    # training-free scores of dvbench.proxies (higher predicts higher accuracy); a space bounds
+    # them from below (min_<name>) and measures them on its train: data, untrained
+    *(
+        Metric(name, "maximize", label, "", ".4g", kind="proxy", constraint=f"min_{name}")
+        for name, label in (
+            ("synflow", "SynFlow"),
+            ("naswot", "NASWOT"),
+            ("grad_norm", "grad norm"),
+            ("snip", "SNIP"),
+            ("jacob_cov", "Jacobian covariance"),
+            ("zico", "ZiCo"),
+            ("meco", "MeCo"),
+        )
+    ),
 )
 
 #: Every metric by name, in the order tables show them.
 METRICS: dict[str, Metric] = {m.name: m for m in _TABLE}
-#: Space constraint key -> the metric it bounds from above.
+#: Space constraint key -> the metric it bounds: ``max_*`` from above, ``min_*`` from below.
 CONSTRAINTS: dict[str, str] = {m.constraint: m.name for m in _TABLE if m.constraint}
+#: The training-free proxy metrics (measured by :mod:`dvbench.proxies`).
+PROXY_METRICS: tuple[str, ...] = tuple(m.name for m in _TABLE if m.kind == "proxy")
 #: Metrics that change with the training budget.
 ACCURACY_METRICS: tuple[str, ...] = tuple(m.name for m in _TABLE if m.kind == "accuracy")
 
@@ -128,3 +146,10 @@ def axis_label(name: str, *, resolution: int | None = None, batch_size: int = 1)
         where = f"{resolution} px, " if resolution else ""
         return f"{metric.label} ({metric.unit}, {where}batch {batch_size})"
     return f"{metric.label} ({metric.unit})" if metric.unit else metric.label
+
+
+def violation(key: str, value: float, bound: float) -> float:
+    """Optuna's constraint value for ``key`` (feasible when <= 0): the relative excess over
+    a ``max_*`` bound, or the relative shortfall under a ``min_*`` bound."""
+    scale = abs(bound) or 1.0
+    return (bound - value) / scale if key.startswith("min_") else (value - bound) / scale

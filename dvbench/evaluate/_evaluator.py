@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 
 from dvbench.errors import UsageError
-from dvbench.metrics import CONSTRAINTS
+from dvbench.metrics import CONSTRAINTS, PROXY_METRICS, violation
 from dvbench.models import DualViTConfig, display_name
 from dvbench.profile import ProfileResult, ProfileSettings, count_cost, profile_models
 from dvbench.train import (
@@ -97,9 +97,16 @@ class Evaluator:
         device: str = "cpu",
         seed: int = 0,
         num_classes: int = 1000,
+        proxies: Sequence[str] = (),
     ) -> None:
-        if (data is None) != (train is None):
-            raise ValueError("data, train: give both (to train candidates) or neither")
+        if train is not None and data is None:
+            raise ValueError("data: training settings need data to train on")
+        unknown = sorted(set(proxies) - set(PROXY_METRICS))
+        if unknown:
+            raise ValueError(f"proxies: unknown {unknown[0]!r} ({', '.join(PROXY_METRICS)})")
+        if proxies and data is None:
+            raise ValueError("data: training-free proxies score real batches; give data")
+        self.proxies = tuple(proxies)
         self.profile_settings = profile or ProfileSettings(latency=False)
         self.train_settings = train
         self.constraints = dict(constraints or {})
@@ -114,12 +121,14 @@ class Evaluator:
 
     @classmethod
     def for_space(cls, space: Any, *, device: str = "cpu", seed: int = 0) -> Evaluator:
-        """The evaluator a search space describes (trains only when an objective needs it)."""
+        """The evaluator a search space describes: it trains only when an objective needs it
+        and scores the training-free proxies its objectives and constraints name."""
         trains = space.needs_training and space.data is not None
         return cls(
             profile=space.profile,
-            data=space.data if trains else None,
+            data=space.data if trains or space.proxies else None,
             train=space.train if trains else None,
+            proxies=space.proxies,
             constraints=space.constraints,
             device=device,
             seed=seed,
@@ -147,7 +156,8 @@ class Evaluator:
 
     @property
     def num_classes(self) -> int:
-        return self.data.num_classes if self.trains else self._num_classes
+        has_data = self._data is not None or self._data_spec is not None
+        return self.data.num_classes if has_data else self._num_classes
 
     @property
     def resolution(self) -> int:
@@ -199,8 +209,33 @@ class Evaluator:
         for key, bound in self.constraints.items():
             value = metrics.get(CONSTRAINTS[key])
             if value is not None:
-                out[key] = (value - bound) / bound
+                out[key] = violation(key, value, bound)
         return out
+
+    def proxy_scores(
+        self,
+        spec: ModelSpec,
+        *,
+        seed: int,
+        overrides: Mapping[str, Any] | None = None,
+        timings: dict[str, float] | None = None,
+    ) -> dict[str, float]:
+        """The evaluator's training-free proxies of the untrained ``spec`` on its data, at the
+        data's resolution; a proxy that fails raises :class:`EvaluationFailure`."""
+        from dvbench.proxies import ProxySettings, score_model
+
+        timings = timings if timings is not None else {}
+        if isinstance(spec, DualViTConfig):
+            spec = spec.replace(img_size=self.data.resolution, num_classes=self.num_classes)
+        start = time.perf_counter()
+        scores = score_model(
+            spec, self.data, ProxySettings(proxies=self.proxies), seed=seed,
+            device=self.device, overrides=overrides,
+        )  # fmt: skip
+        timings["proxies_s"] = time.perf_counter() - start
+        if scores.failures:
+            raise EvaluationFailure("; ".join(scores.failures.values()))
+        return {name: float(value) for name, value in scores.values.items()}
 
     def train(
         self,
@@ -264,6 +299,11 @@ class Evaluator:
         try:
             metrics, result.profile = self.costs(spec, overrides=overrides, timings=result.timings)
             result.metrics.update(metrics)
+            if self.proxies:
+                result.metrics.update(
+                    self.proxy_scores(spec, seed=seed, overrides=overrides, timings=result.timings)
+                )
+                metrics = result.metrics
             result.violations = self.violations(metrics)
             if on_costs is not None:
                 on_costs(result)

@@ -37,7 +37,8 @@ def parse_train(raw: Mapping, *, needed: bool) -> tuple[DataSpec | None, TrainSe
         return None, None
     if "resolution" not in raw:
         raise ValueError(
-            "train.resolution: the proxy resolution is required when accuracy is an objective"
+            "train.resolution: the proxy resolution is required when accuracy or a "
+            "training-free proxy is an objective or constraint"
         )
     data = {k: v for k, v in raw.items() if k in _DATA_FIELDS}
     try:

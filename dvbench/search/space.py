@@ -27,6 +27,7 @@ Everything is validated once, at load time, into typed settings (:class:`DataSpe
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -80,6 +81,12 @@ class SearchSpace:
     def needs_training(self) -> bool:
         """Whether an objective is measured by proxy training."""
         return any(METRICS[o.metric].needs_training for o in self.objectives)
+
+    @property
+    def proxies(self) -> tuple[str, ...]:
+        """Training-free proxies an objective or constraint of the space needs."""
+        used = [o.metric for o in self.objectives] + [CONSTRAINTS[k] for k in self.constraints]
+        return tuple(dict.fromkeys(m for m in used if METRICS[m].kind == "proxy"))
 
     @property
     def needs_latency(self) -> bool:
@@ -210,8 +217,9 @@ def parse_space(data: Any, *, path: Path | None = None) -> SearchSpace:
     n_trials = data.get("n_trials", 20)
     if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials <= 0:
         raise ValueError(f"n_trials: must be a positive integer, got {n_trials!r}")
-    needs_training = any(METRICS[o.metric].needs_training for o in objectives)
-    data_spec, train = parse_train(_mapping(data, "train"), needed=needs_training)
+    used = [o.metric for o in objectives] + [CONSTRAINTS[k] for k in constraints]
+    needs_data = any(METRICS[m].needs_training or METRICS[m].kind == "proxy" for m in used)
+    data_spec, train = parse_train(_mapping(data, "train"), needed=needs_data)
     profile = parse_profile(_mapping(data, "profile"))
     seeds = {str(k): dict(v or {}) for k, v in _mapping(data, "seeds").items()}
     baselines = {str(k): dict(v or {}) for k, v in _mapping(data, "baselines").items()}
@@ -292,7 +300,11 @@ def _parse_constraints(raw: Mapping) -> dict[str, float]:
     for key, value in raw.items():
         if key not in CONSTRAINTS:
             raise ValueError(f"constraints.{key}: unknown ({', '.join(CONSTRAINTS)})")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if key.startswith("min_"):  # a proxy's lower bound: any finite score
+            if not number or not math.isfinite(value):
+                raise ValueError(f"constraints.{key}: must be a finite number, got {value!r}")
+        elif not number or not value > 0:
             raise ValueError(f"constraints.{key}: must be a positive number, got {value!r}")
         out[key] = float(value)
     return out

@@ -27,7 +27,9 @@ from dvbench.metrics import METRICS
 BASELINE_ATTR_PREFIX = "baseline:"
 SPACE_VERSION = "space_version"  # trial attribute and column: the space version it ran under
 #: Metric columns of the tables: every metric of :mod:`dvbench.metrics`, in its order.
-METRIC_COLUMNS = tuple(METRICS)
+METRIC_COLUMNS = tuple(name for name, m in METRICS.items() if m.kind != "proxy")
+#: Proxy metric columns appear only in studies that measure them.
+PROXY_COLUMNS = tuple(name for name, m in METRICS.items() if m.kind == "proxy")
 TIMING_COLUMNS = ("count_s", "train_s", "profile_s", "duration_s")
 
 
@@ -78,6 +80,7 @@ def trial_row(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
     metrics = attrs.get("metrics", {})
     for column in METRIC_COLUMNS:
         row[column] = metrics.get(column)
+    row.update({column: metrics[column] for column in PROXY_COLUMNS if column in metrics})
     timings = attrs.get("timings", {})
     for column in TIMING_COLUMNS[:-1]:
         row[column] = timings.get(column)

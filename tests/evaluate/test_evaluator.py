@@ -124,6 +124,10 @@ def test_an_impossible_candidate_is_a_failed_evaluation_not_an_exception():
     assert evaluator.evaluate("no_such_model").status == "failed"
 
 
-def test_data_and_training_settings_come_together():
-    with pytest.raises(ValueError, match="give both"):
-        Evaluator(data=DataSpec())
+def test_training_needs_data_and_proxies_need_data():
+    with pytest.raises(ValueError, match="need data"):
+        Evaluator(train=TrainSettings())
+    with pytest.raises(ValueError, match="give data"):
+        Evaluator(proxies=("synflow",))
+    with pytest.raises(ValueError, match="unknown 'params_m'"):  # a cost, not a proxy metric
+        Evaluator(data=DataSpec(), proxies=("params_m",))
