@@ -9,6 +9,7 @@ measured.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from dvbench.search.tables import (
 __all__ = [
     "ACCURACY_METRICS",
     "ReportData",
+    "accuracy_axis_text",
     "load_report_data",
     "open_study",
     "metric_label",
@@ -231,3 +233,37 @@ def _history(
     if len(metrics) < 2 or not all(math.isfinite(r) for r in reference):
         return _empty_history()
     return hypervolume_history(frame, metrics, directions, reference)
+
+
+def accuracy_axis_text(settings: Mapping[str, Any], calibrations: Path) -> str | None:
+    """What a study's accuracy axis is, and how well it is known to rank: the proxy schedule
+    and, when a calibration of the same space and data lies in ``calibrations``
+    (``results/calibrate``), that schedule's measured Kendall tau against the long schedule.
+    None for a study that trains nothing."""
+    objectives = [o.get("metric") for o in settings.get("objectives") or []]
+    if not any(m in ACCURACY_METRICS for m in objectives):
+        return None
+    train = settings.get("train") or {}
+    source = str(train.get("data", "?"))
+    epochs = train.get("epochs")
+    signal = f"{epochs:g}-epoch schedule" if isinstance(epochs, (int, float)) else None
+    text = f"{signal or 'proxy training'} on {Path(source).name}"
+    for summary_path in sorted(Path(calibrations).glob("*/summary.json")):
+        try:
+            summary = json.loads(summary_path.read_text())
+            signals = pd.read_csv(summary_path.with_name("signals.csv"))
+        except (OSError, ValueError):
+            continue
+        same_data = str(summary.get("data", "")).split(":")[0] == Path(source).name
+        row = signals[signals["signal"] == signal] if signal else signals.iloc[0:0]
+        if summary.get("space") != settings.get("space") or not same_data or row.empty:
+            continue
+        r = row.iloc[0]
+        return (
+            f"{text}: Kendall tau {r['kendall_tau']:.2f} [{r['kendall_low']:.2f}, "
+            f"{r['kendall_high']:.2f}] against {summary['target_epochs']:g} epochs on "
+            f"{summary['measured']} candidates (seed-to-seed tau "
+            f"{summary['seed_to_seed_tau']:.2f}; {summary_path.parent})"
+        )
+    command = f"python cli.py calibrate --space {settings.get('space')} --data {source}"
+    return f"{text}; not calibrated (`{command}`)"

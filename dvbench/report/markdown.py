@@ -248,7 +248,7 @@ def _importance_lines(info: ImportanceInfo | None, plot: str | None) -> list[str
     return [*lines, markdown_table(header, rows, right=[False] + [True] * len(info.importances))]
 
 
-def _settings_rows(data: ReportData) -> list[list[str]]:
+def _settings_rows(data: ReportData, accuracy_axis: str | None = None) -> list[list[str]]:
     s = data.settings
     objectives = ", ".join(f"{o['metric']} ({o['direction']})" for o in s.get("objectives", []))
     constraints = ", ".join(f"{k} = {v:g}" for k, v in (s.get("constraints") or {}).items())
@@ -273,6 +273,7 @@ def _settings_rows(data: ReportData) -> list[list[str]]:
         ["seed", str(s.get("seed", ""))],
         ["trials requested", str(s.get("n_trials", ""))],
         ["proxy training", _train_text(data)],
+        ["accuracy axis", accuracy_axis or ""],
         ["costs", costs],
         ["device", str(s.get("device", ""))],
         ["machine", str(s.get("machine", ""))],
@@ -351,9 +352,11 @@ def render_report(
     hypervolume_plot: str | None = None,
     importance: ImportanceInfo | None = None,
     importance_plot: str | None = None,
+    accuracy_axis: str | None = None,
 ) -> str:
     """The markdown page. Plots are paths relative to the page; ``front_plots`` maps each
-    Pareto-front plot's caption to its file."""
+    Pareto-front plot's caption to its file; ``accuracy_axis`` says what the accuracy axis is
+    and how well it is known to rank (:func:`~dvbench.report.data.accuracy_axis_text`)."""
     counts = (
         f"{_plural(data.count('COMPLETE'), 'completed trial')} ({data.infeasible} over "
         f"budget), {data.count('FAIL')} failed, {_plural(len(data.baseline_rows), 'baseline')}; "
@@ -391,7 +394,12 @@ def render_report(
     if hypervolume_plot:
         lines += [f"![hypervolume]({hypervolume_plot})", ""]
     lines += ["## Parameter importance", "", *_importance_lines(importance, importance_plot), ""]
-    lines += ["## Settings", "", markdown_table(["setting", "value"], _settings_rows(data)), ""]
+    lines += [
+        "## Settings",
+        "",
+        markdown_table(["setting", "value"], _settings_rows(data, accuracy_axis)),
+        "",
+    ]
     lines += ["## Reproduce", "", *_reproduce_lines(data)]
     space_yaml = data.settings.get("space_yaml")
     if space_yaml:

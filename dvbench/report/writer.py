@@ -7,7 +7,7 @@ from pathlib import Path
 
 import optuna
 
-from dvbench.report.data import load_report_data, metric_name
+from dvbench.report.data import accuracy_axis_text, load_report_data, metric_name
 from dvbench.report.markdown import render_report
 from dvbench.report.plots import (
     draw_hypervolume,
@@ -65,6 +65,8 @@ def write_report(
         hypervolume_plot=extra["hypervolume"].name if "hypervolume" in extra else None,
         importance=importance_info,
         importance_plot=extra["importance"].name if "importance" in extra else None,
+        # a study's folder is RESULTS/NAME and its report RESULTS/NAME/report
+        accuracy_axis=accuracy_axis_text(data.settings, out_dir.parent.parent / "calibrate"),
     )
     markdown = out_dir / "report.md"
     markdown.write_text(text)

@@ -105,3 +105,32 @@ def test_calibrate_cli_errors(capsys):
     with pytest.raises(SystemExit) as info:
         main(["calibrate", "--ladder", "one"])
     assert info.value.code == 2
+
+
+@pytest.mark.slow
+def test_the_report_states_the_calibrated_accuracy_axis(tmp_path):
+    """A calibration of the same space and data: the report quotes its schedule's tau."""
+    from dvbench.report.data import accuracy_axis_text
+    from dvbench.search.calibrate import save_calibration
+
+    settings = {
+        "space": "small",
+        "objectives": [{"metric": "top1"}, {"metric": "gflops"}],
+        "train": {"data": "digits", "epochs": 0.2},
+    }
+    assert "not calibrated" in accuracy_axis_text(settings, tmp_path / "calibrate")
+    plan = CalibrationPlan(
+        candidates=3, ladder=(0.2, 0.4), schedules=(0.2,), proxies=("params_m",), repeats=2
+    )
+    data = DataSpec("digits", resolution=16, train_samples=8, test_samples=4)
+    folder = tmp_path / "calibrate" / "small_digits"
+    result = calibrate(
+        load_space("small"), plan, data=data, train=TrainSettings(batch_size=16), folder=folder
+    )
+    save_calibration(result, folder)
+    tau = result.signals.set_index("signal").loc["0.2-epoch schedule", "kendall_tau"]
+    text = accuracy_axis_text(settings, tmp_path / "calibrate")
+    assert text.startswith("0.2-epoch schedule on digits: Kendall tau")
+    assert f"{tau:.2f}" in text and "against 0.4 epochs on 3 candidates" in text
+    settings["train"]["epochs"] = 3  # no calibration of a 3-epoch schedule
+    assert "not calibrated" in accuracy_axis_text(settings, tmp_path / "calibrate")
