@@ -9,6 +9,7 @@ measured two ways.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -137,8 +138,7 @@ class Evaluator:
 
     def with_train(self, settings: TrainSettings) -> Evaluator:
         """The same evaluator (sharing the loaded data) with other training settings."""
-        other = object.__new__(Evaluator)
-        other.__dict__.update(self.__dict__)
+        other = copy.copy(self)
         other.train_settings = settings
         return other
 

@@ -33,7 +33,14 @@ from dvbench.search._study import (
 from dvbench.search._trial import TrialFailure, TrialRunner, run_baselines
 from dvbench.search.space import hypervolume_reference
 from dvbench.search.storage import RDB_SCHEMES, display_url, storage_scheme
-from dvbench.search.tables import export_tables
+from dvbench.search.tables import (
+    dominance,
+    export_tables,
+    hypervolume,
+    pareto_frame,
+    resolve_reference,
+    trials_frame,
+)
 
 MAX_CONSECUTIVE_FAILURES = 25
 
@@ -178,14 +185,6 @@ def run_search(
 
 def summarize(study: optuna.Study, options: SearchOptions, **kwargs: Any) -> SearchSummary:
     """The study as it stands: counts, front, dominance and hypervolume."""
-    from dvbench.search.tables import (
-        dominance,
-        hypervolume,
-        pareto_frame,
-        resolve_reference,
-        trials_frame,
-    )
-
     space = options.space
     metrics, directions = space.metrics, space.directions
     frame = trials_frame(study)
