@@ -35,6 +35,17 @@ def _epochs_list(text: str) -> tuple[float, ...]:
     return values
 
 
+def _shard(text: str) -> tuple[int, int]:
+    index, _, count = text.partition("/")
+    try:
+        shard = int(index), int(count)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected I/N like 0/2, got {text!r}") from None
+    if not 0 <= shard[0] < shard[1]:
+        raise argparse.ArgumentTypeError(f"expected 0 <= I < N, got {text!r}")
+    return shard
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "calibrate",
@@ -59,6 +70,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=positive_int, help="torch threads (default: all cores)")
+    p.add_argument("--shard", type=_shard, metavar="I/N",
+                   help="measure only candidates I, I+N, I+2N, ... (run N of these side by "
+                   "side, then once without --shard to write the tables)")  # fmt: skip
     p.add_argument("--name", help="folder under results/calibrate (default: SPACE_DATA)")
     add_results_dir_argument(p)
     p.add_argument("--quiet", action="store_true")
@@ -113,7 +127,14 @@ def run(args: argparse.Namespace) -> int:
         folder=folder,
         device=args.device,
         log=None if args.quiet else console.log,
+        shard=args.shard,
     )
+    if result is None:
+        console.print(
+            f"shard {args.shard[0]}/{args.shard[1]} measured; run the command again without "
+            "--shard to write the tables (it measures only what is missing)"
+        )
+        return 0
     files = save_calibration(result, folder)
     files["fidelity.png"] = draw_fidelity(
         get_fidelity_info(result.signals, result.summary), folder / "fidelity.png"

@@ -175,13 +175,21 @@ def calibrate(
     device: str = "cpu",
     log: Callable[[str], None] | None = None,
     on_unit: Callable[[str], None] | None = None,
-) -> Calibration:
+    shard: tuple[int, int] | None = None,
+) -> Calibration | None:
     """Measure every signal of ``plan`` on ``space``'s candidates, trained on ``data`` with
     ``train`` (its budget replaced by the plan's), recording into ``folder``.
 
     Resumable: re-running with the same arguments and folder reads what is recorded and only
     measures the rest. ``on_unit`` is told the kind of each unit measured (tests count them).
+
+    ``shard=(i, n)`` measures only the candidates whose index is ``i`` modulo ``n`` and
+    returns None: n processes (one core each) then share one folder, each appending whole
+    lines to the record, and a last run without ``shard`` measures nothing new and returns
+    the summary.
     """
+    if shard is not None and not 0 <= shard[0] < shard[1]:
+        raise UsageError(f"shard: want I/N with 0 <= I < N, got {shard[0]}/{shard[1]}")
     from dvbench.proxies import ProxySettings, score_model
 
     log = log or (lambda message: None)
@@ -213,6 +221,8 @@ def calibrate(
             on_unit(record["unit"])
 
     for index, (knobs, cfg) in enumerate(pairs):
+        if shard is not None and index % shard[1] != shard[0]:
+            continue
         where = f"candidate {index + 1}/{len(pairs)}"
         if not measured("proxies", index):
             log(f"{where}: training-free proxies")
@@ -239,6 +249,8 @@ def calibrate(
         if index < plan.repeats and not measured("repeat", index, plan.target):
             log(f"{where}: {plan.target:g} epochs again, seed {plan.seed + 1}")
             finish(_train_unit("repeat", index, plan.target, ladder, cfg, plan.seed + 1))
+    if shard is not None:
+        return None
     return summarize_calibration(
         list(records.done.values()), plan, space=space.name, data=dataset.describe(),
         test_images=dataset.num_test,

@@ -99,12 +99,47 @@ def test_a_killed_calibration_recomputes_nothing_it_finished(tmp_path):
         calibrate(space, other, data=data, train=train, folder=tmp_path)
 
 
+@pytest.mark.slow
+def test_shards_split_the_candidates_and_a_last_run_only_summarizes(tmp_path):
+    space = load_space("small")
+    plan = CalibrationPlan(
+        candidates=3, ladder=(0.2, 0.4), schedules=(), proxies=("params_m",), repeats=0
+    )
+    data = DataSpec("digits", resolution=16, train_samples=8, test_samples=4)
+    train = TrainSettings(batch_size=16, num_threads=1)
+    seen: dict[int, list[int]] = {}
+    for index in (1, 0):
+        done: list[str] = []
+        out = calibrate(
+            space, plan, data=data, train=train, folder=tmp_path, on_unit=done.append,
+            shard=(index, 2),
+        )  # fmt: skip
+        assert out is None
+        seen[index] = done
+    records = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
+    by_shard = {
+        index: sorted({r["candidate"] for r in records[1:] if r["candidate"] % 2 == index})
+        for index in (0, 1)
+    }
+    assert by_shard == {0: [0, 2], 1: [1]}
+    assert len(seen[1]) == 3 and len(seen[0]) == 6  # proxies + 2 rungs per candidate
+    last: list[str] = []
+    result = calibrate(space, plan, data=data, train=train, folder=tmp_path, on_unit=last.append)
+    assert last == [] and result.summary["measured"] == 3
+    with pytest.raises(UsageError, match="shard"):
+        calibrate(space, plan, data=data, train=train, folder=tmp_path, shard=(2, 2))
+
+
 def test_calibrate_cli_errors(capsys):
     assert main(["calibrate", "--candidates", "2", "--data", "digits"]) == 2
     assert "candidates" in capsys.readouterr().err
     with pytest.raises(SystemExit) as info:
         main(["calibrate", "--ladder", "one"])
     assert info.value.code == 2
+    with pytest.raises(SystemExit) as info:
+        main(["calibrate", "--shard", "2/2"])
+    assert info.value.code == 2
+    assert "0 <= I < N" in capsys.readouterr().err
 
 
 @pytest.mark.slow
