@@ -23,7 +23,9 @@ import torch
 from optuna.trial import TrialState
 
 from dvbench.evaluate import Evaluator
+from dvbench.search._ladder import Ladder, rung_of
 from dvbench.search._options import SearchOptions, SearchSummary
+from dvbench.search._rungs import horizon
 from dvbench.search._study import (
     count_states,
     fail_orphaned_trials,
@@ -34,6 +36,7 @@ from dvbench.search._trial import TrialFailure, TrialRunner, run_baselines
 from dvbench.search.space import hypervolume_reference
 from dvbench.search.storage import RDB_SCHEMES, display_url, storage_scheme
 from dvbench.search.tables import (
+    RUNG_ATTR,
     dominance,
     export_tables,
     hypervolume,
@@ -55,7 +58,11 @@ class SearchLoop:
         self, options: SearchOptions, evaluator: Evaluator, study: optuna.Study, log: Log
     ) -> None:
         self.options, self.evaluator, self.study, self.log = options, evaluator, study, log
-        self.runner = TrialRunner(options, evaluator)
+        self.ladder = Ladder(options, log) if options.space.fidelity is not None else None
+        if self.ladder is not None:
+            settings = horizon(evaluator.train_settings, self.ladder.fidelity)
+            self.evaluator = evaluator = evaluator.with_train(settings)
+        self.runner = TrialRunner(options, evaluator, self.ladder)
         self.files: dict[str, Path] = {}
         self.new_trials = 0
         self.consecutive_failures = 0
@@ -84,8 +91,10 @@ class SearchLoop:
             self.export()
         started = time.monotonic()
         while True:
+            if self.ladder is not None:
+                self.ladder.step(self.study, sampling_done=self._sampling_done)
             counts = self._counts()
-            if counts[TrialState.COMPLETE] >= options.total_trials:
+            if counts[TrialState.COMPLETE] >= options.total_trials and not self._rungs_pending():
                 return
             if options.timeout is not None and time.monotonic() - started >= options.timeout:
                 self.stopped_reason = f"timeout of {options.timeout:g} s reached"
@@ -100,10 +109,33 @@ class SearchLoop:
             self._run_one(counts, on_trial)
 
     def _counts(self) -> dict[TrialState, int]:
+        """Trials by state; multi-fidelity: rung-0 runs (the candidates) by state, and WAITING
+        counts every waiting run (promotions and retries are taken before new candidates)."""
         trials = self.study.get_trials(deepcopy=False)
         if self.rdb and fail_orphaned_trials(self.study, self.options.grace_period, trials):
             trials = self.study.get_trials(deepcopy=False)
-        return count_states(trials)
+        if self.ladder is None:
+            return count_states(trials)
+        counts = count_states([t for t in trials if rung_of(t)[1] == 0])
+        counts[TrialState.WAITING] = sum(t.state == TrialState.WAITING for t in trials)
+        self._promotions_running = sum(
+            t.state == TrialState.RUNNING and rung_of(t)[1] > 0 for t in trials
+        )
+        return counts
+
+    def _sampling_done(self) -> bool:
+        """Every candidate has run rung 0 (nothing of rung 0 waits or runs)."""
+        counts = self._counts()
+        return counts[TrialState.COMPLETE] >= self.options.total_trials and not (
+            counts[TrialState.RUNNING] or counts[TrialState.WAITING]
+        )
+
+    def _rungs_pending(self) -> bool:
+        """Multi-fidelity: a promotion waits or runs somewhere (the study is not done)."""
+        if self.ladder is None:
+            return False
+        counts = self._counts()
+        return bool(counts[TrialState.WAITING] or self._promotions_running)
 
     def _must_wait(self, counts: dict[TrialState, int]) -> bool:
         """The last trials run on other workers: stay, in case one dies or fails."""
@@ -180,6 +212,7 @@ def run_search(
         stopped_reason=loop.stopped_reason,
         new_trials=loop.new_trials,
         timings=loop.overhead,
+        checkpoint_peak_bytes=loop.ladder.peak_bytes if loop.ladder is not None else None,
     )
 
 
@@ -193,7 +226,10 @@ def summarize(study: optuna.Study, options: SearchOptions, **kwargs: Any) -> Sea
     hv = None
     if not front.empty and all(math.isfinite(r) for r in reference):
         hv = hypervolume(front[list(metrics)].astype(float).to_numpy(), directions, reference)
-    counts = count_states(study.get_trials(deepcopy=False))
+    trials = study.get_trials(deepcopy=False)
+    if any(RUNG_ATTR in t.user_attrs for t in trials):  # multi-fidelity: count candidates
+        trials = [t for t in trials if rung_of(t)[1] == 0]
+    counts = count_states(trials)
     infeasible = int((frame["feasible"] == False).sum()) if not frame.empty else 0  # noqa: E712
     return SearchSummary(
         study_name=options.name,

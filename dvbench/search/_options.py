@@ -116,6 +116,7 @@ class SearchSummary:
     timings: dict[str, float] = field(default_factory=dict)
     workers: int = 1
     worker_logs: list[Path] = field(default_factory=list)
+    checkpoint_peak_bytes: int | None = None  # multi-fidelity: most checkpoint bytes seen
 
 
 def make_sampler(name: str, space: SearchSpace, seed: int) -> optuna.samplers.BaseSampler:

@@ -17,10 +17,12 @@ import optuna
 from optuna.trial import TrialState
 
 from dvbench.evaluate import Evaluation, EvaluationFailure, Evaluator, finite
+from dvbench.evaluate._evaluator import training_metrics
+from dvbench.search._ladder import Ladder, rung_of
 from dvbench.search._options import SearchOptions
 from dvbench.search._study import STUDY_ATTR, WORKER_ATTR
 from dvbench.search._versions import space_record, version_of
-from dvbench.search.tables import BASELINE_ATTR_PREFIX, SPACE_VERSION
+from dvbench.search.tables import BASELINE_ATTR_PREFIX, RUNG_ATTR, SPACE_VERSION
 
 
 class TrialFailure(EvaluationFailure):
@@ -34,9 +36,10 @@ class TrialRunner:
     is the number of FAIL/PRUNED trials the loop saw before asking (see :meth:`_trials_ahead`).
     """
 
-    def __init__(self, options: SearchOptions, evaluator: Evaluator):
+    def __init__(self, options: SearchOptions, evaluator: Evaluator, ladder: Ladder | None = None):
         self.options = options
         self.evaluator = evaluator
+        self.ladder = ladder  # multi-fidelity: trials are rung runs (see _ladder)
         self.last: tuple[int, TrialState] | None = None
         self.finished_before = 0
         self._space_version: int | None = None
@@ -51,7 +54,8 @@ class TrialRunner:
         if trial.user_attrs.get("fail_reason"):  # a retry inherits its predecessor's attrs
             trial.set_user_attr("fail_reason", None)
         total = self.options.total_trials
-        ahead = self._trials_ahead(trial, total)
+        promotion = self.ladder is not None and rung_of(trial)[1] > 0
+        ahead = 0 if promotion else self._trials_ahead(trial, total)
         if ahead >= total:
             # Another worker started a trial at the same moment and the study is full.
             trial.set_user_attr(
@@ -87,10 +91,15 @@ class TrialRunner:
             return trial.number - self.finished_before  # an upper bound, below the total
         live = (TrialState.COMPLETE, TrialState.RUNNING)
         trials = trial.study.get_trials(deepcopy=False, states=live)
-        return sum(1 for t in trials if t.number < trial.number)
+        # multi-fidelity: only rung-0 runs are candidates; promotions fill no place
+        return sum(1 for t in trials if t.number < trial.number and rung_of(t)[1] == 0)
 
     def _evaluate(self, trial: optuna.Trial) -> list[float]:
         space, evaluator = self.options.space, self.evaluator
+        candidate, rung = trial.number, 0
+        if self.ladder is not None:  # first: a retry of this trial inherits the mark
+            candidate, rung = rung_of(trial)
+            trial.set_user_attr(RUNG_ATTR, self.ladder.mark(candidate, rung))
         knobs = space.sample(trial)
         try:
             cfg = space.config(
@@ -99,13 +108,19 @@ class TrialRunner:
         except ValueError as exc:
             return self._fail(trial, f"invalid config: {exc}", {})
         trial.set_user_attr("config", cfg.to_dict())
+        if rung > 0:
+            return self._promote(trial, cfg, candidate, rung)
 
         def record_costs(partial: Evaluation) -> None:
             for key, value in partial.violations.items():
                 trial.set_constraint(key, value)  # the tables read feasibility from these
 
+        extra = {}
+        if self.ladder is not None:
+            extra = {"budget": self.ladder.fidelity.budget(0)}
+            extra["checkpoint"] = self.ladder.checkpoint(candidate)
         result = evaluator.evaluate(
-            cfg, seed=self.options.seed + trial.number, on_costs=record_costs
+            cfg, seed=self.options.seed + candidate, on_costs=record_costs, **extra
         )
         if result.status == "failed":
             return self._fail(trial, result.reason, result.timings)
@@ -117,6 +132,37 @@ class TrialRunner:
             return self._fail(trial, f"objective {bad[0][0]} is {bad[0][1]}", result.timings)
         trial.set_user_attr("metrics", result.metrics)
         trial.set_user_attr("timings", result.timings)
+        return [float(v) for v in values]
+
+    def _promote(self, trial: optuna.Trial, cfg, candidate: int, rung: int) -> list[float]:
+        """Continue ``candidate`` from its checkpoint to ``rung``; its costs (and constraints)
+        are the ones its rung-0 run measured."""
+        assert self.ladder is not None
+        space = self.options.space
+        root = next(
+            t for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if rung_of(t) == (candidate, 0)
+        )  # fmt: skip
+        for key, value in (root.constraints or {}).items():
+            trial.set_constraint(key, value)
+        timings: dict[str, float] = {}
+        metrics = dict(root.user_attrs["metrics"])  # costs; training's are replaced below
+        try:
+            result = self.evaluator.train(
+                cfg, seed=self.options.seed + candidate, timings=timings,
+                budget=self.ladder.fidelity.budget(rung),
+                checkpoint=self.ladder.checkpoint(candidate),
+            )  # fmt: skip
+        except EvaluationFailure as exc:
+            return self._fail(trial, str(exc), timings)
+        metrics.update(training_metrics(result))
+        timings["resumed_from_step"] = result.resumed_from_step
+        values = [metrics.get(m) for m in space.metrics]
+        bad = [(m, v) for m, v in zip(space.metrics, values) if not finite(v)]
+        if bad:
+            return self._fail(trial, f"objective {bad[0][0]} is {bad[0][1]}", timings)
+        trial.set_user_attr("metrics", metrics)
+        trial.set_user_attr("timings", timings)
         return [float(v) for v in values]
 
     @staticmethod

@@ -42,6 +42,7 @@ from dvbench.metrics import CONSTRAINTS, METRICS
 from dvbench.models import DualViTConfig
 from dvbench.profile import ProfileSettings
 from dvbench.search._knobs import Knob, first_value, knobs_to_config, parse_knob
+from dvbench.search._rungs import Fidelity
 from dvbench.search._sections import parse_profile, parse_train
 from dvbench.train import DataSpec, TrainSettings
 
@@ -75,6 +76,7 @@ class SearchSpace:
     seeds: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     baselines: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     reference_point: Mapping[str, float] = field(default_factory=dict)
+    fidelity: Fidelity | None = None  # multi-fidelity search (successive halving on rungs)
 
     # ------------------------------------------------------------------------- derived
     @property
@@ -124,12 +126,15 @@ class SearchSpace:
             train.update(dataclasses.asdict(self.train))
         profile = dataclasses.asdict(self.profile)
         profile["batch_size"] = profile["batch_sizes"][0]
-        return {
+        record = {
             "objectives": [dataclasses.asdict(o) for o in self.objectives],
             "constraints": dict(self.constraints),
             "train": train,
             "profile": profile,
         }
+        if self.fidelity is not None:  # absent otherwise: older studies' records stay equal
+            record["fidelity"] = self.fidelity.record()
+        return record
 
     # ------------------------------------------------------------------------ sampling
     def sample(self, trial: optuna.Trial) -> dict[str, Any]:
@@ -195,6 +200,7 @@ _TOP_KEYS = (
     "seeds",
     "baselines",
     "reference_point",
+    "fidelity",
 )
 
 
@@ -228,6 +234,11 @@ def parse_space(data: Any, *, path: Path | None = None) -> SearchSpace:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"reference_point.{metric}: must be a number, got {value!r}")
         reference[str(metric)] = float(value)
+    fidelity = None
+    if data.get("fidelity") is not None:
+        fidelity = Fidelity.parse(_mapping(data, "fidelity"))
+        if not any(METRICS[o.metric].needs_training for o in objectives):
+            raise ValueError("fidelity: needs an objective measured by proxy training (top1)")
     space = SearchSpace(
         name=name,
         path=path,
@@ -244,6 +255,7 @@ def parse_space(data: Any, *, path: Path | None = None) -> SearchSpace:
         seeds=seeds,
         baselines=baselines,
         reference_point=reference,
+        fidelity=fidelity,
     )
     space = dataclasses.replace(space, profile=_needed_profile(space))
     _check_knob_values(space)

@@ -25,6 +25,7 @@ import pandas as pd
 from dvbench.metrics import METRICS
 
 BASELINE_ATTR_PREFIX = "baseline:"
+RUNG_ATTR = "rung"  # multi-fidelity: {"candidate", "rung", "budget", "top"} of a rung run
 SPACE_VERSION = "space_version"  # trial attribute and column: the space version it ran under
 #: Metric columns of the tables: every metric of :mod:`dvbench.metrics`, in its order.
 METRIC_COLUMNS = tuple(name for name, m in METRICS.items() if m.kind != "proxy")
@@ -115,7 +116,8 @@ def baseline_rows(study: optuna.Study) -> list[dict[str, Any]]:
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
     """Every trial (any state) and every baseline, one row each."""
-    rows = [trial_row(t) for t in study.get_trials(deepcopy=False)]
+    trials = study.get_trials(deepcopy=False)
+    rows = [trial_row(t) for t in trials]
     _explain_stale_failures(rows)
     rows += baseline_rows(study)
     frame = pd.DataFrame(rows)
@@ -123,6 +125,10 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
         return frame
     frame["number"] = frame["number"].astype("Int64")
     frame[SPACE_VERSION] = frame[SPACE_VERSION].astype("Int64")
+    if any(RUNG_ATTR in t.user_attrs for t in trials):  # multi-fidelity: a row per candidate
+        from dvbench.search._rung_tables import fold_rungs, rung_runs
+
+        frame = fold_rungs(frame, rung_runs(trials))
     return frame
 
 
@@ -193,6 +199,8 @@ def candidates(frame: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
     if frame.empty:
         return frame
     keep = (frame["state"] == "COMPLETE") & (~frame["baseline"].astype(bool))
+    if "final" in frame.columns:  # multi-fidelity: the front is over the top rung's candidates
+        keep &= frame["final"].fillna(False).astype(bool)
     keep &= _of_version(frame, front_version(frame))
     keep &= frame["feasible"].fillna(True).astype(bool)
     for m in metrics:
@@ -356,8 +364,14 @@ def export_tables(
     """Write trials.csv/.parquet and pareto.csv/.parquet for ``study`` into ``out_dir``."""
     frame = trials_frame(study)
     front = pareto_frame(frame, metrics, directions)
+    tables = [("trials", frame), ("pareto", front)]
+    if "final" in frame.columns:  # multi-fidelity: every rung run, and the provisional front
+        from dvbench.search._rung_tables import provisional_frame, rung_runs
+
+        tables.append(("rungs", rung_runs(study.get_trials(deepcopy=False))))
+        tables.append(("provisional", provisional_frame(frame, metrics, directions)))
     paths = {}
-    for stem, table in (("trials", frame), ("pareto", front)):
+    for stem, table in tables:
         paths[f"{stem}.csv"] = write_atomic(table, out_dir / f"{stem}.csv")
         paths[f"{stem}.parquet"] = write_atomic(_parquet_ready(table), out_dir / f"{stem}.parquet")
     return paths
