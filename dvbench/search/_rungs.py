@@ -85,9 +85,6 @@ class Fidelity:
         """``3ep``, ``500steps``, ``60s``: the suffix of the rung's table columns."""
         return f"{self.rungs[rung]:g}{UNITS[self.unit]}"
 
-    def record(self) -> dict:
-        return {"rungs": list(self.rungs), "eta": self.eta, "unit": self.unit}
-
 
 def horizon(settings: TrainSettings, fidelity: Fidelity) -> TrainSettings:
     """``settings`` with the schedule's horizon at the top rung (epochs or steps); with rungs in

@@ -10,6 +10,7 @@ from typing import Any
 from dvbench.profile import ProfileSettings
 from dvbench.train import DataSpec, TrainSettings
 
+SAMPLERS = ("nsga2", "tpe", "random", "gp")
 _DATA_FIELDS = {f.name for f in dataclasses.fields(DataSpec)} - {"source"}
 _TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainSettings)}
 _PROFILE_FIELDS = {f.name for f in dataclasses.fields(ProfileSettings)}
@@ -62,6 +63,24 @@ def parse_profile(raw: Mapping) -> ProfileSettings:
         return ProfileSettings(**{**PROFILE_DEFAULTS, **raw})
     except (TypeError, ValueError) as exc:
         raise ValueError(f"profile.{exc}") from None
+
+
+def parse_sampler(raw: Mapping) -> dict[str, Any]:
+    out = {"name": "nsga2", **raw}
+    if out["name"] not in SAMPLERS:
+        raise ValueError(f"sampler.name: must be one of {', '.join(SAMPLERS)}, got {out['name']!r}")
+    unknown = set(out) - {"name", "population_size", "n_startup_trials"}
+    if unknown:
+        raise ValueError(
+            f"sampler.{sorted(unknown)[0]}: unknown (population_size, n_startup_trials)"
+        )
+    for key in ("population_size", "n_startup_trials"):
+        value = out.get(key)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 2
+        ):
+            raise ValueError(f"sampler.{key}: must be an integer >= 2, got {value!r}")
+    return out
 
 
 def _renamed(raw: Mapping, where: str) -> dict[str, Any]:

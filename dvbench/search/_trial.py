@@ -20,6 +20,7 @@ from dvbench.evaluate import Evaluation, EvaluationFailure, Evaluator, finite
 from dvbench.evaluate._evaluator import training_metrics
 from dvbench.search._ladder import Ladder, rung_of
 from dvbench.search._options import SearchOptions
+from dvbench.search._prefilter import PREFILTER_ATTR
 from dvbench.search._study import STUDY_ATTR, WORKER_ATTR
 from dvbench.search._versions import space_record, version_of
 from dvbench.search.tables import BASELINE_ATTR_PREFIX, RUNG_ATTR, SPACE_VERSION
@@ -110,6 +111,8 @@ class TrialRunner:
         trial.set_user_attr("config", cfg.to_dict())
         if rung > 0:
             return self._promote(trial, cfg, candidate, rung)
+        if space.prefilter is not None:
+            self._prefilter(trial, cfg)
 
         def record_costs(partial: Evaluation) -> None:
             for key, value in partial.violations.items():
@@ -133,6 +136,36 @@ class TrialRunner:
         trial.set_user_attr("metrics", result.metrics)
         trial.set_user_attr("timings", result.timings)
         return [float(v) for v in values]
+
+    def _prefilter(self, trial: optuna.Trial, cfg) -> None:
+        """Score the candidate training-free; PRUNED (not trained) unless it ranks high."""
+        from dvbench.proxies import ProxySettings, score_model
+
+        rule = self.options.space.prefilter
+        evaluator = self.evaluator
+        scores = score_model(
+            cfg.replace(img_size=evaluator.data.resolution), evaluator.data,
+            ProxySettings(proxies=(rule.signal,)), seed=self.options.seed + trial.number,
+            device=evaluator.device,
+        )  # fmt: skip
+        if scores.failures:
+            self._fail(trial, f"pre-filter: {scores.failures[rule.signal]}", {})
+        score = float(scores.values[rule.signal])
+        trial.set_user_attr(PREFILTER_ATTR, {"signal": rule.signal, "score": score})
+        others = [
+            t.user_attrs[PREFILTER_ATTR]["score"]
+            for t in trial.study.get_trials(deepcopy=False)
+            if PREFILTER_ATTR in t.user_attrs and t.number != trial.number
+        ]
+        rank, scored, places = rule.rank(score, others)
+        if rank > places:
+            trial.set_user_attr(
+                "fail_reason",
+                f"pre-filter: {rule.signal} {score:.4g} ranks {rank} of {scored}; the best "
+                f"{places} train ({rule.keep} of every {rule.sample})",
+            )
+            self.last = (trial._trial_id, TrialState.PRUNED)
+            raise optuna.TrialPruned()
 
     def _promote(self, trial: optuna.Trial, cfg, candidate: int, rung: int) -> list[float]:
         """Continue ``candidate`` from its checkpoint to ``rung``; its costs (and constraints)

@@ -42,15 +42,14 @@ from dvbench.metrics import CONSTRAINTS, METRICS
 from dvbench.models import DualViTConfig
 from dvbench.profile import ProfileSettings
 from dvbench.search._knobs import Knob, first_value, knobs_to_config, parse_knob
+from dvbench.search._prefilter import Prefilter
 from dvbench.search._rungs import Fidelity
-from dvbench.search._sections import parse_profile, parse_train
+from dvbench.search._sections import parse_profile, parse_sampler, parse_train
 from dvbench.train import DataSpec, TrainSettings
 
 #: The built-in spaces: package data (dvbench/spaces/*.yaml), on the file system whether the
 #: package is installed from a wheel or in place, so a plain path.
 SPACES_DIR = Path(str(resources.files("dvbench") / "spaces"))
-
-SAMPLERS = ("nsga2", "tpe", "random", "gp")
 
 
 @dataclass(frozen=True)
@@ -77,6 +76,7 @@ class SearchSpace:
     baselines: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     reference_point: Mapping[str, float] = field(default_factory=dict)
     fidelity: Fidelity | None = None  # multi-fidelity search (successive halving on rungs)
+    prefilter: Prefilter | None = None  # train only candidates a training-free score ranks high
 
     # ------------------------------------------------------------------------- derived
     @property
@@ -132,8 +132,9 @@ class SearchSpace:
             "train": train,
             "profile": profile,
         }
-        if self.fidelity is not None:  # absent otherwise: older studies' records stay equal
-            record["fidelity"] = self.fidelity.record()
+        for name in ("fidelity", "prefilter"):  # absent when unset: older records stay equal
+            if getattr(self, name) is not None:
+                record[name] = dataclasses.asdict(getattr(self, name))
         return record
 
     # ------------------------------------------------------------------------ sampling
@@ -201,6 +202,7 @@ _TOP_KEYS = (
     "baselines",
     "reference_point",
     "fidelity",
+    "prefilter",
 )
 
 
@@ -219,7 +221,7 @@ def parse_space(data: Any, *, path: Path | None = None) -> SearchSpace:
     fixed = dict(_mapping(data, "fixed"))
     objectives = _parse_objectives(data.get("objectives"))
     constraints = _parse_constraints(_mapping(data, "constraints"))
-    sampler = _parse_sampler(_mapping(data, "sampler"))
+    sampler = parse_sampler(_mapping(data, "sampler"))
     n_trials = data.get("n_trials", 20)
     if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials <= 0:
         raise ValueError(f"n_trials: must be a positive integer, got {n_trials!r}")
@@ -256,7 +258,10 @@ def parse_space(data: Any, *, path: Path | None = None) -> SearchSpace:
         baselines=baselines,
         reference_point=reference,
         fidelity=fidelity,
+        prefilter=Prefilter.parse(_mapping(data, "prefilter")) if data.get("prefilter") else None,
     )
+    if space.prefilter is not None and not space.needs_training:
+        raise ValueError("prefilter: only a space that trains its candidates (top1) has one")
     space = dataclasses.replace(space, profile=_needed_profile(space))
     _check_knob_values(space)
     return space
@@ -319,24 +324,6 @@ def _parse_constraints(raw: Mapping) -> dict[str, float]:
         elif not number or not value > 0:
             raise ValueError(f"constraints.{key}: must be a positive number, got {value!r}")
         out[key] = float(value)
-    return out
-
-
-def _parse_sampler(raw: Mapping) -> dict[str, Any]:
-    out = {"name": "nsga2", **raw}
-    if out["name"] not in SAMPLERS:
-        raise ValueError(f"sampler.name: must be one of {', '.join(SAMPLERS)}, got {out['name']!r}")
-    unknown = set(out) - {"name", "population_size", "n_startup_trials"}
-    if unknown:
-        raise ValueError(
-            f"sampler.{sorted(unknown)[0]}: unknown (population_size, n_startup_trials)"
-        )
-    for key in ("population_size", "n_startup_trials"):
-        value = out.get(key)
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int) or value < 2
-        ):
-            raise ValueError(f"sampler.{key}: must be an integer >= 2, got {value!r}")
     return out
 
 

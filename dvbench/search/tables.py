@@ -82,6 +82,8 @@ def trial_row(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
     for column in METRIC_COLUMNS:
         row[column] = metrics.get(column)
     row.update({column: metrics[column] for column in PROXY_COLUMNS if column in metrics})
+    if "prefilter" in attrs:  # the pre-filter's training-free score (see _prefilter)
+        row["prefilter_score"] = attrs["prefilter"]["score"]
     timings = attrs.get("timings", {})
     for column in TIMING_COLUMNS[:-1]:
         row[column] = timings.get(column)
