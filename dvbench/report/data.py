@@ -248,6 +248,13 @@ def accuracy_axis_text(settings: Mapping[str, Any], calibrations: Path) -> str |
     epochs = train.get("epochs")
     signal = f"{epochs:g}-epoch schedule" if isinstance(epochs, (int, float)) else None
     text = f"{signal or 'proxy training'} on {Path(source).name}"
+    fidelity = settings.get("fidelity")
+    if fidelity:  # multi-fidelity: rungs of one schedule whose horizon is the top rung
+        rungs = "/".join(f"{r:g}" for r in fidelity["rungs"])
+        return (
+            f"multi-fidelity rungs {rungs} {fidelity['unit']} (eta {fidelity['eta']}) on "
+            f"{Path(source).name}; the front is at the top rung"
+        )
     for summary_path in sorted(Path(calibrations).glob("*/summary.json")):
         try:
             summary = json.loads(summary_path.read_text())

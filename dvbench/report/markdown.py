@@ -104,6 +104,36 @@ def pareto_table(data: ReportData) -> str:
     return markdown_table(header, rows, right=[False, True, False] + [True] * len(metrics))
 
 
+def _rung_lines(data: ReportData) -> list[str]:
+    """How far the candidates got, and the provisional front of those that stopped early."""
+    from dvbench.search._rung_tables import provisional_frame
+
+    trials = data.trial_rows
+    labels = [c.split("@", 1)[1] for c in trials.columns if c.startswith("top1@")]
+    counts = ", ".join(f"{trials[f'top1@{b}'].notna().sum()} reached {b}" for b in labels)
+    lines = [
+        f"Successive halving over Pareto ranks: {counts}. The front above is over the "
+        "candidates that reached the top rung; accuracies are compared at the same budget. "
+        "Candidates that stopped earlier are drawn hollow, labelled with their last budget.",
+        "",
+    ]
+    provisional = provisional_frame(trials, data.metrics, data.directions)
+    if len(provisional):
+        metrics = table_metrics(data)
+        header = ["budget", "trial", *(_column_header(m, data) for m in metrics)]
+        rows = [
+            [row["budget"], int(row["number"]), *(metric_text(m, row.get(m)) for m in metrics)]
+            for row in provisional.to_dict("records")
+        ]
+        lines += [
+            "Provisional front (`provisional.csv`): for each lower rung, the non-dominated "
+            "candidates among those that stopped there, at that rung's accuracy.",
+            "",
+            markdown_table(header, rows, right=[False, True] + [True] * len(metrics)),
+        ]
+    return lines
+
+
 def _same_version(row: Mapping[str, Any], data: ReportData) -> bool:
     version = row.get(SPACE_VERSION)
     return data.front_version is None or pd.isna(version) or version == data.front_version
@@ -384,6 +414,8 @@ def render_report(
             pareto_table(data),
             "",
         ]
+    if "final" in data.trials.columns:
+        lines += ["### Multi-fidelity rungs", "", *_rung_lines(data), ""]
     knobs = knob_table(data)
     if knobs:
         lines += ["### Front architectures (knob values)", "", knobs, ""]

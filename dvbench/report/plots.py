@@ -61,6 +61,7 @@ MIN_TRIALS_FOR_IMPORTANCE = 10
 _OUTLINED = dict(edgecolors="black", linewidths=0.5, zorder=5)
 _STYLES: dict[str, dict[str, Any]] = {
     "trial": dict(marker="o", s=16, color="0.7", linewidths=0, zorder=2),
+    "stopped": dict(marker="o", s=24, facecolors="none", edgecolors="0.45", linewidths=0.8),
     "front": dict(marker="o", s=30, color="tab:blue", edgecolors="white", linewidths=0.5, zorder=4),
     "searched": dict(marker="o", s=40, color="tab:blue", **_OUTLINED),
     "seed": dict(marker="*", s=150, color="tab:orange", **_OUTLINED),
@@ -71,6 +72,7 @@ _STYLES: dict[str, dict[str, Any]] = {
 }
 _STUDY_LEGEND = {
     "trial": "other feasible trials",
+    "stopped": "stopped at a lower rung (label: its budget; accuracy at that budget)",
     "front": "Pareto-optimal trials (label: trial number)",
     "seed": "official Dual-ViT shapes (seed trials)",
     "dualvit": "Dual-ViT baseline",
@@ -264,6 +266,8 @@ def get_pareto_front_info(data: ReportData, x_metric: str, y_metric: str) -> Par
     def kind(row: Mapping[str, Any], on_front: bool) -> str:
         if row.get("baseline"):
             return model_family(str(row["name"]))
+        if _stopped(row):  # multi-fidelity: did not reach the top rung
+            return "stopped"
         if str(row["name"]).startswith("dualvit_"):
             return "seed"
         return "front" if on_front else "trial"
@@ -271,11 +275,17 @@ def get_pareto_front_info(data: ReportData, x_metric: str, y_metric: str) -> Par
     def label(row: Mapping[str, Any], on_front: bool) -> str | None:
         if row.get("baseline") or str(row["name"]).startswith("dualvit_"):
             return str(row["name"])
+        if _stopped(row):
+            return str(row["budget"])
         return str(int(row["number"])) if on_front else None
 
     pool = candidates(data.trials, [x_metric, y_metric])
     baselines = data.baseline_rows
     baselines = baselines[baselines["state"] == "COMPLETE"] if len(baselines) else baselines
+    if "final" in data.trials.columns:  # multi-fidelity: the rest, each at its last rung
+        rest = candidates(data.trials.drop(columns="final"), [x_metric, y_metric])
+        rest = rest.assign(final=False)[~rest["number"].isin(pool["number"])]
+        baselines = pd.concat([baselines, rest]) if len(rest) else baselines
     return get_points_info(
         pool,
         x_metric,
@@ -292,6 +302,12 @@ def get_pareto_front_info(data: ReportData, x_metric: str, y_metric: str) -> Par
     )
 
 
+def _stopped(row: Mapping[str, Any]) -> bool:
+    """A multi-fidelity candidate that did not reach the top rung."""
+    final = row.get("final")
+    return isinstance(final, (bool, np.bool_)) and not final
+
+
 def _study_subtitle(data: ReportData, drawn: int, *, accuracy: bool) -> str:
     complete = data.count("COMPLETE")
     hidden = [
@@ -306,6 +322,10 @@ def _study_subtitle(data: ReportData, drawn: int, *, accuracy: bool) -> str:
     if accuracy and train:
         epochs = train.get("epochs")
         budget = f", {epochs:g} epochs" if isinstance(epochs, (int, float)) else ""
+        fidelity = data.settings.get("fidelity")
+        if fidelity:  # multi-fidelity: the front is at the top rung
+            rungs = "/".join(f"{r:g}" for r in fidelity["rungs"])
+            budget = f", rungs {rungs} {fidelity['unit']} (front: top rung)"
         text += (
             f"\naccuracy: proxy training on {train.get('data', '?')} at "
             f"{train.get('resolution', train.get('res', '?'))} px{budget}"

@@ -189,6 +189,26 @@ def test_a_multifidelity_study_promotes_by_rule_and_continues_checkpoints(tmp_pa
     assert set(provisional["number"]).isdisjoint(front["number"])
     assert len(pd.read_csv(study_dir / "rungs.csv")) == len(trials)
 
+    # the report: the plot marks each candidate's rung, the page states the rule and counts
+    from dvbench.report.data import load_report_data
+    from dvbench.report.markdown import render_report
+    from dvbench.report.plots import get_pareto_front_info
+
+    data = load_report_data(optuna.load_study(study_name="mf", storage=open_storage(
+        options.storage_url)))  # fmt: skip
+    info = get_pareto_front_info(data, "gflops", "top1")
+    final = set(table.loc[table["final"], "number"])
+    stopped = [p for p in info.points if p.kind == "stopped"]
+    assert len(stopped) == 6 - len(final) and len(info.points) == 6
+    expected = {int(r["number"]): r["budget"] for r in table.to_dict("records")}
+    for p in stopped:
+        number = int(p.name.split("_")[1])
+        assert number not in final and p.label == expected[number]
+    page = render_report(data)
+    reached = ", ".join(f"{(table['rung'] >= k).sum()} reached {b}" for k, b in enumerate(
+        ("1ep", "2ep", "4ep")))  # fmt: skip
+    assert reached in page and "provisional.csv" in page
+
 
 @pytest.mark.slow
 def test_a_promoted_candidate_equals_one_go_training_to_its_rung(tmp_path):
