@@ -160,4 +160,9 @@ def print_summary(summary: SearchSummary, options: SearchOptions, *, quiet: bool
             f"{summary.workers} workers ran {summary.new_trials} trials; "
             f"logs: {summary.worker_logs[0].parent}"
         )
+    if summary.checkpoint_peak_bytes is not None:
+        console.print(
+            f"multi-fidelity checkpoints: at most {summary.checkpoint_peak_bytes / 1e6:.1f} MB "
+            "on disk at once (removed once a candidate can no longer be promoted)"
+        )
     console.print(f"storage {display_url(summary.storage)}")
