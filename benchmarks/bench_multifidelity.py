@@ -9,7 +9,8 @@ For each seed, two searches over the same number of candidates on
 - multi-fidelity: the same space with ``fidelity: {rungs: [1, 3, 9], eta: 3}`` (asynchronous
   successive halving over Pareto ranks).
 
-Both use the space's own sampler (NSGA-II, population 8) and seed. A candidate's network at
+Both use the space's own sampler (NSGA-II, population 8) and seed, without the space's
+pre-filter (every sampled candidate is trained on both sides). A candidate's network at
 the top rung is the same in both (same seed; the schedule's horizon is the top rung and a
 promotion continues the checkpoint), so both fronts are judged at the top rung as they
 stand: the full-fidelity front over every candidate, the multi-fidelity final front over the
@@ -55,7 +56,7 @@ def _space(mode: str, args: argparse.Namespace):
     fidelity = Fidelity(rungs=rungs, eta=args.eta) if mode == "multi" else None
     return dataclasses.replace(
         space, data=data, train=train, fidelity=fidelity, n_trials=args.candidates,
-        name=f"small_{mode}",
+        name=f"small_{mode}", prefilter=None,
     )  # fmt: skip
 
 

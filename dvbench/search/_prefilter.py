@@ -1,14 +1,20 @@
 """The pre-filter: score every sampled candidate training-free, train only those that rank
 high (issue: how far can the accuracy axis be trusted?).
 
-A space's ``prefilter: {signal: synflow, keep: 1, sample: 4}`` trains a candidate when its
-score ranks within the best ``keep/sample`` of every candidate the study has scored so far,
-itself included (rank ``r`` of ``m``, ties sharing the better rank: trained when
-``r <= ceil(m * keep / sample)``); the others are recorded as PRUNED trials with their score
-and the reason. The rule needs no batch, so workers never wait for one: over a study it
-trains about ``keep`` of every ``sample`` candidates, and the first candidate is always
-trained. ``n_trials`` still counts trained (COMPLETE) candidates. Higher scores rank first:
-the signals (any training-free proxy, or ``params_m``/``gflops``) all grow with accuracy.
+A space's ``prefilter: {signal: synflow, keep: 1, sample: 4}`` stands the score in for the
+accuracy objective and ranks each candidate, once its costs are measured, among every
+candidate the study has scored so far, itself included, by the order successive halving uses
+(:func:`~dvbench.search._rungs.pareto_order` over the score, higher first, and the space's
+other objectives: non-dominated rank, crowding distance, then the earlier candidate). It is
+trained when its place ``r`` of ``m`` is within the best ``keep/sample``
+(``r <= ceil(m * keep / sample)``); the others are recorded as PRUNED trials with their
+score, costs and the reason. Ranking on the predicted front rather than on the score alone
+keeps the cheap end of the front: a small network with a low score is still non-dominated
+on cost. The rule needs no batch, so workers never wait: over a study about ``keep`` of every
+``sample`` candidates train, the first always. ``n_trials`` still counts trained (COMPLETE)
+candidates. The signals (any training-free proxy, or ``params_m``/``gflops``) all grow with
+accuracy; over-budget candidates and seed trials (the official shapes, always trained) are not
+scored.
 """
 
 from __future__ import annotations
@@ -47,12 +53,21 @@ class Prefilter:
             raise ValueError("prefilter.signal: name a training-free proxy, e.g. synflow")
         return cls(**raw)
 
-    def rank(self, score: float, others: Sequence[float]) -> tuple[int, int, int]:
-        """(rank of ``score``, candidates scored, places that train) among ``others`` and it."""
-        rank = 1 + sum(other > score for other in others)
-        scored = len(others) + 1
-        return rank, scored, math.ceil(scored * self.keep / self.sample)
+    def rank(
+        self,
+        mine: Sequence[float],
+        others: Sequence[Sequence[float]],
+        directions: Sequence[str] = ("maximize",),
+    ) -> tuple[int, int, int]:
+        """(place of ``mine``, candidates scored, places that train) among ``others`` (scored
+        before it) and it; each is (score, cost objectives...) in ``directions``."""
+        from dvbench.search._rungs import pareto_order
 
-    def keeps(self, score: float, others: Sequence[float]) -> bool:
-        rank, _, places = self.rank(score, others)
+        values = [list(v) for v in others] + [list(mine)]
+        order = pareto_order(values, directions, list(range(len(values))))
+        scored = len(values)
+        return order.index(scored - 1) + 1, scored, math.ceil(scored * self.keep / self.sample)
+
+    def keeps(self, mine, others, directions=("maximize",)) -> bool:
+        rank, _, places = self.rank(mine, others, directions)
         return rank <= places

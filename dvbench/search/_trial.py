@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 import optuna
 from optuna.trial import TrialState
 
-from dvbench.evaluate import Evaluation, EvaluationFailure, Evaluator, finite
-from dvbench.evaluate._evaluator import training_metrics
+from dvbench.evaluate import Evaluation, EvaluationFailure, Evaluator, finite, training_metrics
+from dvbench.metrics import METRICS
 from dvbench.search._ladder import Ladder, rung_of
 from dvbench.search._options import SearchOptions
 from dvbench.search._prefilter import PREFILTER_ATTR
@@ -111,12 +111,13 @@ class TrialRunner:
         trial.set_user_attr("config", cfg.to_dict())
         if rung > 0:
             return self._promote(trial, cfg, candidate, rung)
-        if space.prefilter is not None:
-            self._prefilter(trial, cfg)
 
         def record_costs(partial: Evaluation) -> None:
             for key, value in partial.violations.items():
                 trial.set_constraint(key, value)  # the tables read feasibility from these
+            seeded = "seed_name" in trial.user_attrs  # the official shapes always train
+            if space.prefilter is not None and partial.feasible and not seeded:
+                self._prefilter(trial, cfg, partial.metrics)  # may end it as PRUNED
 
         extra = {}
         if self.ladder is not None:
@@ -137,12 +138,12 @@ class TrialRunner:
         trial.set_user_attr("timings", result.timings)
         return [float(v) for v in values]
 
-    def _prefilter(self, trial: optuna.Trial, cfg) -> None:
-        """Score the candidate training-free; PRUNED (not trained) unless it ranks high."""
+    def _prefilter(self, trial: optuna.Trial, cfg, costs: dict[str, float]) -> None:
+        """Score the candidate training-free and rank it on the predicted front (the score in
+        place of accuracy, with the measured costs); PRUNED, untrained, unless it ranks high."""
         from dvbench.proxies import ProxySettings, score_model
 
-        rule = self.options.space.prefilter
-        evaluator = self.evaluator
+        space, rule, evaluator = self.options.space, self.options.space.prefilter, self.evaluator
         scores = score_model(
             cfg.replace(img_size=evaluator.data.resolution), evaluator.data,
             ProxySettings(proxies=(rule.signal,)), seed=self.options.seed + trial.number,
@@ -150,19 +151,22 @@ class TrialRunner:
         )  # fmt: skip
         if scores.failures:
             self._fail(trial, f"pre-filter: {scores.failures[rule.signal]}", {})
-        score = float(scores.values[rule.signal])
-        trial.set_user_attr(PREFILTER_ATTR, {"signal": rule.signal, "score": score})
-        others = [
-            t.user_attrs[PREFILTER_ATTR]["score"]
+        others = [o for o in space.objectives if METRICS[o.metric].kind != "accuracy"]
+        mine = [float(scores.values[rule.signal]), *(costs[o.metric] for o in others)]
+        trial.set_user_attr(PREFILTER_ATTR, {"signal": rule.signal, "values": mine})
+        earlier = [
+            t.user_attrs[PREFILTER_ATTR]["values"]
             for t in trial.study.get_trials(deepcopy=False)
-            if PREFILTER_ATTR in t.user_attrs and t.number != trial.number
+            if PREFILTER_ATTR in t.user_attrs and t.number < trial.number
         ]
-        rank, scored, places = rule.rank(score, others)
+        directions = ["maximize", *(o.direction for o in others)]
+        rank, scored, places = rule.rank(mine, earlier, directions)
         if rank > places:
+            trial.set_user_attr("metrics", dict(costs))
             trial.set_user_attr(
                 "fail_reason",
-                f"pre-filter: {rule.signal} {score:.4g} ranks {rank} of {scored}; the best "
-                f"{places} train ({rule.keep} of every {rule.sample})",
+                f"pre-filter: {rule.signal} {mine[0]:.4g} places {rank} of {scored} on the "
+                f"predicted front; the first {places} train ({rule.keep} of every {rule.sample})",
             )
             self.last = (trial._trial_id, TrialState.PRUNED)
             raise optuna.TrialPruned()

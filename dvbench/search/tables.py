@@ -83,7 +83,7 @@ def trial_row(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
         row[column] = metrics.get(column)
     row.update({column: metrics[column] for column in PROXY_COLUMNS if column in metrics})
     if "prefilter" in attrs:  # the pre-filter's training-free score (see _prefilter)
-        row["prefilter_score"] = attrs["prefilter"]["score"]
+        row["prefilter_score"] = attrs["prefilter"]["values"][0]
     timings = attrs.get("timings", {})
     for column in TIMING_COLUMNS[:-1]:
         row[column] = timings.get(column)

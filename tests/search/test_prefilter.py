@@ -16,13 +16,27 @@ from dvbench.search.storage import open_storage
 
 def test_the_rank_rule_by_hand():
     rule = Prefilter(signal="synflow", keep=1, sample=4)
-    assert rule.keeps(5.0, [])  # the first candidate always trains
-    # 2 scored: ceil(2/4) = 1 place; 3.0 ranks 2nd behind 5.0
-    assert rule.rank(3.0, [5.0]) == (2, 2, 1) and not rule.keeps(3.0, [5.0])
-    assert rule.keeps(6.0, [5.0])
-    # 5 scored: ceil(5/4) = 2 places; ties share the better rank
-    assert rule.rank(4.0, [9.0, 4.0, 1.0, 0.5]) == (2, 5, 2)
-    assert not rule.keeps(1.0, [9.0, 4.0, 2.0, 0.5])  # rank 3 of 5
+    assert rule.keeps([5.0], [])  # the first candidate always trains
+    # 2 scored: ceil(2/4) = 1 place; 3.0 places 2nd behind 5.0
+    assert rule.rank([3.0], [[5.0]]) == (2, 2, 1) and not rule.keeps([3.0], [[5.0]])
+    assert rule.keeps([6.0], [[5.0]])
+    # 5 scored: ceil(5/4) = 2 places; an exact tie goes to the earlier candidate
+    assert rule.rank([4.0], [[9.0], [4.0], [1.0], [0.5]]) == (3, 5, 2)
+    assert rule.rank([9.5], [[9.0], [4.0], [1.0], [0.5]]) == (1, 5, 2)
+
+
+def test_the_predicted_front_keeps_the_cheap_end():
+    """(score max, GFLOPs min): a low score on a cheap network is still non-dominated."""
+    rule = Prefilter(signal="synflow", keep=1, sample=2)
+    directions = ["maximize", "minimize"]
+    earlier = [[500.0, 0.9], [450.0, 0.8], [300.0, 0.6]]  # one front, three points
+    # 100 at 0.1 GFLOPs: the cheapest, an extreme of the front: placed 1st (or tied 1st)
+    rank, scored, places = rule.rank([100.0, 0.1], earlier, directions)
+    assert (scored, places) == (4, 2) and rank <= 2
+    # by the score alone it would be last
+    assert rule.rank([100.0], [[e[0]] for e in earlier]) == (4, 4, 2)
+    # 280 at 0.95 GFLOPs is dominated by all three: last, not trained
+    assert rule.rank([280.0, 0.95], earlier, directions) == (4, 4, 2)
 
 
 @pytest.mark.parametrize(
@@ -50,26 +64,27 @@ def test_a_space_without_training_has_no_prefilter(tmp_path):
 @pytest.mark.slow
 def test_pruned_candidates_are_recorded_with_score_and_reason(tmp_path):
     raw = {k: v for k, v in MF_SPACE.items() if k != "fidelity"}
-    raw.update(n_trials=3, prefilter={"signal": "params_m", "keep": 1, "sample": 2})
+    raw.update(n_trials=4, prefilter={"signal": "params_m", "keep": 1, "sample": 2})
     space = load_space(write_space(tmp_path, raw, "pf.yaml"))
     options = SearchOptions(space=space, results_dir=tmp_path / "results", quiet=True)
     summary = run_search(options)
-    assert summary.completed == 3
+    assert summary.completed == 4
     trials = optuna.load_study(study_name="mf", storage=open_storage(options.storage_url)).trials
-    scored = []
+    earlier = []
     for t in trials:
-        score = t.user_attrs["prefilter"]["score"]
-        # the rule, replayed in trial order: trained exactly when it ranked high enough
-        kept = Prefilter("params_m", 1, 2).keeps(score, scored)
+        values = t.user_attrs["prefilter"]["values"]
+        # the rule, replayed in trial order on (score, GFLOPs): trained exactly when it placed
+        # high enough on the predicted front
+        kept = Prefilter("params_m", 1, 2).keeps(values, earlier, ["maximize", "minimize"])
         assert (t.state == TrialState.COMPLETE) == kept, t.number
+        assert values[1] == t.user_attrs["metrics"]["gflops"]  # costs recorded either way
         if not kept:
             assert t.state == TrialState.PRUNED
             assert t.user_attrs["fail_reason"].startswith("pre-filter: params_m")
-            assert "metrics" not in t.user_attrs  # never trained
+            assert "top1" not in t.user_attrs["metrics"]  # never trained
         # params_m as the signal: the score is the candidate's parameter count
-        if kept:
-            assert score == pytest.approx(t.user_attrs["metrics"]["params_m"], rel=1e-6)
-        scored.append(score)
+        assert values[0] == pytest.approx(t.user_attrs["metrics"]["params_m"], rel=1e-6)
+        earlier.append(values)
     assert any(t.state == TrialState.PRUNED for t in trials)
     table = pd.read_csv(tmp_path / "results" / "mf" / "trials.csv")
     assert table["prefilter_score"].notna().all() and len(table) == len(trials)
