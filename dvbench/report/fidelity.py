@@ -51,11 +51,13 @@ class FidelityInfo(NamedTuple):
 
 
 def get_fidelity_info(signals: pd.DataFrame, summary: Mapping[str, Any]) -> FidelityInfo:
-    """One point per signal with a finite tau and cost; the seed-to-seed tau as a line."""
+    """One point per signal with a finite tau (negative ones too) and a known cost; the
+    seed-to-seed tau as a line."""
     points = []
     for row in signals.to_dict("records"):
-        values = (row["seconds_per_candidate"], row["kendall_tau"])
-        if all(isinstance(v, (int, float)) and math.isfinite(v) and v >= 0 for v in values):
+        seconds, tau = row["seconds_per_candidate"], row["kendall_tau"]
+        finite = all(isinstance(v, (int, float)) and math.isfinite(v) for v in (seconds, tau))
+        if finite and seconds >= 0:
             points.append(
                 FidelityPoint(
                     row["signal"],
