@@ -32,13 +32,26 @@ def test_help_has_an_example(command, capsys):
     assert f" {command} " in epilog, f"{command} --help shows no example of itself"
 
 
-def test_python_m_and_cli_py_agree():
-    for argv in (
-        [sys.executable, "-m", "dvbench", "--help"],
-        [sys.executable, str(REPO / "cli.py"), "--help"],
-    ):
-        done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0 and "search" in done.stdout
+def test_the_installed_script_python_m_and_cli_py_are_one_program():
+    """``dvbench`` (the console script pip installed beside this Python), ``python -m dvbench``
+    and ``python cli.py``: the same version line, the same help, the same exit 2."""
+    script = Path(sys.executable).with_name("dvbench")
+    assert script.is_file(), f"no console script at {script}: is dvbench installed (pip -e .)?"
+    programs = {
+        "script": [str(script)],
+        "python -m": [sys.executable, "-m", "dvbench"],
+        "cli.py": [sys.executable, str(REPO / "cli.py")],
+    }
+    answers = {}
+    for name, program in programs.items():
+        version, help_, bad = (
+            subprocess.run(program + argv, cwd=REPO, capture_output=True, text=True, timeout=120)
+            for argv in (["--version"], ["search", "--help"], ["search", "--n-trials", "0"])
+        )
+        assert version.returncode == 0 and help_.returncode == 0 and bad.returncode == 2, name
+        assert version.stdout.strip() == f"dvbench {dvbench.__version__}", name
+        answers[name] = (help_.stdout, bad.stderr.splitlines()[-1])
+    assert answers["script"] == answers["python -m"] == answers["cli.py"]
 
 
 def test_unknown_command_is_one_line_exit_2(capsys):

@@ -29,6 +29,7 @@ def _python(code: str, *, cwd: Path = REPO, python: str = sys.executable) -> str
     return done.stdout
 
 
+@pytest.mark.slow
 def test_import_dvbench_is_light_and_loads_the_models_on_first_use():
     _python(
         """
@@ -49,6 +50,7 @@ def test_import_dvbench_is_light_and_loads_the_models_on_first_use():
     )
 
 
+@pytest.mark.slow
 def test_importing_dvbench_models_registers_the_timm_models():
     _python(
         """

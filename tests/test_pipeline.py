@@ -47,6 +47,7 @@ def test_plot_of_a_maximised_objective_marks_exactly_the_pareto_table(tmp_path):
     assert on_front == sorted(pareto["number"].astype(int))
 
 
+@pytest.mark.slow
 def test_profile_names_a_trial_of_a_finished_search(tmp_path):
     """``study:`` works in a command that never imports the search package."""
     space_file = write_space(tmp_path, {**COST_SPACE, "n_trials": 2})
@@ -63,6 +64,7 @@ def test_profile_names_a_trial_of_a_finished_search(tmp_path):
     assert f"{trial.gflops:.2f}" in done.stdout or f"{trial.gflops:.3g}" in done.stdout
 
 
+@pytest.mark.slow
 def test_every_command_honours_the_results_dir_variable(tmp_path, monkeypatch):
     results = tmp_path / "elsewhere"
     monkeypatch.setenv("DVBENCH_RESULTS_DIR", str(results))

@@ -194,6 +194,28 @@ def test_forward_backward_configs(changes, res):
         assert model(x).shape == (2, 10)
 
 
+def test_train_mode_forward_returns_the_eval_logits():
+    """In train mode ``forward`` returns logits, ``head(cls) + 0.5 * max aux_head`` over the
+    pixel tokens (combined here by hand from ``forward_token_label``), the same as in eval.
+    The stem's BatchNorm (batch statistics in training) and stochastic parts are the only
+    train/eval differences, so BatchNorm is kept in eval and nothing is dropped."""
+    torch.manual_seed(0)
+    model = DualViT(DualViTConfig(**TINY, img_size=64, token_label=True))
+    x = torch.randn(2, 3, 64, 64)  # the last stage is 2 x 2: four pixel tokens
+    with torch.no_grad():
+        expected = model.eval()(x)
+    model.train()
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.eval()
+    out = model(x)
+    assert isinstance(out, torch.Tensor) and out.shape == (2, 10) and out.requires_grad
+    cls_logits, aux = model.forward_token_label(x)
+    assert aux.shape[0] == 2 and aux.shape[-1] == 10 and aux.shape[1] > 1  # per pixel token
+    torch.testing.assert_close(out, cls_logits + 0.5 * aux.max(dim=1).values)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+
+
 def test_inference_and_training_paths_agree():
     """The in-place inference path and the autograd path compute the same function."""
     torch.manual_seed(0)

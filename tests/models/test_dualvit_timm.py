@@ -59,7 +59,10 @@ def _tiny(**changes) -> DualViT:
     return DualViT(DualViTConfig(**{**TINY, **changes}))
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize(
+    "name",
+    [*NAMES[:2], pytest.param(NAMES[2], marks=pytest.mark.slow)],  # dualvit_l: ~5 s
+)
 def test_train_py_keyword_arguments(name):
     model = timm.create_model(name, **TRAIN_PY_DEFAULTS)
     assert model.num_classes == 1000 and model.head_drop.p == 0.0
@@ -306,6 +309,7 @@ def test_pretrained_file_loads_the_official_layout(shared_dir, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_pretrained_cfg_is_complete():
     for name in NAMES:
         for tag, size, pool in (("in1k", 224, (7, 7)), ("in1k_384", 384, (12, 12))):

@@ -227,6 +227,7 @@ def test_baselines_add_the_swin_and_pvt_families():
     ]
 
 
+@pytest.mark.slow
 def test_real_process():
     done = subprocess.run(
         [sys.executable, "cli.py", "profile", "pvt_v2_b0", "--no-latency"],

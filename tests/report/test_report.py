@@ -272,12 +272,32 @@ def test_report_axes_add_latency_only_when_measured(study_dir, tmp_path):
     assert report_axes(load_report_data(no_latency)) == [("gflops", "top1")]
 
 
-def test_log_scale_only_for_costs_spanning_decades(study_dir):
+@pytest.mark.parametrize(
+    ("values", "log"),
+    [
+        ([1.0, 31.0], False),  # 1.49 decades (10 ** 1.5 = 31.6)
+        ([1.0, 32.0], True),  # 1.51 decades
+        ([0.05, 0.5, 20.0], True),  # 2.6 decades
+        ([2.0, 4.0, 8.0], False),
+        ([0.0, 10.0, 1000.0], False),  # a zero cannot go on a log axis
+        ([5.0], False),
+    ],
+)
+def test_log_scale_only_for_values_spanning_more_than_one_and_a_half_decades(values, log):
+    from dvbench.report.plots import _is_log
+
+    assert _is_log(values) is log
+
+
+def test_the_front_plot_applies_the_log_rule_to_costs_never_to_accuracy(study_dir, monkeypatch):
+    import dvbench.report.plots as plots
+
     data = load_report_data(open_study(study_dir)[0])
+    monkeypatch.setattr(plots, "LOG_SCALE_DECADES", 0.0)  # any spread is "decades" now
     info = get_pareto_front_info(data, "gflops", "top1")
-    values = [p.x for p in info.points]
-    assert info.x_log == (math.log10(max(values) / min(values)) > 1.5)
-    assert not info.y_log  # accuracy is never logarithmic
+    assert info.x_log and not info.y_log  # accuracy is never logarithmic
+    monkeypatch.setattr(plots, "LOG_SCALE_DECADES", 100.0)
+    assert not get_pareto_front_info(data, "gflops", "top1").x_log
 
 
 def test_hypervolume_info_matches_the_search_tables(study_dir):

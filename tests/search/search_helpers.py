@@ -42,3 +42,82 @@ def write_space(tmp_path: Path, space: dict, name: str = "costs.yaml") -> Path:
     path = tmp_path / name
     path.write_text(yaml.safe_dump(space, sort_keys=False))
     return path
+
+
+def peek_study(name: str, results: Path, storage_url: str | None = None):
+    """The study as it stands, or None before it exists.
+
+    A journal is read with Optuna's plain reader, which takes no lock (dvbench's reader may take
+    the journal's lock to repair a torn tail, and a stopped worker may hold that lock); Optuna's
+    reader skips a last record still being written. ``storage_url``: a database server.
+    """
+    import optuna
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    if storage_url is None:
+        path = results / name / "journal.log"
+        if not path.is_file():
+            return None
+        storage = JournalStorage(JournalFileBackend(str(path)))
+    else:
+        from dvbench.search.storage import open_storage
+
+        storage = open_storage(storage_url)
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError:  # the storage exists, the study not yet
+        return None
+
+
+def worker_pid(trial) -> int | None:
+    """The pid of the worker that started ``trial`` (None before its objective began)."""
+    from dvbench.search.tables import started_by
+
+    worker = started_by(trial)
+    return None if worker is None else int(worker.rsplit(":", 1)[1])
+
+
+def kill_mid_trial(peek, choose, *, journal: Path | None, alive, deadline_s: float = 600):
+    """SIGKILL a worker while a trial runs in it, and prove that it did.
+
+    ``peek()`` reads the study (None before it exists); ``choose(study)`` returns the trial to
+    kill, RUNNING in a live worker (``worker_pid``), or None to look again later. The worker is
+    stopped (SIGSTOP) first and the study read again: it is killed only if the trial is still
+    RUNNING with the worker frozen mid-trial and, on a journal, while it holds no lock on the
+    journal (``journal`` + ``.lock``); otherwise it continues (SIGCONT) and we look again.
+    Returns the trial as it was read while the worker was stopped, and that study.
+    ``alive()`` is False once the run has ended (then there was nothing to kill: an error).
+    ``deadline_s`` only keeps a broken run from hanging the test suite.
+    """
+    import contextlib
+    import os
+    import signal
+    import time
+
+    from optuna.trial import TrialState
+
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        if not alive():
+            raise AssertionError("the run ended before a trial could be killed mid-way")
+        study = peek()
+        trial = None if study is None else choose(study)
+        if trial is None:
+            time.sleep(0.1)
+            continue
+        pid = worker_pid(trial)
+        try:
+            os.kill(pid, signal.SIGSTOP)
+        except ProcessLookupError:  # it has just ended
+            continue
+        try:
+            now = peek().trials[trial.number]
+            lock_held = journal is not None and os.path.lexists(f"{journal}.lock")
+            if now.state == TrialState.RUNNING and worker_pid(now) == pid and not lock_held:
+                os.kill(pid, signal.SIGKILL)
+                return now, peek()
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)  # after SIGKILL: harmless
+        time.sleep(0.05)
+    raise AssertionError(f"no trial was killed mid-way within {deadline_s} s")

@@ -14,7 +14,6 @@ import multiprocessing
 import os
 import queue
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -167,18 +166,28 @@ def test_tear_made_while_open_is_moved_aside_before_the_next_append(tmp_path, ca
     assert len(_complete(reopened)) == 4 and len(reopened.trials) == 4
 
 
-def test_repair_waits_for_the_journal_lock(tmp_path):
+def test_repair_waits_for_the_journal_lock(tmp_path, monkeypatch):
     """A record still being written (its writer holds the lock) is not taken for a tear."""
+    from dvbench.search import _journal
+
     path, study = _journal_with_trials(tmp_path, n_trials=2)
     writer_lock = JournalFileSymlinkLock(str(path))
     writer_lock.acquire()
     record = b'{"op_code":2,"worker_id":"w","study_id":0,"user_attr":{"k":"v"}}\n'
     with open(path, "ab") as file:
         file.write(record[:30])  # half a record: the other writer is mid-write
+    waiting = threading.Event()
+    acquire = _journal._TailRepairingLock.acquire
+
+    def announced(self):
+        waiting.set()  # the opener saw the half record and now waits for the lock
+        return acquire(self)
+
+    monkeypatch.setattr(_journal._TailRepairingLock, "acquire", announced)
     opened: list[optuna.storages.BaseStorage] = []
     opener = threading.Thread(target=lambda: opened.append(open_storage(f"journal:{path}")))
     opener.start()
-    time.sleep(0.5)
+    assert waiting.wait(timeout=120), "the opener never asked for the lock"
     assert opener.is_alive() and path.read_bytes().endswith(record[:30])
     with open(path, "ab") as file:
         file.write(record[30:])

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import signal
 import subprocess
 import sys
 import time
+import types
 import uuid
 from pathlib import Path
 
@@ -19,7 +19,14 @@ import optuna
 import pandas as pd
 import pytest
 from optuna.trial import TrialState
-from search_helpers import COST_SPACE, REPO, write_space
+from search_helpers import (
+    COST_SPACE,
+    REPO,
+    kill_mid_trial,
+    peek_study,
+    worker_pid,
+    write_space,
+)
 
 from dvbench.evaluate import Evaluator
 from dvbench.search import (
@@ -32,7 +39,7 @@ from dvbench.search import (
 )
 from dvbench.search.storage import JournalHeartbeatStorage, open_storage
 from dvbench.search.tables import started_by, trials_frame
-from dvbench.search.workers import threads_per_worker
+from dvbench.search.workers import THREAD_ENV, threads_per_worker
 
 PG_URL = os.environ.get("DVBENCH_TEST_PG_URL")
 # Trials long enough (~1 s: latency is measured) that workers overlap and can be killed mid-trial.
@@ -83,15 +90,91 @@ def cleanup_pg():
             pass
 
 
+GATED = Path(__file__).with_name("gated_search.py")  # cli.py whose workers wait for files
+
+
+def _gated(cmd: list[str], gate: Path) -> subprocess.Popen:
+    """Start ``cmd`` (a ``cli.py search`` command line) with worker ``i`` held until the file
+    ``gate.i`` exists (see gated_search.py)."""
+    argv = [sys.executable, str(GATED), *cmd[2:]]
+    env = {**os.environ, "DVBENCH_TEST_GATE": str(gate)}
+    return subprocess.Popen(
+        argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _open(gate: Path, index: int) -> None:
+    Path(f"{gate}.{index}").touch()
+
+
+def _wait_for(condition, proc: subprocess.Popen, what: str, deadline_s: float = 600):
+    """Poll ``condition()`` until it returns something true; fail if ``proc`` ends first.
+    (The deadline only keeps a broken run from hanging the suite.)"""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        value = condition()
+        if value:
+            return value
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended before {what}: {proc.stderr.read()[-2000:]}")
+        time.sleep(0.1)
+    raise AssertionError(f"not within {deadline_s} s: {what}")
+
+
+def _logged_pid(study_dir: Path, index: int) -> int | None:
+    """The pid a started worker wrote to its log (None before it has)."""
+    log = study_dir / "workers" / f"worker-{index}.log"
+    text = log.read_text() if log.is_file() else ""
+    if f"worker {index} pid " not in text:
+        return None
+    return int(text.split(f"worker {index} pid ", 1)[1].split(":", 1)[0])
+
+
+def _environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+
+
 @pytest.mark.slow
 def test_three_workers_end_with_exactly_n_complete_trials(storage_url, tmp_path, cleanup_pg):
+    """Started workers share the study, each with its own sampler seed and thread variables.
+
+    Worker 0 (the command) is held until both started workers have completed a trial, so the
+    sharing is proven whatever the machine's load; then all three finish the study.
+    """
     space = write_space(tmp_path, {**TIMED_SPACE, "n_trials": 8})
     results = tmp_path / "results"
     name = _study_name(storage_url)
     cleanup_pg.append(name) if storage_url else None
+    gate = tmp_path / "gate"
     cmd = _search_cmd(space, results, name, storage_url, "--workers", "3", "--seed-official")
-    run = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr[-2000:]
+    proc = _gated(cmd, gate)
+
+    def trial_of(index: int, states: tuple[TrialState, ...]) -> int | None:
+        """The pid of worker ``index`` once it has a trial in one of ``states``."""
+        pid = _logged_pid(results / name, index)
+        study = peek_study(name, results, storage_url) if pid else None
+        trials = study.get_trials(states=states) if study else []
+        return pid if any(worker_pid(t) == pid for t in trials) else None
+
+    # one started worker after the other gets going, then both complete a trial; worker 0
+    # (the command) is held meanwhile
+    _open(gate, 1)
+    first = _wait_for(lambda: trial_of(1, (TrialState.RUNNING,)), proc, "worker 1 ran")
+    _open(gate, 2)
+    second = _wait_for(lambda: trial_of(2, (TrialState.RUNNING,)), proc, "worker 2 ran")
+    complete = (TrialState.COMPLETE,)
+    _wait_for(lambda: trial_of(1, complete), proc, "worker 1 completed a trial")
+    _wait_for(lambda: trial_of(2, complete), proc, "worker 2 completed a trial")
+    children = {first, second}
+    assert len(children) == 2 and proc.pid not in children
+    threads = threads_per_worker(3)
+    for pid in children:  # what the started workers run with, read from the live processes
+        env = _environ(pid)
+        assert {env.get(key) for key in THREAD_ENV} == {str(threads)}, env
+    _open(gate, 0)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-2000:]
 
     study = _load(name, results, storage_url)
     states = [t.state for t in study.trials]
@@ -101,64 +184,62 @@ def test_three_workers_end_with_exactly_n_complete_trials(storage_url, tmp_path,
     assert numbers == list(range(len(numbers)))
     # the seed trial was enqueued once for the study, not once per worker
     assert sum(t.user_attrs.get("seed_name") == "seed_a" for t in study.trials) == 1
-    # the workers shared the study (each its own process) and the table is the storage's
-    workers = {started_by(t) for t in study.trials if t.state == TrialState.COMPLETE}
-    assert len(workers) >= 2
+    # the table is the storage's
     table = pd.read_csv(results / name / "trials.csv")
     stored = trials_frame(study)
     assert table["number"].tolist() == stored["number"].tolist()
     assert table["state"].tolist() == stored["state"].tolist()
     assert table["gflops"].tolist() == pytest.approx(stored["gflops"].tolist(), nan_ok=True)
-    for index in (1, 2):  # the command itself is worker 0
+    for index in (1, 2):  # the command itself is worker 0 (sampler seed 0 + 0)
         log = (results / name / "workers" / f"worker-{index}.log").read_text()
-        assert f"worker {index} pid" in log and "done: ran" in log
-
-
-def _running_trial(study: optuna.Study, not_pid: int) -> optuna.trial.FrozenTrial | None:
-    """A trial running in a started worker (not in the command itself, worker 0)."""
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker = started_by(trial)
-        if worker is not None and int(worker.rsplit(":", 1)[1]) != not_pid:
-            return trial
-    return None
+        assert f"{threads} threads, sampler seed {index}," in log  # --seed 0 + index
+        assert "done: ran" in log
 
 
 @pytest.mark.slow
 def test_sigkill_one_worker_mid_trial_its_trial_is_retried(storage_url, tmp_path, cleanup_pg):
-    # enough trials that the started worker (slower to start than the command) runs some
-    space = write_space(tmp_path, {**TIMED_SPACE, "n_trials": 12, "seeds": {}})
+    """A started worker is killed while its trial runs (proven before the outcome is read);
+    worker 0, held until then, fails that trial once it is stale and runs it once more."""
+    space = write_space(tmp_path, {**TIMED_SPACE, "n_trials": 6, "seeds": {}})
     results = tmp_path / "results"
     name = _study_name(storage_url)
     cleanup_pg.append(name) if storage_url else None
+    gate = tmp_path / "gate"
     cmd = _search_cmd(space, results, name, storage_url, "--workers", "2", "--heartbeat", "1,3")
-    proc = subprocess.Popen(
-        cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    proc = _gated(cmd, gate)
+    _open(gate, 1)  # the started worker runs; worker 0 is held until the kill
+
+    def child_trial_after_one_complete(study: optuna.Study):
+        if not study.get_trials(states=(TrialState.COMPLETE,)):
+            return None
+        running = study.get_trials(states=(TrialState.RUNNING,))
+        # a trial whose candidate is sampled (so its retry must be the same candidate)
+        mid = [t for t in running if len(t.params) == len(TIMED_SPACE["knobs"])]
+        return next((t for t in mid if worker_pid(t) not in (None, proc.pid)), None)
+
+    journal = None if storage_url else results / name / "journal.log"
+    victim, seen = kill_mid_trial(
+        lambda: peek_study(name, results, storage_url),
+        child_trial_after_one_complete,
+        journal=journal,
+        alive=lambda: proc.poll() is None,
     )
-    victim = kept = None
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and victim is None and proc.poll() is None:
-        time.sleep(0.2)
-        try:
-            study = _load(name, results, storage_url)
-        except Exception:  # not created yet
-            continue
-        complete = {t.number for t in study.get_trials(states=(TrialState.COMPLETE,))}
-        trial = _running_trial(study, not_pid=proc.pid)
-        if len(complete) >= 1 and trial is not None:
-            victim, kept = trial, complete
-            os.kill(int(started_by(trial).rsplit(":", 1)[1]), signal.SIGKILL)
-    assert victim is not None, "no trial was running to kill"
-    out, err = proc.communicate(timeout=300)
+    kept = {t.number for t in seen.get_trials(states=(TrialState.COMPLETE,))}
+    assert victim.state == TrialState.RUNNING and kept  # the precondition: killed mid-trial
+    _open(gate, 0)
+    out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err[-2000:]
-    assert "exited with status -9" in err
+    assert "worker 1 exited with status -9" in err
 
     study = _load(name, results, storage_url)
     trials = study.trials
-    assert sum(t.state == TrialState.COMPLETE for t in trials) == 12
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 6
     assert kept <= {t.number for t in trials if t.state == TrialState.COMPLETE}
     assert trials[victim.number].state == TrialState.FAIL
     retries = [t for t in trials if t.system_attrs.get("failed_trial") == victim.number]
     assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
+    assert retries[0].params == victim.params == trials[victim.number].params
+    assert worker_pid(retries[0]) == proc.pid  # the only live worker ran it
     table = pd.read_csv(results / name / "trials.csv").set_index("number")
     assert table.loc[retries[0].number, "retried_from"] == victim.number
     assert table.loc[victim.number, "fail_reason"] == (
@@ -197,25 +278,34 @@ def test_a_study_keeps_its_storage_when_resumed_with_more_workers(tmp_path):
     )
 
 
-def test_journal_heartbeat_marks_silent_trials_stale(tmp_path):
+def test_journal_heartbeat_marks_silent_trials_stale(tmp_path, monkeypatch):
+    """Staleness is read against the clock, which the test moves: no race with the machine."""
     from optuna.storages.journal import JournalFileBackend
 
+    import dvbench.search._journal as journal
+
+    shift = [0.0]
+    clock = types.SimpleNamespace(time=lambda: time.time() + shift[0], strftime=time.strftime)
+    monkeypatch.setattr(journal, "time", clock)
     storage = JournalHeartbeatStorage(
-        JournalFileBackend(str(tmp_path / "j.log")), heartbeat_interval=1, grace_period=1
+        JournalFileBackend(str(tmp_path / "j.log")), heartbeat_interval=10, grace_period=60
     )
     study = optuna.create_study(storage=storage)
     beating, silent, inherited = study.ask(), study.ask(), study.ask()
     storage.record_heartbeat(beating._trial_id)
     # a retry inherits its predecessor's beat: it does not count for the new trial
     storage.set_trial_system_attr(
-        inherited._trial_id, "dvbench:heartbeat", [beating._trial_id, time.time() + 60]
+        inherited._trial_id, "dvbench:heartbeat", [beating._trial_id, clock.time() + 600]
     )
     assert storage._get_stale_trial_ids(study._study_id) == []
-    time.sleep(1.2)
+    shift[0] = 59.0  # within the grace period of every start and beat
+    assert storage._get_stale_trial_ids(study._study_id) == []
+    shift[0] = 61.0
     storage.record_heartbeat(beating._trial_id)
     assert storage._get_stale_trial_ids(study._study_id) == [silent._trial_id, inherited._trial_id]
     study.tell(silent, state=TrialState.FAIL)
     storage.record_heartbeat(silent._trial_id)  # a late beat of a failed trial is ignored
+    assert study.trials[silent.number].state == TrialState.FAIL
 
 
 def test_a_trial_started_beyond_the_total_is_not_run(tmp_path):
@@ -249,10 +339,13 @@ def test_a_worker_waits_for_the_last_trial_and_retries_it_when_its_worker_dies(t
     dead.set_user_attr("worker", {"id": "elsewhere:1", "trial": dead.number})
     study._storage.record_heartbeat(dead._trial_id)
     messages: list[str] = []
-    start = time.monotonic()
     summary = run_search(options, log=messages.append)
-    assert summary.completed == 2 and time.monotonic() - start >= 2
+    assert summary.completed == 2
     assert any(m.startswith("waiting: the last 1 trial(s)") for m in messages)
+    # it was failed only once silent for the grace period: its end is 2 s after its beat
+    failed = study.trials[dead.number]
+    _, beat = failed.system_attrs["dvbench:heartbeat"]
+    assert failed.datetime_complete.timestamp() - beat >= options.grace_period
     table = trials_frame(study).set_index("number")
     assert table.loc[dead.number, "state"] == "FAIL"
     retry = table.index[table["retried_from"] == dead.number].item()

@@ -161,3 +161,26 @@ def test_failed_run_exits_1_and_says_why(tmp_path: Path, capsys: pytest.CaptureF
     assert status == 1
     assert json.loads(out.read_text())["reason"].startswith("non-finite loss")
     assert "failed: non-finite loss" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_same_seed_same_accuracy_in_separate_processes(tmp_path: Path):
+    """Two processes, the same seed, data, config and thread count: the same run, to the bit
+    (accuracy and losses); another seed trains another network."""
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    results = []
+    for run, seed in enumerate(("0", "0", "1")):
+        out = tmp_path / f"run{run}.json"
+        argv = [sys.executable, str(repo / "cli.py"), "train", *MICRO_ARGS, "--data", "digits"]
+        argv += ["--res", "32", "--steps", "6", "--batch-size", "32", "--train-samples", "20"]
+        argv += ["--threads", "2", "--seed", seed, "--quiet", "--out", str(out)]
+        done = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        results.append(json.loads(out.read_text()))
+    keys = ("top1", "top5", "final_loss", "test_loss")
+    first, again, other = ([r[k] for k in keys] for r in results)
+    assert first == again
+    assert first[2] != other[2]  # the seed matters: another training loss

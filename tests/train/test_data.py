@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -178,16 +177,31 @@ def test_argument_errors_name_the_argument(kwargs: dict, name: str):
         load_data("digits", **kwargs)
 
 
-def test_cifar10_mini_loads_quickly(cifar10_mini: Path):
-    start = time.perf_counter()
+@pytest.fixture
+def decode_calls(monkeypatch) -> list[Path]:
+    """Every image file decoded from now on (the per-process cache starts empty)."""
+    import dvbench.train.data as data_module
+
+    calls: list[Path] = []
+    decode = data_module._decode
+
+    def counted(path):
+        calls.append(path)
+        return decode(path)
+
+    data_module._read_class_folders.cache_clear()
+    monkeypatch.setattr(data_module, "_decode", counted)
+    yield calls
+    data_module._read_class_folders.cache_clear()
+
+
+def test_cifar10_mini_loads_every_image_once(cifar10_mini: Path, decode_calls: list[Path]):
     data = load_data(cifar10_mini, resolution=32)
-    elapsed = time.perf_counter() - start
     assert (data.num_train, data.num_test, data.num_classes) == (5000, 1000, 10)
     assert data.class_names[0] == "airplane"
-    assert elapsed < 30, f"decoding 6,000 JPEGs took {elapsed:.1f} s"
-    start = time.perf_counter()
+    assert len(decode_calls) == len(set(decode_calls)) == 6000
     load_data(cifar10_mini, resolution=32, train_samples=50)
-    assert time.perf_counter() - start < 2  # decoded tensors are cached per process
+    assert len(decode_calls) == 6000  # decoded tensors are cached per process
 
 
 # ------------------------------------------------------------------------------ batching

@@ -75,6 +75,7 @@ class OutOfMemory(nn.Linear):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 42.00 GiB")
 
 
+@pytest.mark.slow
 def test_same_seed_same_result_other_seed_other_loss(small_digits):
     runs = [train_candidate(MICRO, small_digits, QUICK, seed=s, device="cpu") for s in (0, 0, 1)]
     assert all(r.ok for r in runs)
