@@ -54,6 +54,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_cli_startup.py
 	$(PY) benchmarks/bench_grad_checkpointing.py
 	$(PY) benchmarks/bench_fidelity.py
+	$(PY) benchmarks/bench_prefilter.py
+	$(PY) benchmarks/bench_multifidelity.py
 	bash .ci/with-postgres $(PY) benchmarks/bench_scaleout.py
 
 clean:
