@@ -106,7 +106,7 @@ def pareto_table(data: ReportData) -> str:
 
 def _rung_lines(data: ReportData) -> list[str]:
     """How far the candidates got, and the provisional front of those that stopped early."""
-    from dvbench.search._rung_tables import provisional_frame
+    from dvbench.search.tables import provisional_frame
 
     trials = data.trial_rows
     labels = [c.split("@", 1)[1] for c in trials.columns if c.startswith("top1@")]

@@ -357,6 +357,16 @@ def _parquet_ready(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def provisional_frame(
+    frame: pd.DataFrame, metrics: Sequence[str], directions: Sequence[str]
+) -> pd.DataFrame:
+    """Multi-fidelity: for each rung below the top, the front of the candidates that stopped
+    there, at that rung's accuracy (``provisional.csv``; empty for other studies)."""
+    from dvbench.search._rung_tables import provisional_frame as rung_fronts
+
+    return rung_fronts(frame, metrics, directions)
+
+
 def export_tables(
     study: optuna.Study,
     out_dir: Path,
@@ -368,7 +378,7 @@ def export_tables(
     front = pareto_frame(frame, metrics, directions)
     tables = [("trials", frame), ("pareto", front)]
     if "final" in frame.columns:  # multi-fidelity: every rung run, and the provisional front
-        from dvbench.search._rung_tables import provisional_frame, rung_runs
+        from dvbench.search._rung_tables import rung_runs
 
         tables.append(("rungs", rung_runs(study.get_trials(deepcopy=False))))
         tables.append(("provisional", provisional_frame(frame, metrics, directions)))
