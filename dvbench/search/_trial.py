@@ -130,12 +130,18 @@ class TrialRunner:
             return self._fail(trial, result.reason, result.timings)
         if result.status == "over_budget":
             trial.set_user_attr("skipped", result.reason)
-        values = [result.metrics.get(m) for m in space.metrics]
-        bad = [(m, v) for m, v in zip(space.metrics, values) if not finite(v)]
+        return self._objectives(trial, result.metrics, result.timings)
+
+    def _objectives(self, trial: optuna.Trial, metrics: dict, timings: dict) -> list[float]:
+        """Record what the trial measured and return its objective values (a non-finite one
+        fails the trial)."""
+        metric_names = self.options.space.metrics
+        values = [metrics.get(m) for m in metric_names]
+        bad = [(m, v) for m, v in zip(metric_names, values) if not finite(v)]
         if bad:
-            return self._fail(trial, f"objective {bad[0][0]} is {bad[0][1]}", result.timings)
-        trial.set_user_attr("metrics", result.metrics)
-        trial.set_user_attr("timings", result.timings)
+            return self._fail(trial, f"objective {bad[0][0]} is {bad[0][1]}", timings)
+        trial.set_user_attr("metrics", metrics)
+        trial.set_user_attr("timings", timings)
         return [float(v) for v in values]
 
     def _prefilter(self, trial: optuna.Trial, cfg, costs: dict[str, float]) -> None:
@@ -175,7 +181,6 @@ class TrialRunner:
         """Continue ``candidate`` from its checkpoint to ``rung``; its costs (and constraints)
         are the ones its rung-0 run measured."""
         assert self.ladder is not None
-        space = self.options.space
         root = next(
             t for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
             if rung_of(t) == (candidate, 0)
@@ -194,13 +199,7 @@ class TrialRunner:
             return self._fail(trial, str(exc), timings)
         metrics.update(training_metrics(result))
         timings["resumed_from_step"] = result.resumed_from_step
-        values = [metrics.get(m) for m in space.metrics]
-        bad = [(m, v) for m, v in zip(space.metrics, values) if not finite(v)]
-        if bad:
-            return self._fail(trial, f"objective {bad[0][0]} is {bad[0][1]}", timings)
-        trial.set_user_attr("metrics", metrics)
-        trial.set_user_attr("timings", timings)
-        return [float(v) for v in values]
+        return self._objectives(trial, metrics, timings)
 
     @staticmethod
     def _fail(trial: optuna.Trial, reason: str | None, timings: dict) -> list[float]:
