@@ -124,9 +124,10 @@ class Ladder:
                 params[candidate] = (trial.params, trial.distributions)
         return completed, started, live, params
 
-    def step(self, study: optuna.Study, *, sampling_done: Callable[[], bool]) -> int:
+    def step(self, study: optuna.Study) -> int:
         """Enqueue every promotion due now and delete checkpoints no longer needed, under the
-        study's lock. Returns the number of promotions enqueued."""
+        study's lock (all of them once the study is done: every candidate sampled, nothing
+        waiting or running, nothing due). Returns the number of promotions enqueued."""
         directions = self.options.space.directions
         with study_lock(self.options.storage_url, self.options.name):
             trials = study.get_trials(deepcopy=False)
@@ -142,7 +143,8 @@ class Ladder:
                 completed, started | set(due), directions, self.fidelity,
                 self.options.total_trials,
             )  # fmt: skip
-            if not due and not live and sampling_done():
+            sampled = sum(t.state == TrialState.COMPLETE and rung_of(t)[1] == 0 for t in trials)
+            if not due and not live and sampled >= self.options.total_trials:
                 done = {c for c, _ in started}
             self._measure_and_clean(done - live)
         return len(due)

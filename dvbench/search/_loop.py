@@ -70,6 +70,7 @@ class SearchLoop:
         self.overhead = {"export_s": 0.0, "wait_s": 0.0}
         self.rdb = storage_scheme(options.storage_url) in RDB_SCHEMES
         self._waiting_since: float | None = None
+        self._promotions_running = 0  # multi-fidelity: promotions RUNNING, as of _counts
 
     def export(self) -> None:
         """Rewrite the study's tables from its storage."""
@@ -92,9 +93,11 @@ class SearchLoop:
         started = time.monotonic()
         while True:
             if self.ladder is not None:
-                self.ladder.step(self.study, sampling_done=self._sampling_done)
+                self.ladder.step(self.study)
             counts = self._counts()
-            if counts[TrialState.COMPLETE] >= options.total_trials and not self._rungs_pending():
+            if counts[TrialState.COMPLETE] >= options.total_trials and not self._rungs_pending(
+                counts
+            ):
                 return
             if options.timeout is not None and time.monotonic() - started >= options.timeout:
                 self.stopped_reason = f"timeout of {options.timeout:g} s reached"
@@ -123,18 +126,11 @@ class SearchLoop:
         )
         return counts
 
-    def _sampling_done(self) -> bool:
-        """Every candidate has run rung 0 (nothing of rung 0 waits or runs)."""
-        counts = self._counts()
-        return counts[TrialState.COMPLETE] >= self.options.total_trials and not (
-            counts[TrialState.RUNNING] or counts[TrialState.WAITING]
-        )
-
-    def _rungs_pending(self) -> bool:
-        """Multi-fidelity: a promotion waits or runs somewhere (the study is not done)."""
+    def _rungs_pending(self, counts: dict[TrialState, int]) -> bool:
+        """Multi-fidelity: a promotion waits or runs somewhere (the study is not done), as
+        of ``counts`` (the :meth:`_counts` just made)."""
         if self.ladder is None:
             return False
-        counts = self._counts()
         return bool(counts[TrialState.WAITING] or self._promotions_running)
 
     def _must_wait(self, counts: dict[TrialState, int]) -> bool:
