@@ -3,11 +3,15 @@ sys.path)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
+GATED = Path(__file__).with_name("gated_search.py")  # cli.py whose workers wait for files
 
 # A cost-only space: no training, each trial is one FLOP count of a tiny model at 64 px.
 COST_SPACE = {
@@ -121,3 +125,18 @@ def kill_mid_trial(peek, choose, *, journal: Path | None, alive, deadline_s: flo
                 os.kill(pid, signal.SIGCONT)  # after SIGKILL: harmless
         time.sleep(0.05)
     raise AssertionError(f"no trial was killed mid-way within {deadline_s} s")
+
+
+def start_gated(cmd: list[str], gate: Path) -> subprocess.Popen:
+    """Start ``cmd`` (a ``cli.py search`` command line) with worker ``i`` held until the file
+    ``gate.i`` exists (see gated_search.py and :func:`open_gate`)."""
+    argv = [sys.executable, str(GATED), *cmd[2:]]
+    env = {**os.environ, "DVBENCH_TEST_GATE": str(gate)}
+    return subprocess.Popen(
+        argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def open_gate(gate: Path, index: int) -> None:
+    """Let worker ``index`` of a :func:`start_gated` run go."""
+    Path(f"{gate}.{index}").touch()

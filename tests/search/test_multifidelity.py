@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import os
-import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -17,7 +16,15 @@ import optuna
 import pandas as pd
 import pytest
 from optuna.trial import TrialState
-from search_helpers import REPO, kill_mid_trial, peek_study, worker_pid, write_space
+from search_helpers import (
+    REPO,
+    kill_mid_trial,
+    open_gate,
+    peek_study,
+    start_gated,
+    worker_pid,
+    write_space,
+)
 
 from dvbench.evaluate import Evaluator
 from dvbench.search import SearchOptions, load_space, run_search
@@ -250,16 +257,13 @@ def test_a_worker_killed_mid_rung_loses_nothing_and_no_promotion_runs_twice(stor
     space = write_space(tmp_path, {**MF_SPACE, "sampler": {"name": "random"}}, "mf.yaml")
     results = tmp_path / "results"
     name = "mf" if storage_url is None else f"mf_{uuid.uuid4().hex[:10]}"
-    cmd = [sys.executable, str(REPO / "tests" / "search" / "gated_search.py"), "search"]
-    cmd += ["--space", str(space), "--results-dir", str(results), "--study-name", name]
-    cmd += ["--quiet", "--workers", "2", "--heartbeat", "1,3"]
+    cmd = [sys.executable, str(REPO / "cli.py"), "search", "--space", str(space)]
+    cmd += ["--results-dir", str(results), "--study-name", name, "--quiet"]
+    cmd += ["--workers", "2", "--heartbeat", "1,3"]
     cmd += ["--storage", storage_url] if storage_url else []
     gate = tmp_path / "gate"
-    env = {**os.environ, "DVBENCH_TEST_GATE": str(gate)}
-    proc = subprocess.Popen(
-        cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    Path(f"{gate}.1").touch()  # the started worker runs alone until the kill
+    proc = start_gated(cmd, gate)
+    open_gate(gate, 1)  # the started worker runs alone until the kill
     try:
 
         def promotion_in_child(study: optuna.Study):
@@ -276,7 +280,7 @@ def test_a_worker_killed_mid_rung_loses_nothing_and_no_promotion_runs_twice(stor
         )
         kept = {t.number for t in seen.get_trials(states=(TrialState.COMPLETE,))}
         assert victim.state == TrialState.RUNNING and rung_of(victim)[1] > 0  # mid-rung
-        Path(f"{gate}.0").touch()
+        open_gate(gate, 0)
         out, err = proc.communicate(timeout=900)
     finally:
         if proc.poll() is None:

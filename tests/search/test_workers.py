@@ -23,7 +23,9 @@ from search_helpers import (
     COST_SPACE,
     REPO,
     kill_mid_trial,
+    open_gate,
     peek_study,
+    start_gated,
     worker_pid,
     write_space,
 )
@@ -90,23 +92,6 @@ def cleanup_pg():
             pass
 
 
-GATED = Path(__file__).with_name("gated_search.py")  # cli.py whose workers wait for files
-
-
-def _gated(cmd: list[str], gate: Path) -> subprocess.Popen:
-    """Start ``cmd`` (a ``cli.py search`` command line) with worker ``i`` held until the file
-    ``gate.i`` exists (see gated_search.py)."""
-    argv = [sys.executable, str(GATED), *cmd[2:]]
-    env = {**os.environ, "DVBENCH_TEST_GATE": str(gate)}
-    return subprocess.Popen(
-        argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-
-
-def _open(gate: Path, index: int) -> None:
-    Path(f"{gate}.{index}").touch()
-
-
 def _wait_for(condition, proc: subprocess.Popen, what: str, deadline_s: float = 600):
     """Poll ``condition()`` until it returns something true; fail if ``proc`` ends first.
     (The deadline only keeps a broken run from hanging the suite.)"""
@@ -148,7 +133,7 @@ def test_three_workers_end_with_exactly_n_complete_trials(storage_url, tmp_path,
     cleanup_pg.append(name) if storage_url else None
     gate = tmp_path / "gate"
     cmd = _search_cmd(space, results, name, storage_url, "--workers", "3", "--seed-official")
-    proc = _gated(cmd, gate)
+    proc = start_gated(cmd, gate)
 
     def trial_of(index: int, states: tuple[TrialState, ...]) -> int | None:
         """The pid of worker ``index`` once it has a trial in one of ``states``."""
@@ -159,9 +144,9 @@ def test_three_workers_end_with_exactly_n_complete_trials(storage_url, tmp_path,
 
     # one started worker after the other gets going, then both complete a trial; worker 0
     # (the command) is held meanwhile
-    _open(gate, 1)
+    open_gate(gate, 1)
     first = _wait_for(lambda: trial_of(1, (TrialState.RUNNING,)), proc, "worker 1 ran")
-    _open(gate, 2)
+    open_gate(gate, 2)
     second = _wait_for(lambda: trial_of(2, (TrialState.RUNNING,)), proc, "worker 2 ran")
     complete = (TrialState.COMPLETE,)
     _wait_for(lambda: trial_of(1, complete), proc, "worker 1 completed a trial")
@@ -172,7 +157,7 @@ def test_three_workers_end_with_exactly_n_complete_trials(storage_url, tmp_path,
     for pid in children:  # what the started workers run with, read from the live processes
         env = _environ(pid)
         assert {env.get(key) for key in THREAD_ENV} == {str(threads)}, env
-    _open(gate, 0)
+    open_gate(gate, 0)
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err[-2000:]
 
@@ -206,8 +191,8 @@ def test_sigkill_one_worker_mid_trial_its_trial_is_retried(storage_url, tmp_path
     cleanup_pg.append(name) if storage_url else None
     gate = tmp_path / "gate"
     cmd = _search_cmd(space, results, name, storage_url, "--workers", "2", "--heartbeat", "1,3")
-    proc = _gated(cmd, gate)
-    _open(gate, 1)  # the started worker runs; worker 0 is held until the kill
+    proc = start_gated(cmd, gate)
+    open_gate(gate, 1)  # the started worker runs; worker 0 is held until the kill
 
     def child_trial_after_one_complete(study: optuna.Study):
         if not study.get_trials(states=(TrialState.COMPLETE,)):
@@ -226,7 +211,7 @@ def test_sigkill_one_worker_mid_trial_its_trial_is_retried(storage_url, tmp_path
     )
     kept = {t.number for t in seen.get_trials(states=(TrialState.COMPLETE,))}
     assert victim.state == TrialState.RUNNING and kept  # the precondition: killed mid-trial
-    _open(gate, 0)
+    open_gate(gate, 0)
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err[-2000:]
     assert "worker 1 exited with status -9" in err
