@@ -116,9 +116,12 @@ def baseline_rows(study: optuna.Study) -> list[dict[str, Any]]:
     return rows
 
 
-def trials_frame(study: optuna.Study) -> pd.DataFrame:
-    """Every trial (any state) and every baseline, one row each."""
-    trials = study.get_trials(deepcopy=False)
+def trials_frame(
+    study: optuna.Study, trials: Sequence[optuna.trial.FrozenTrial] | None = None
+) -> pd.DataFrame:
+    """Every trial (any state) and every baseline, one row each (``trials``: the study's,
+    already read)."""
+    trials = study.get_trials(deepcopy=False) if trials is None else trials
     rows = [trial_row(t) for t in trials]
     _explain_stale_failures(rows)
     rows += baseline_rows(study)
@@ -374,13 +377,14 @@ def export_tables(
     directions: Sequence[str],
 ) -> dict[str, Path]:
     """Write trials.csv/.parquet and pareto.csv/.parquet for ``study`` into ``out_dir``."""
-    frame = trials_frame(study)
+    trials = study.get_trials(deepcopy=False)
+    frame = trials_frame(study, trials)
     front = pareto_frame(frame, metrics, directions)
     tables = [("trials", frame), ("pareto", front)]
     if "final" in frame.columns:  # multi-fidelity: every rung run, and the provisional front
         from dvbench.search._rung_tables import rung_runs
 
-        tables.append(("rungs", rung_runs(study.get_trials(deepcopy=False))))
+        tables.append(("rungs", rung_runs(trials)))
         tables.append(("provisional", provisional_frame(frame, metrics, directions)))
     paths = {}
     for stem, table in tables:
