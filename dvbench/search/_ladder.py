@@ -109,7 +109,7 @@ class Ladder:
         completed: dict[int, dict[int, list[float]]] = {}
         started: set[tuple[int, int]] = set()
         live: set[int] = set()
-        params: dict[int, tuple[dict, dict]] = {}
+        params: dict[int, dict] = {}
         for trial in trials:
             candidate, rung = rung_of(trial)
             started.add((candidate, rung))
@@ -121,7 +121,7 @@ class Ladder:
                 continue
             completed.setdefault(candidate, {})[rung] = list(trial.values)
             if rung == 0:
-                params[candidate] = (trial.params, trial.distributions)
+                params[candidate] = trial.params
         return completed, started, live, params
 
     def step(self, study: optuna.Study) -> int:
@@ -134,9 +134,8 @@ class Ladder:
             completed, started, live, params = self.read(trials)
             due = promotions(completed, started, directions, self.fidelity)
             for candidate, rung in due:
-                values, _ = params[candidate]
                 record = self.mark(candidate, rung)
-                study.enqueue_trial(dict(values), user_attrs={RUNG_ATTR: record})
+                study.enqueue_trial(dict(params[candidate]), user_attrs={RUNG_ATTR: record})
                 self.log(f"promoted candidate {candidate} to rung {self.fidelity.label(rung)}")
             live |= {c for c, _ in due}
             done = beyond_promotion(

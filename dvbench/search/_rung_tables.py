@@ -25,10 +25,6 @@ RUNG_COLUMNS = ("candidate", "rung", "budget", "final")
 _TRAINED = ("top1", "top5", "train_time_s", "train_images_per_s", "train_s")
 
 
-def is_multifidelity(study_trials: Sequence[optuna.trial.FrozenTrial]) -> bool:
-    return any(RUNG_ATTR in t.user_attrs for t in study_trials)
-
-
 def rung_runs(trials: Sequence[optuna.trial.FrozenTrial]) -> pd.DataFrame:
     """Every rung run: its trial number, candidate, rung, budget, state and what it measured."""
     rows = []
