@@ -22,7 +22,8 @@ import pandas as pd
 from dvbench.search.tables import RUNG_ATTR
 
 RUNG_COLUMNS = ("candidate", "rung", "budget", "final")
-_TRAINED = ("top1", "top5", "train_time_s", "train_images_per_s", "train_s")
+# what a rung's training measures (dvbench.evaluate.training_metrics); taken from the highest
+_TRAINED = ("top1", "top5", "train_time_s", "train_images_per_s")
 
 
 def rung_runs(trials: Sequence[optuna.trial.FrozenTrial]) -> pd.DataFrame:
@@ -73,7 +74,7 @@ def fold_rungs(frame: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
         for column in _TRAINED:
             if column in out.columns:
                 out.at[index, column] = highest[column]
-        out.at[index, "train_s"] = float(reached["train_s"].fillna(0).sum())
+        out.at[index, "train_s"] = float(reached["train_s"].fillna(0).sum())  # every rung's
     return out.reset_index(drop=True)
 
 
