@@ -15,6 +15,8 @@ from typing import Any
 
 __all__ = [
     "ACCURACY_METRICS",
+    "accuracy_standard_error",
+    "format_with_error",
     "CONSTRAINTS",
     "METRICS",
     "PROXY_METRICS",
@@ -153,3 +155,32 @@ def violation(key: str, value: float, bound: float) -> float:
     a ``max_*`` bound, or the relative shortfall under a ``min_*`` bound."""
     scale = abs(bound) or 1.0
     return (bound - value) / scale if key.startswith("min_") else (value - bound) / scale
+
+
+def accuracy_standard_error(accuracy_percent: float, test_images: int) -> float:
+    """Binomial standard error, in points, of an accuracy measured on ``test_images`` images
+    (NaN when the count is unknown)."""
+    try:
+        p = min(max(float(accuracy_percent) / 100.0, 0.0), 1.0)
+        n = int(test_images)
+    except (TypeError, ValueError):
+        return math.nan
+    if n <= 0 or not math.isfinite(p):
+        return math.nan
+    return 100.0 * math.sqrt(p * (1 - p) / n)
+
+
+def format_with_error(value: Any, error: Any) -> str:
+    """``value ± error`` with the precision the error allows: the error to two significant
+    digits, the value to the same decimal place (``86.7 ± 1.8``, ``48.48 ± 0.56``); the value
+    alone (``.2f``) when the error is unknown."""
+    try:
+        number, se = float(value), float(error)
+    except (TypeError, ValueError):
+        return format_value("top1", value)
+    if not math.isfinite(number):
+        return ""
+    if not math.isfinite(se) or se <= 0:
+        return f"{number:.2f}"
+    decimals = max(0, 1 - math.floor(math.log10(se)))
+    return f"{number:.{decimals}f} ± {se:.{decimals}f}"

@@ -19,11 +19,13 @@ EPILOG = """examples:
   python cli.py calibrate --space small --data ../shared/data/cifar10-large \\
       --train-samples 500 --candidates 20 --ladder 1,3,9,15 --schedules 1,3 --repeats 10
 
-Each candidate is trained once along the ladder (the schedule of the last rung, evaluated at
-every rung) and once per short schedule; the first --repeats candidates are trained again at
-the last rung with another seed (the noise ceiling). Results, resumable after a kill by
-re-running the same command: results/calibrate/NAME/ (records.jsonl, signals.csv/.parquet,
-candidates.csv/.parquet, summary.json, fidelity.png).
+Each candidate is trained along the ladder (the schedule of the last rung, evaluated at
+every rung) and once per short schedule; the first --repeats candidates are trained along the
+ladder with --seeds seeds each (the target's reliability: ICC, expected-tau ceiling). Seeds are
+keyed to each network's architecture. The test set is split in two halves (--no-holdout: not)
+so a choice made on one can be confirmed on the other. Results, resumable after a kill by
+re-running the same command: results/calibrate/NAME/ (records.jsonl, signals, candidates and
+reliability as .csv/.parquet, summary.json, fidelity.png).
 """
 
 
@@ -66,7 +68,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--schedules", type=_epochs_list, default=(1.0, 3.0),
                    help="short schedules of their own, in epochs (default 1,3)")  # fmt: skip
     p.add_argument("--proxies", help="comma-separated proxies (default: all)")
-    p.add_argument("--repeats", type=int, default=10, help="candidates trained again (seed+1)")
+    p.add_argument("--repeats", type=int, default=10,
+                   help="candidates trained with --seeds seeds (default 10)")  # fmt: skip
+    p.add_argument("--seeds", type=positive_int, default=3,
+                   help="seeds of each repeated candidate (default 3)")  # fmt: skip
+    p.add_argument("--no-holdout", dest="holdout", action="store_false",
+                   help="evaluate on the whole test set only (no halves)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=positive_int, help="torch threads (default: all cores)")
@@ -86,10 +93,10 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from dvbench.calibrate import CalibrationPlan, calibrate, save_calibration
     from dvbench.errors import UsageError
     from dvbench.report.fidelity import draw_fidelity, get_fidelity_info
     from dvbench.search import load_space
-    from dvbench.search.calibrate import CalibrationPlan, calibrate, save_calibration
     from dvbench.train import DataSpec, TrainSettings
 
     space = load_space(args.space)
@@ -114,7 +121,9 @@ def run(args: argparse.Namespace) -> int:
         schedules=args.schedules,
         proxies=tuple(p.strip() for p in args.proxies.split(",")) if args.proxies else None,
         repeats=min(args.repeats, args.candidates),
+        seeds=args.seeds,
         seed=args.seed,
+        holdout=args.holdout,
     )
     name = args.name or f"{space.name}_{Path(data.source).name}"
     folder = results_dir(args) / "calibrate" / name
@@ -142,20 +151,25 @@ def run(args: argparse.Namespace) -> int:
     out = Console()
     s = result.summary
     table = Table(
-        title=f"rank fidelity vs {s['target_epochs']:g} epochs: {s['space']} on {s['data']} "
+        title=f"rank fidelity vs {s['target_epochs']:g} epochs (seed mean): {s['space']} on "
+        f"{s['data']} "
         f"({s['measured']} candidates)"
     )
-    columns = ("signal", "tau", "tau 95% CI", "rho", "top 1/4", "tau vs seed mean", "s/cand.")
+    columns = ("signal", "tau", "tau 95% CI", "rho", "top 1/4", "tau - params", "s/cand.")
     for column in columns:
         table.add_column(column, justify="left" if column == "signal" else "right")
     for row in result.signals.to_dict("records"):
+        diff = row.get("tau_minus_params")
         table.add_row(
             row["signal"],
             f"{row['kendall_tau']:.2f}",
             f"[{row['kendall_low']:.2f}, {row['kendall_high']:.2f}]",
             f"{row['spearman_rho']:.2f}",
             f"{row['top_quarter']:.2f}",
-            f"{row['tau_vs_seed_mean']:.2f}",
+            ""
+            if diff is None or diff != diff
+            else f"{diff:+.2f} [{row['tau_minus_params_low']:+.2f}, "
+            f"{row['tau_minus_params_high']:+.2f}]",
             f"{row['seconds_per_candidate']:.2f}",
         )
     out.print(table)
@@ -165,6 +179,14 @@ def run(args: argparse.Namespace) -> int:
         f"{s['test_images']} images); seed-to-seed tau {s['seed_to_seed_tau']:.2f} "
         f"over {s['repeats']} candidates"
     )
+    if s.get("icc") is not None:
+        low, high = s["icc_interval"]
+        out.print(
+            f"target reliability: ICC {s['icc']:.2f} [{low:.2f}, {high:.2f}] (seed sd "
+            f"{s['seed_sd']:.2f}, between-candidate sd {s['between_sd']:.2f} points); a perfect "
+            f"predictor's expected tau against the seed mean: "
+            f"{s['expected_tau_ceiling_seed_mean']:.2f}"
+        )
     for path in files.values():
         out.print(f"wrote {path}")
     return 0

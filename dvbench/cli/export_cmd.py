@@ -41,8 +41,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dvbench.report import export_trial, open_study
-    from dvbench.search import check_study_name
+    from dvbench.report import export_trial
+    from dvbench.search import check_study_name, open_study
 
     if args.storage and args.out is None:  # the output folder is results-dir/STUDY
         check_study_name(args.study)

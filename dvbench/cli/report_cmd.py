@@ -47,8 +47,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from dvbench.report import open_study, write_report
-    from dvbench.search import check_study_name
+    from dvbench.report import write_report
+    from dvbench.search import check_study_name, open_study
 
     if args.storage and args.out is None:  # the output folder is results-dir/STUDY
         check_study_name(args.study)

@@ -15,6 +15,7 @@ from dvbench.evaluate._evaluator import (
     finite,
     training_metrics,
 )
+from dvbench.evaluate._seeds import architecture_key, training_seed
 
 __all__ = [
     "Comparison",
@@ -22,7 +23,9 @@ __all__ = [
     "EvaluationFailure",
     "Evaluator",
     "ModelSpec",
+    "architecture_key",
     "compare_models",
     "finite",
     "training_metrics",
+    "training_seed",
 ]

@@ -33,6 +33,7 @@ from dvbench.train import (
     build_candidate,
     train_candidate,
 )
+from dvbench.train.loop import ProgressCallback
 
 __all__ = ["Evaluation", "EvaluationFailure", "Evaluator", "ModelSpec"]
 
@@ -217,11 +218,14 @@ class Evaluator:
         spec: ModelSpec,
         *,
         seed: int,
+        proxies: Sequence[str] | None = None,
         overrides: Mapping[str, Any] | None = None,
         timings: dict[str, float] | None = None,
+        timing: str = "proxies_s",
     ) -> dict[str, float]:
-        """The evaluator's training-free proxies of the untrained ``spec`` on its data, at the
-        data's resolution; a proxy that fails raises :class:`EvaluationFailure`."""
+        """Training-free proxies (``proxies``, default the evaluator's) of the untrained
+        ``spec`` on its data, at the data's resolution, their seconds in ``timings[timing]``;
+        a proxy that fails raises :class:`EvaluationFailure`."""
         from dvbench.proxies import ProxySettings, score_model
 
         timings = timings if timings is not None else {}
@@ -229,10 +233,10 @@ class Evaluator:
             spec = spec.replace(img_size=self.data.resolution, num_classes=self.num_classes)
         start = time.perf_counter()
         scores = score_model(
-            spec, self.data, ProxySettings(proxies=self.proxies), seed=seed,
+            spec, self.data, ProxySettings(proxies=tuple(proxies or self.proxies)), seed=seed,
             device=self.device, overrides=overrides,
         )  # fmt: skip
-        timings["proxies_s"] = time.perf_counter() - start
+        timings[timing] = time.perf_counter() - start
         if scores.failures:
             raise EvaluationFailure("; ".join(scores.failures.values()))
         return {name: float(value) for name, value in scores.values.items()}
@@ -246,8 +250,10 @@ class Evaluator:
         budget: Budget | None = None,
         checkpoint: str | Path | None = None,
         timings: dict[str, float] | None = None,
+        progress: ProgressCallback | None = None,
     ) -> TrainResult:
-        """Proxy-train ``spec`` (up to ``budget`` of the schedule, continuing ``checkpoint``).
+        """Proxy-train ``spec`` (up to ``budget`` of the schedule, continuing ``checkpoint``;
+        ``progress`` is the training loop's callback).
 
         A run that fails (diverges, runs out of memory) raises :class:`EvaluationFailure`.
         """
@@ -266,6 +272,7 @@ class Evaluator:
             overrides=overrides,
             stop=budget,
             checkpoint=checkpoint,
+            progress=progress,
         )
         timings["train_s"] = timings.get("train_s", 0.0) + time.perf_counter() - start
         if not result.ok:
@@ -332,10 +339,13 @@ class Evaluator:
 
 
 def training_metrics(result: TrainResult) -> dict[str, float]:
-    """The metrics a proxy run contributes to a candidate."""
+    """The metrics a proxy run contributes to a candidate (``test_images``: how many images
+    its accuracies were measured on, which gives their standard error)."""
     return {
         "top1": result.top1,
         "top5": result.top5,
+        "test_loss": result.test_loss,
+        "test_images": result.num_test,
         "train_time_s": result.train_time_s,
         "train_images_per_s": result.images_per_s,
     }

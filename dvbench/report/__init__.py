@@ -11,8 +11,8 @@ from dvbench.report.compare import (
     get_comparison_info,
     write_comparison,
 )
-from dvbench.report.data import ReportData, load_report_data, open_study
-from dvbench.report.export import create_from_file, export_trial, trial_export_config
+from dvbench.report.data import ReportData, load_report_data
+from dvbench.report.export import create_from_file, export_trial
 from dvbench.report.markdown import pareto_table, render_report
 from dvbench.report.plots import (
     HypervolumeInfo,
@@ -40,10 +40,8 @@ __all__ = [
     "get_importance_info",
     "get_pareto_front_info",
     "load_report_data",
-    "open_study",
     "pareto_table",
     "render_report",
-    "trial_export_config",
     "write_comparison",
     "write_report",
 ]

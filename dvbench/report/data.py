@@ -1,17 +1,17 @@
 """What a report shows, read from a finished study: tables, front, hypervolume, dominance.
 
 Everything here is computed from the study's storage with the search's own table functions
-(:mod:`dvbench.search.tables`), so the report agrees with ``trials.csv``/``pareto.csv``: when
-the study's space changed (``--allow-space-change``), the front, plots, hypervolume and
-baseline comparisons hold the newest space version's trials only. Nothing is trained or
-measured.
+(through :mod:`dvbench.search`'s public face), so the report agrees with
+``trials.csv``/``pareto.csv``, compares candidates by the study's own noise-aware rule
+(:class:`~dvbench.search.Criteria`), and carries every accuracy's standard error. When the
+study's space changed (``--allow-space-change``), the front, plots, hypervolume and baseline
+comparisons hold the newest space version's trials only. Nothing is trained or measured.
 """
 
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,19 +21,21 @@ import pandas as pd
 
 from dvbench.errors import UsageError
 from dvbench.metrics import ACCURACY_METRICS, METRICS, axis_label, format_value
-from dvbench.runtime import default_results_dir
-from dvbench.search import SpaceVersion, space_versions
-from dvbench.search.storage import STUDY_ATTR, find_study_folder, load_study
-from dvbench.search.tables import (
+from dvbench.search import (
     SPACE_VERSION,
+    STUDY_ATTR,
+    Criteria,
+    HypervolumeSummary,
+    SpaceVersion,
     candidates,
     dominance,
     front_version,
-    hypervolume,
     hypervolume_history,
+    hypervolume_summary,
     pareto_frame,
-    resolve_reference,
+    space_versions,
     trials_frame,
+    with_front_probability,
 )
 
 __all__ = [
@@ -41,7 +43,6 @@ __all__ = [
     "ReportData",
     "accuracy_axis_text",
     "load_report_data",
-    "open_study",
     "metric_label",
     "metric_name",
     "metric_text",
@@ -81,16 +82,21 @@ class ReportData:
 
     study_name: str
     settings: Mapping[str, Any]
-    trials: pd.DataFrame  # every trial (any state) and every baseline, one row each
+    trials: pd.DataFrame  # every candidate (any state) and every baseline, one row each
     front: pd.DataFrame  # the study's Pareto front, as pareto.csv
-    metrics: tuple[str, ...]
-    directions: tuple[str, ...]
-    reference_point: tuple[float, ...]
-    fixed_reference: Mapping[str, float]  # the part of the reference point the space fixed
-    hypervolume: float | None
-    history: pd.DataFrame  # hypervolume after each trial: number, hypervolume
+    criteria: Criteria  # objectives, directions and the dominance rule's confidence
+    hypervolume: HypervolumeSummary | None
+    history: pd.DataFrame  # normalised hypervolume after each trial: number, hypervolume
     dominance: Mapping[str, list[str]]  # baseline -> candidates that dominate it
     versions: tuple[SpaceVersion, ...] = ()  # the study's space versions, oldest first
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return self.criteria.metrics
+
+    @property
+    def directions(self) -> tuple[str, ...]:
+        return self.criteria.directions
 
     @property
     def front_version(self) -> int | None:
@@ -164,21 +170,6 @@ class ReportData:
         return bool(pd.to_numeric(base[metric], errors="coerce").notna().any())
 
 
-def open_study(
-    name_or_path: str | Path, *, results_dir: str | Path | None = None, storage: str | None = None
-) -> tuple[optuna.Study, Path]:
-    """A study by name (under ``results_dir``) or folder, and the folder its files go to.
-
-    With ``storage`` (an Optuna URL) the study is read from there and its folder is
-    ``results_dir/NAME``. Missing studies raise :class:`UsageError`.
-    """
-    results_dir = Path(results_dir) if results_dir is not None else default_results_dir()
-    if storage:
-        return load_study(name_or_path, storage=storage), results_dir / str(name_or_path)
-    folder = find_study_folder(name_or_path, results_dir)
-    return load_study(name_or_path, results_dir), folder
-
-
 def load_report_data(study: optuna.Study) -> ReportData:
     """Read a dvbench study (settings, trials, baselines) into :class:`ReportData`."""
     settings = study.user_attrs.get(STUDY_ATTR)
@@ -186,53 +177,32 @@ def load_report_data(study: optuna.Study) -> ReportData:
         raise UsageError(
             f"study {study.study_name!r} has no dvbench settings; was it made by `dvbench search`?"
         )
-    objectives = settings.get("objectives") or []
-    metrics = tuple(str(o["metric"]) for o in objectives)
-    directions = tuple(str(o["direction"]) for o in objectives)
-    if not metrics:
+    criteria = Criteria.of_settings(settings)
+    if not criteria.metrics:
         raise UsageError(f"study {study.study_name!r}: its settings name no objectives")
     frame = trials_frame(study)
     fixed = {str(k): float(v) for k, v in (settings.get("reference_point") or {}).items()}
+    fixed = {m: v for m, v in fixed.items() if m in criteria.metrics}
     if frame.empty:
-        front, reference, history = frame, [math.nan] * len(metrics), _empty_history()
+        front, history, hv = frame, pd.DataFrame(columns=["number", "hypervolume"]), None
         beaten: dict[str, list[str]] = {}
     else:
-        front = pareto_frame(frame, metrics, directions)
-        reference = resolve_reference(frame, metrics, directions, fixed)
-        history = _history(frame, metrics, directions, reference)
-        beaten = dominance(frame, metrics, directions)
-    hv = None
-    if len(metrics) > 1 and not front.empty and all(math.isfinite(r) for r in reference):
-        hv = hypervolume(front[list(metrics)].astype(float).to_numpy(), directions, reference)
+        frame = with_front_probability(frame, criteria)
+        front = pareto_frame(frame, criteria)
+        history = hypervolume_history(frame, criteria, fixed)
+        hv = hypervolume_summary(frame, criteria, fixed)
+        beaten = dominance(frame, criteria)
     return ReportData(
         study_name=study.study_name,
         settings=dict(settings),
         trials=frame,
         front=front,
-        metrics=metrics,
-        directions=directions,
-        reference_point=tuple(reference),
-        fixed_reference={m: v for m, v in fixed.items() if m in metrics},
+        criteria=criteria,
         hypervolume=hv,
         history=history,
         dominance=beaten,
         versions=tuple(space_versions(study.user_attrs)),
     )
-
-
-def _empty_history() -> pd.DataFrame:
-    return pd.DataFrame(columns=["number", "hypervolume"])
-
-
-def _history(
-    frame: pd.DataFrame,
-    metrics: Sequence[str],
-    directions: Sequence[str],
-    reference: Sequence[float],
-) -> pd.DataFrame:
-    if len(metrics) < 2 or not all(math.isfinite(r) for r in reference):
-        return _empty_history()
-    return hypervolume_history(frame, metrics, directions, reference)
 
 
 def accuracy_axis_text(settings: Mapping[str, Any], calibrations: Path) -> str | None:
@@ -266,11 +236,17 @@ def accuracy_axis_text(settings: Mapping[str, Any], calibrations: Path) -> str |
         if summary.get("space") != settings.get("space") or not same_data or row.empty:
             continue
         r = row.iloc[0]
+        reliability = f"seed-to-seed tau {summary['seed_to_seed_tau']:.2f}"
+        if summary.get("icc") is not None:
+            low, high = summary["icc_interval"]
+            reliability = (
+                f"the target's ICC {summary['icc']:.2f} [{low:.2f}, {high:.2f}], a perfect "
+                f"predictor's expected tau {summary['expected_tau_ceiling_seed_mean']:.2f}"
+            )
         return (
             f"{text}: Kendall tau {r['kendall_tau']:.2f} [{r['kendall_low']:.2f}, "
             f"{r['kendall_high']:.2f}] against {summary['target_epochs']:g} epochs on "
-            f"{summary['measured']} candidates (seed-to-seed tau "
-            f"{summary['seed_to_seed_tau']:.2f}; {summary_path.parent})"
+            f"{summary['measured']} candidates ({reliability}; {summary_path.parent})"
         )
     command = f"python cli.py calibrate --space {settings.get('space')} --data {source}"
     return f"{text}; not calibrated (`{command}`)"

@@ -17,14 +17,14 @@ from typing import Any
 import optuna
 import torch.nn as nn
 import yaml
-from optuna.trial import TrialState
 
 from dvbench.errors import UsageError
 from dvbench.models import DualViTConfig, create_model
-from dvbench.report.data import STUDY_ATTR, metric_text
-from dvbench.search.tables import is_feasible
+from dvbench.report.data import metric_text
+from dvbench.search import STUDY_ATTR, is_feasible, recorded_config
+from dvbench.search.record import METRICS_ATTR, SEED_NAME
 
-__all__ = ["EXPORT_SUFFIXES", "create_from_file", "export_trial", "trial_export_config"]
+__all__ = ["EXPORT_SUFFIXES", "create_from_file", "export_trial"]
 
 EXPORT_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -35,30 +35,7 @@ def create_from_file(path: str | Path, **kwargs: Any) -> nn.Module:
 
 
 def _trial(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
-    found = [t for t in study.get_trials(deepcopy=False) if t.number == number]
-    if not found:
-        last = len(study.get_trials(deepcopy=False)) - 1
-        raise UsageError(f"study {study.study_name!r} has no trial {number} (trials 0..{last})")
-    return found[0]
-
-
-def trial_export_config(study: optuna.Study, number: int) -> DualViTConfig:
-    """The config a COMPLETE trial recorded, named ``<study>_trial<N>``."""
-    trial = _trial(study, number)
-    reason = trial.user_attrs.get("fail_reason")
-    if trial.state != TrialState.COMPLETE:
-        why = f": {reason}" if reason else ""
-        raise UsageError(
-            f"trial {number} of {study.study_name!r} is {trial.state.name}, not COMPLETE{why}"
-        )
-    config = trial.user_attrs.get("config")
-    if not isinstance(config, dict):
-        raise UsageError(f"trial {number} of {study.study_name!r} recorded no config")
-    try:
-        cfg = DualViTConfig.from_dict(config)
-    except (TypeError, ValueError) as exc:
-        raise UsageError(f"trial {number} of {study.study_name!r}: bad config: {exc}") from None
-    return cfg.replace(name=f"{study.study_name}_trial{number}")
+    return next(t for t in study.get_trials(deepcopy=False) if t.number == number)
 
 
 def _source(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
@@ -66,10 +43,11 @@ def _source(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> dict[str, A
     return {
         "study": study.study_name,
         "trial": trial.number,
-        "seed_name": trial.user_attrs.get("seed_name"),
+        "seed_name": trial.user_attrs.get(SEED_NAME),
+        "state": trial.state.name,
         "feasible": is_feasible(trial),
         "knobs": dict(trial.params),
-        "metrics": dict(trial.user_attrs.get("metrics") or {}),
+        "metrics": dict(trial.user_attrs.get(METRICS_ATTR) or {}),
         "profile_res": _profile_resolution(settings.get("profile") or {}),
         "command": settings.get("command"),
     }
@@ -98,6 +76,9 @@ def _yaml_header(source: dict[str, Any], cfg: DualViTConfig, path: Path) -> str:
         f"trial {source['trial']}{seed}.",
         f"Recorded: {', '.join(recorded)}." if recorded else "",
         "Over the search's budget: recorded, not trained." if source["feasible"] is False else "",
+        f"The trial ended {source['state']}: its metrics may be partial."
+        if source["state"] != "COMPLETE"
+        else "",
         *(textwrap.wrap(f"Knobs: {knobs}", 96, subsequent_indent="  ") if knobs else []),
         f"Study command: {source['command']}" if source["command"] else "",
         f"num_classes is the search's ({cfg.num_classes}); override it when building, e.g. "
@@ -120,7 +101,7 @@ def export_trial(study: optuna.Study, number: int, path: str | Path) -> Path:
         raise UsageError(f"out: {path} is a folder; give a file name ending in .yaml or .json")
     if not path.parent.is_dir():
         raise UsageError(f"out: folder {path.parent} does not exist")
-    cfg = trial_export_config(study, number)
+    cfg = recorded_config(study, number)  # the one rule (also study:NAME:TRIAL's)
     source = _source(study, _trial(study, number))
     if suffix == ".json":
         text = json.dumps({"config": cfg.to_dict(), "source": source}, indent=2) + "\n"

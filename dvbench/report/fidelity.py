@@ -1,5 +1,7 @@
 """The fidelity benchmark's plot: rank agreement with the long schedule against the compute
-each signal costs per candidate (one point per signal, bootstrap 95 % intervals drawn).
+each signal costs per candidate (one point per signal, two-level bootstrap 95 % intervals
+drawn), with the two references a signal is judged by: the expected tau of a perfect
+predictor against the target (from the target's ICC) and the seed-to-seed tau.
 
 Like the other plots: :func:`get_fidelity_info` computes what to draw from the calibration's
 ``signals`` table, :func:`draw_fidelity` only draws it.
@@ -22,15 +24,15 @@ _COLOURS = {
     "baseline": "tab:gray",
     "proxy": "tab:purple",
     "rung": "tab:blue",
+    "tse": "tab:cyan",
     "schedule": "tab:green",
-    "ceiling": "tab:red",
 }
 _LEGEND = {
     "baseline": "params / FLOPs",
     "proxy": "training-free proxy",
     "rung": "rung of the long run",
+    "tse": "sum of training losses so far",
     "schedule": "short schedule of its own",
-    "ceiling": "another seed (noise ceiling)",
 }
 
 
@@ -47,12 +49,13 @@ class FidelityInfo(NamedTuple):
     title: str
     subtitle: str
     points: list[FidelityPoint]
-    ceiling: float | None
+    ceiling: float | None  # a perfect predictor's expected tau against the target
+    seed_to_seed: float | None  # tau between two seeds of the target
 
 
 def get_fidelity_info(signals: pd.DataFrame, summary: Mapping[str, Any]) -> FidelityInfo:
     """One point per signal with a finite tau (negative ones too) and a known cost; the
-    seed-to-seed tau as a line."""
+    expected-tau ceiling and the seed-to-seed tau as lines."""
     points = []
     for row in signals.to_dict("records"):
         seconds, tau = row["seconds_per_candidate"], row["kendall_tau"]
@@ -68,15 +71,25 @@ def get_fidelity_info(signals: pd.DataFrame, summary: Mapping[str, Any]) -> Fide
                     float(row["kendall_high"]),
                 )
             )
-    ceiling = summary.get("seed_to_seed_tau")
+    reliability = summary.get("icc")
+    icc_text = f"; target ICC {reliability:.2f}" if _finite(reliability) else ""
     return FidelityInfo(
         title=f"{summary.get('space')}: which signal ranks like {summary.get('target_epochs'):g} "
         "epochs?",
         subtitle=f"{summary.get('measured')} candidates, {summary.get('data')}; "
-        f"test-set SE {summary.get('test_standard_error', math.nan):.2f} points",
+        f"test-set SE {summary.get('test_standard_error', math.nan):.2f} points{icc_text}",
         points=points,
-        ceiling=float(ceiling) if ceiling is not None and math.isfinite(ceiling) else None,
+        ceiling=_number(summary.get("expected_tau_ceiling_seed_mean")),
+        seed_to_seed=_number(summary.get("seed_to_seed_tau")),
     )
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if _finite(value) else None
 
 
 def draw_fidelity(info: FidelityInfo, path: str | Path) -> Path:
@@ -97,18 +110,25 @@ def draw_fidelity(info: FidelityInfo, path: str | Path) -> Path:
             label=None if p.kind in seen else _LEGEND.get(p.kind, p.kind),
         )  # fmt: skip
         seen.add(p.kind)
-        ax.annotate(p.label, (p.seconds, p.tau), xytext=(4, 4), textcoords="offset points",
-                    fontsize=7)  # fmt: skip
+    for k, p in enumerate(sorted(info.points, key=lambda q: (q.seconds, q.tau))):
+        # neighbours alternate above and below their point, so close labels do not collide
+        ax.annotate(p.label, (p.seconds, p.tau), xytext=(5, 6 if k % 2 == 0 else -11),
+                    textcoords="offset points", fontsize=7)  # fmt: skip
     if info.ceiling is not None:
-        ax.axhline(info.ceiling, color="tab:red", linestyle="--", linewidth=1)
+        ax.axhline(info.ceiling, color="tab:red", linestyle="--", linewidth=1,
+                   label=f"perfect predictor's expected tau ({info.ceiling:.2f})")  # fmt: skip
+    if info.seed_to_seed is not None:
+        ax.axhline(info.seed_to_seed, color="tab:orange", linestyle=":", linewidth=1,
+                   label=f"seed-to-seed tau ({info.seed_to_seed:.2f})")  # fmt: skip
     ax.axhline(0, color="0.6", linewidth=0.8)
     ax.set_xscale("log")
-    _log_axis(ax.xaxis)
+    seconds = [p.seconds for p in info.points] or [1.0]
+    _log_axis(ax.xaxis, decades=math.log10(max(seconds) / min(seconds)))
     ax.set_xlabel("seconds per candidate (this machine)")
-    ax.set_ylabel("Kendall's tau vs the long schedule (95 % bootstrap interval)")
+    ax.set_ylabel("Kendall's tau vs the long schedule's seed mean (95 % interval)")
     ax.set_ylim(-1.05, 1.05)
     ax.grid(True, alpha=0.3)
-    if info.points:
-        ax.legend(fontsize=8, loc="lower right")
+    if info.points or info.ceiling is not None:
+        ax.legend(fontsize=7, loc="lower right")
     _titles(figure, ax, info.title, info.subtitle)
     return _save(figure, path)

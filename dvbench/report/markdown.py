@@ -1,10 +1,13 @@
-"""``report.md``: a study's front, baselines, hypervolume, settings and how to reproduce it.
+"""``report.md``: the answer first, then a study's front, baselines, hypervolume, settings and
+how to reproduce it.
 
-:func:`pareto_table` is the front (rows in ``pareto.csv`` order) followed by the baselines;
-:func:`render_report` assembles the page from :class:`~dvbench.report.data.ReportData` and the
-plot files already written beside it. A study whose space changed gets a *Space versions*
-section, and the page says which version the front is made of. No storage password is
-written: commands are shown with it masked.
+:func:`answer_lines` opens the page: per cost budget, which trial to pick, its accuracy with
+its standard error, and the trials tied with it; and one line when the accuracy axis does not
+resolve the front. :func:`pareto_table` is the front (rows in ``pareto.csv`` order, accuracies
+as ``value ± SE``) followed by the baselines; :func:`render_report` assembles the page from
+:class:`~dvbench.report.data.ReportData` and the plot files already written beside it. Trial
+numbers are Optuna's own (a candidate's number is its first run's; its other runs are listed).
+A study whose space changed gets a *Space versions* section. No storage password is written.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from dvbench.metrics import format_with_error
 from dvbench.report.data import (
     ACCURACY_METRICS,
     ReportData,
@@ -23,11 +27,11 @@ from dvbench.report.data import (
     metric_unit,
 )
 from dvbench.report.plots import ImportanceInfo
-from dvbench.search.storage import display_url
-from dvbench.search.tables import SPACE_VERSION
+from dvbench.search import SPACE_VERSION, display_url, provisional_frame
 
 __all__ = [
     "TABLE_METRICS",
+    "answer_lines",
     "knob_table",
     "markdown_table",
     "pareto_table",
@@ -81,33 +85,128 @@ def table_metrics(data: ReportData) -> list[str]:
     return list(dict.fromkeys([*data.metrics, *(m for m in TABLE_METRICS if data.measured(m))]))
 
 
+def _cell(metric: str, row: Mapping[str, Any]) -> str:
+    """A metric's cell: an accuracy with its standard error (precision follows it)."""
+    if metric in ACCURACY_METRICS and f"{metric}_se" in row:
+        return format_with_error(row.get(metric), row.get(f"{metric}_se"))
+    return metric_text(metric, row.get(metric))
+
+
+def _trial_cell(row: Mapping[str, Any]) -> str:
+    """The candidate's Optuna trial number, and its other runs' when it has more than one."""
+    number = row.get("number")
+    if number is None or pd.isna(number):
+        return ""
+    runs = str(row.get("trials") or "").split()
+    others = [r for r in runs if r != str(int(number))]
+    return f"{int(number)} (runs {', '.join(runs)})" if others else str(int(number))
+
+
+def _many_seeds(frame: pd.DataFrame) -> bool:
+    seeds = pd.to_numeric(frame.get("top1_seeds", pd.Series(dtype=float)), errors="coerce")
+    return bool((seeds > 1).any())
+
+
 def pareto_table(data: ReportData) -> str:
     """The Pareto front (``pareto.csv``'s rows, in order) and then the baselines."""
     metrics = table_metrics(data)
+    seeds = _many_seeds(data.front) or _many_seeds(data.baseline_rows)
     header = ["kind", "trial", "name", *(_column_header(m, data) for m in metrics)]
+    header += ["seeds"] if seeds else []
+    header += ["P(front)", "tied with"]
     rows = []
     for kind, frame in (("front", data.front), ("baseline", data.baseline_rows)):
         for row in frame.to_dict("records"):
-            number = row.get("number")
             state = row.get("state")
             name = row["name"] if state == "COMPLETE" else f"{row['name']} ({state})"
             if kind == "baseline" and not _same_version(row, data):
                 name += f" (space version {row[SPACE_VERSION]})"
-            rows.append(
-                [
-                    kind,
-                    "" if pd.isna(number) else int(number),
-                    name,
-                    *(metric_text(m, row.get(m)) for m in metrics),
-                ]
-            )
-    return markdown_table(header, rows, right=[False, True, False] + [True] * len(metrics))
+            cells = [kind, _trial_cell(row), name, *(_cell(m, row) for m in metrics)]
+            if seeds:
+                count = row.get("top1_seeds")
+                cells.append("" if count is None or pd.isna(count) else str(int(count)))
+            chance = row.get("p_front")
+            cells.append("" if chance is None or pd.isna(chance) else f"{chance:.2f}")
+            cells.append(str(row.get("tied_with") or "") if kind == "front" else "")
+            rows.append(cells)
+    right = [False, True, False] + [True] * (len(header) - 4) + [False]
+    return markdown_table(header, rows, right=right)
+
+
+def _accuracy_metric(data: ReportData) -> str | None:
+    return next((m for m in data.metrics if m in ACCURACY_METRICS), None)
+
+
+def _budget_metric(data: ReportData) -> str | None:
+    return next(
+        (m for m, d in zip(data.metrics, data.directions, strict=True)
+         if d == "minimize" and m not in ACCURACY_METRICS),
+        None,
+    )  # fmt: skip
+
+
+def answer_lines(data: ReportData) -> list[str]:
+    """Per cost budget, the trial to pick (the most accurate front member within it), its
+    accuracy ± SE and the front members within the budget tied with it; one line when the
+    accuracy axis does not resolve the front."""
+    accuracy, budget = _accuracy_metric(data), _budget_metric(data)
+    front = data.front
+    if accuracy is None or budget is None or front.empty:
+        return []
+    confidence = data.criteria.confidence
+    rule = data.criteria.rule
+    front = front.sort_values([budget, accuracy], ascending=[True, False]).reset_index(drop=True)
+    values = front[[accuracy]].astype(float).to_numpy()
+    errors = pd.to_numeric(front.get(f"{accuracy}_se"), errors="coerce").fillna(0.0)
+    tied = rule.tied(values, ["maximize"], errors.to_numpy()[:, None])
+    rows, last_pick = [], None
+    for k in range(len(front)):
+        within = list(range(k + 1))
+        pick = max(within, key=lambda i: (values[i, 0], -i))
+        if pick == last_pick:
+            continue
+        last_pick = pick
+        row = front.iloc[pick]
+        ties = [str(int(front.iloc[i]["number"])) for i in within if i != pick and tied[pick, i]]
+        rows.append([
+            f"≤ {metric_text(budget, front.iloc[k][budget])}",
+            f"{int(row['number'])} ({row['name']})" if row["name"] != f"trial_{int(row['number'])}"
+            else str(int(row["number"])),
+            _cell(accuracy, row), ", ".join(ties) or "none",
+        ])  # fmt: skip
+    header = [f"{metric_name(budget)} budget", "pick trial", _column_header(accuracy, data),
+              "tied with it (within the budget)"]  # fmt: skip
+    lines = [
+        "## The answer",
+        "",
+        f"For each {metric_name(budget)} budget, the most accurate candidate on the front within "
+        f"it, with the standard error of its accuracy; *tied* candidates' accuracies are not told "
+        f"apart from it at {confidence:.0%} confidence (any of them will do; the cheaper costs "
+        "less).",
+        "",
+        markdown_table(header, rows, right=[True, True, True, False]),
+        "",
+    ]
+    pairs = [(i, j) for i in range(len(front)) for j in range(i + 1, len(front))]
+    resolved = sum(not tied[i, j] for i, j in pairs)
+    if pairs and resolved == 0:
+        lines.append(
+            f"**Front decided by cost: accuracy differences within noise** (no two of its "
+            f"{len(front)} members are told apart at {confidence:.0%} confidence); the cheapest "
+            "is as good as any measured here."
+        )
+    elif pairs:
+        lines.append(
+            f"{resolved} of the front's {len(pairs)} pairs are told apart by accuracy at "
+            f"{confidence:.0%} confidence."
+        )
+    if data.criteria.rule.strict:
+        lines.append("The study compares with the strict rule (confidence 0): SEs are shown only.")
+    return [*lines, ""]
 
 
 def _rung_lines(data: ReportData) -> list[str]:
     """How far the candidates got, and the provisional front of those that stopped early."""
-    from dvbench.search.tables import provisional_frame
-
     trials = data.trial_rows
     labels = [c.split("@", 1)[1] for c in trials.columns if c.startswith("top1@")]
     counts = ", ".join(f"{trials[f'top1@{b}'].notna().sum()} reached {b}" for b in labels)
@@ -117,12 +216,12 @@ def _rung_lines(data: ReportData) -> list[str]:
         "Candidates that stopped earlier are drawn hollow, labelled with their last budget.",
         "",
     ]
-    provisional = provisional_frame(trials, data.metrics, data.directions)
+    provisional = provisional_frame(trials, data.criteria)
     if len(provisional):
         metrics = table_metrics(data)
         header = ["budget", "trial", *(_column_header(m, data) for m in metrics)]
         rows = [
-            [row["budget"], int(row["number"]), *(metric_text(m, row.get(m)) for m in metrics)]
+            [row["budget"], int(row["number"]), *(_cell(m, row) for m in metrics)]
             for row in provisional.to_dict("records")
         ]
         lines += [
@@ -225,7 +324,7 @@ def _dominance_lines(data: ReportData) -> list[str]:
         elif name not in data.dominance:
             lines.append(f"- **{name}**: not compared, it lacks an objective value.")
         elif not data.dominance[name]:
-            lines.append(f"- **{name}**: no candidate dominates it.")
+            lines.append(f"- **{name}**: no candidate dominates it (within the noise).")
         else:
             beaten_by = data.dominance[name]
             shown = ", ".join(f"`{n}`" for n in beaten_by[:MAX_NAMES])
@@ -236,32 +335,43 @@ def _dominance_lines(data: ReportData) -> list[str]:
             )
     if not lines:
         return ["The study has no baselines (`dvbench search --baselines NAME,...` adds them)."]
+    rule = data.criteria.rule
+    noise = (
+        "" if rule.strict else
+        f" where an accuracy counts as better only by more than {rule.z:.2f} standard errors of "
+        f"the difference ({data.criteria.confidence:.0%} confidence)"
+    )  # fmt: skip
     return [
         f"A candidate dominates a baseline when it is no worse in every objective "
-        f"({objectives}) and better in at least one.",
+        f"({objectives}) and better in at least one{noise}.",
         "",
         *lines,
     ]
 
 
 def _hypervolume_lines(data: ReportData) -> list[str]:
-    if data.hypervolume is None:
+    hv = data.hypervolume
+    if hv is None:
         if len(data.metrics) < 2:
             return ["Not defined for a single objective."]
         return ["Not computed: no feasible completed trial, or no usable reference point."]
-    parts = []
-    for metric, direction, value in zip(
-        data.metrics, data.directions, data.reference_point, strict=True
-    ):
-        factor = "1.1" if direction == "minimize" else "0.9"
-        source = (
-            "set by the space"
-            if metric in data.fixed_reference
-            else f"{factor} x the worst feasible value"
-        )
-        parts.append(f"{metric} = {metric_text(metric, value)} ({source})")
-    units = " x ".join(metric_unit(m) for m in data.metrics)
-    return [f"**{data.hypervolume:.6g}** ({units}), reference point: {'; '.join(parts)}."]
+    parts = [
+        f"{metric} = {metric_text(metric, value)} ({source})"
+        for metric, value, source in zip(data.metrics, hv.reference, hv.sources, strict=True)
+    ]
+    interval = f" [{hv.low:.4f}, {hv.high:.4f}]" if hv.high > hv.low else ""
+    lines = [
+        f"**{hv.value:.4f}**{interval} of the box between the reference point and the ideal "
+        f"(every axis normalised to 0..1; the interval: 95 % over the accuracies' noise). "
+        f"Reference point: {'; '.join(parts)}."
+    ]
+    if hv.cheapest_share == hv.cheapest_share:
+        lines.append(
+            f"The cheapest candidate alone holds {hv.cheapest_share:.0%} of it"
+            + ("; the hypervolume here measures cost more than accuracy."
+               if hv.cheapest_share > 0.9 else ".")
+        )  # fmt: skip
+    return [" ".join(lines)]
 
 
 def _importance_lines(info: ImportanceInfo | None, plot: str | None) -> list[str]:
@@ -301,6 +411,7 @@ def _settings_rows(data: ReportData, accuracy_axis: str | None = None) -> list[l
         ["constraints", constraints or "none"],
         ["sampler", sampler],
         ["seed", str(s.get("seed", ""))],
+        ["dominance rule", _rule_text(data)],
         ["trials requested", str(s.get("n_trials", ""))],
         ["proxy training", _train_text(data)],
         ["accuracy axis", accuracy_axis or ""],
@@ -310,6 +421,18 @@ def _settings_rows(data: ReportData, accuracy_axis: str | None = None) -> list[l
         ["versions", versions],
     ]
     return [row for row in rows if row[1]]
+
+
+def _rule_text(data: ReportData) -> str:
+    settings = data.settings
+    if data.criteria.rule.strict:
+        text = "strict (exact values)"
+    else:
+        text = f"noise-aware at {data.criteria.confidence:.0%} confidence"
+    repeats = settings.get("repeats")
+    if repeats:
+        text += f"; up to {repeats['seeds']} seeds where the front is unsure"
+    return text
 
 
 #: Training settings the report names (the study records them all).
@@ -393,6 +516,11 @@ def render_report(
         f"{len(data.front)} on the Pareto front."
     )
     lines = [f"# Study `{data.study_name}`", "", counts, ""]
+    answer = answer_lines(data)
+    if answer:
+        lines += answer
+        if accuracy_axis:
+            lines += [f"Accuracy axis: {accuracy_axis}.", ""]
     if data.changed_space:
         trials = _plural(data.version_trials(data.front_version or 1), "trial")
         lines += [

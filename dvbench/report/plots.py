@@ -29,9 +29,8 @@ from dvbench.report.data import (
     metric_label,
     metric_name,
     metric_text,
-    metric_unit,
 )
-from dvbench.search.tables import candidates, pareto_mask
+from dvbench.search import DominanceRule, candidates
 
 __all__ = [
     "DPI",
@@ -72,8 +71,8 @@ _STYLES: dict[str, dict[str, Any]] = {
 }
 _STUDY_LEGEND = {
     "trial": "other feasible trials",
-    "stopped": "stopped at a lower rung (label: its budget; accuracy at that budget)",
-    "front": "Pareto-optimal trials (label: trial number)",
+    "stopped": "stopped at a lower rung (label: trial:budget; accuracy at that budget)",
+    "front": "on the front, or tied with it within the noise (label: trial number)",
     "seed": "official Dual-ViT shapes (seed trials)",
     "dualvit": "Dual-ViT baseline",
     "swin": "Swin baseline",
@@ -95,7 +94,8 @@ class PlotPoint(NamedTuple):
     name: str
     kind: str  # a key of the marker styles: trial, front, seed, swin, pvt, dualvit, ...
     label: str | None  # text drawn beside the marker; None for none
-    on_front: bool
+    on_front: bool  # not dominated under the study's rule (ties within the noise included)
+    y_err: float = 0.0  # the y value's standard error (drawn as a bar of +-1 SE)
 
 
 class ParetoFrontInfo(NamedTuple):
@@ -108,7 +108,7 @@ class ParetoFrontInfo(NamedTuple):
     x_log: bool
     y_log: bool
     points: list[PlotPoint]  # everything drawn (feasible completed trials and baselines)
-    front: list[tuple[float, float]]  # non-dominated points in these two axes, sorted by x
+    front: list[tuple[float, float]]  # the estimated front (point estimates), sorted by x
     step: str  # matplotlib ``where`` of the front's staircase
     legend: dict[str, str]  # kind -> legend text, for the kinds present
     front_legend: str
@@ -197,16 +197,24 @@ def get_points_info(
     resolution: int | None = None,
     batch_size: int = 1,
     directions: tuple[str, str] | None = None,
+    rule: DominanceRule | None = None,
 ) -> ParetoFrontInfo:
-    """Points of ``pool`` (its front in these two axes drawn as a staircase) and ``extra``.
+    """Points of ``pool`` (its estimated front in these two axes drawn as a staircase) and
+    ``extra``.
 
     ``kind(row, on_front)`` and ``label(row, on_front)`` choose each point's marker and text;
     rows without both metrics finite are left out. ``directions`` (x, y) decide the front: a
-    study's own directions; without them, each metric's usual direction.
+    study's own directions; without them, each metric's usual direction. A point is on the
+    front when no other dominates it under ``rule`` (with the y value's standard error,
+    column ``<y>_se``, where there is one): candidates tied with the front within the noise are
+    on it too. The staircase joins the front of the point estimates.
     """
     x_dir, y_dir = directions or (_usual_direction(x_metric), _usual_direction(y_metric))
+    rule = rule or DominanceRule()
+    se_column = f"{y_metric}_se"
 
     def point(row: Mapping[str, Any], on_front: bool) -> PlotPoint:
+        error = row.get(se_column)
         return PlotPoint(
             float(row[x_metric]),
             float(row[y_metric]),
@@ -214,6 +222,7 @@ def get_points_info(
             kind(row, on_front),
             label(row, on_front),
             on_front,
+            float(error) if _finite(error) else 0.0,
         )
 
     points: list[PlotPoint] = []
@@ -221,10 +230,15 @@ def get_points_info(
     if len(pool):
         pool = pool[pool[x_metric].map(_finite) & pool[y_metric].map(_finite)]
     if len(pool):
-        mask = pareto_mask(pool[[x_metric, y_metric]].astype(float).to_numpy(), (x_dir, y_dir))
+        values = pool[[x_metric, y_metric]].astype(float).to_numpy()
+        errors = np.zeros_like(values)
+        if se_column in pool:
+            errors[:, 1] = pd.to_numeric(pool[se_column], errors="coerce").fillna(0.0)
+        mask = rule.front(values, (x_dir, y_dir), errors)
+        strict = DominanceRule().front(values, (x_dir, y_dir))
         points = [point(row, bool(m)) for row, m in zip(pool.to_dict("records"), mask, strict=True)]
         front = sorted(
-            ((p.x, p.y) for p in points if p.on_front),
+            (tuple(v) for v, m in zip(values.tolist(), strict, strict=True) if m),
             key=lambda xy: (xy[0], -xy[1] if y_dir == "maximize" else xy[1]),
         )
     rows = extra.to_dict("records") if extra is not None else []
@@ -248,7 +262,7 @@ def get_points_info(
         # The attainment staircase: each front point holds until the next one along x.
         step="post" if x_dir == "minimize" else "pre",
         legend={k: text for k, text in legend.items() if k in present},
-        front_legend="Pareto front (these two axes)",
+        front_legend="estimated front (point estimates; bars: +-1 SE)",
     )
 
 
@@ -273,25 +287,31 @@ def get_pareto_front_info(data: ReportData, x_metric: str, y_metric: str) -> Par
         return "front" if on_front else "trial"
 
     def label(row: Mapping[str, Any], on_front: bool) -> str | None:
-        if row.get("baseline") or str(row["name"]).startswith("dualvit_"):
+        if row.get("baseline"):
             return str(row["name"])
+        if str(row["name"]).startswith("dualvit_"):
+            return f"{row['name']} ({int(row['number'])})"
         if _stopped(row):
-            return str(row["budget"])
+            return f"{int(row['number'])}:{row['budget']}"
         return str(int(row["number"])) if on_front else None
 
     pool = candidates(data.trials, [x_metric, y_metric])
     baselines = data.baseline_rows
     baselines = baselines[baselines["state"] == "COMPLETE"] if len(baselines) else baselines
+    stopped = 0
     if "final" in data.trials.columns:  # multi-fidelity: the rest, each at its last rung
         rest = candidates(data.trials.drop(columns="final"), [x_metric, y_metric])
         rest = rest.assign(final=False)[~rest["number"].isin(pool["number"])]
         baselines = pd.concat([baselines, rest]) if len(rest) else baselines
+        stopped = len(rest)
     return get_points_info(
         pool,
         x_metric,
         y_metric,
         title=f"{data.study_name}: {metric_name(y_metric)} vs {metric_name(x_metric)}",
-        subtitle=_study_subtitle(data, len(pool), accuracy=y_metric in ACCURACY_METRICS),
+        subtitle=_study_subtitle(
+            data, len(pool), stopped=stopped, accuracy=y_metric in ACCURACY_METRICS
+        ),
         extra=baselines,
         kind=kind,
         label=label,
@@ -299,6 +319,7 @@ def get_pareto_front_info(data: ReportData, x_metric: str, y_metric: str) -> Par
         resolution=data.resolution,
         batch_size=data.batch_size,
         directions=(data.direction(x_metric), data.direction(y_metric)),
+        rule=data.criteria.rule,
     )
 
 
@@ -308,16 +329,24 @@ def _stopped(row: Mapping[str, Any]) -> bool:
     return isinstance(final, (bool, np.bool_)) and not final
 
 
-def _study_subtitle(data: ReportData, drawn: int, *, accuracy: bool) -> str:
+def _study_subtitle(data: ReportData, drawn: int, *, stopped: int = 0, accuracy: bool) -> str:
+    """What is drawn, counted as drawn: the candidates (and those stopped at a lower rung),
+    then what is not drawn and why."""
     complete = data.count("COMPLETE")
     hidden = [
         f"{n} {what}"
-        for n, what in ((data.count("FAIL"), "failed"), (data.infeasible, "over budget"))
+        for n, what in (
+            (data.count("FAIL"), "failed"),
+            (data.infeasible, "over budget"),
+            (data.count("PRUNED"), "pre-filtered or not run"),
+        )
         if n
     ]
-    text = f"{drawn} of {complete} completed trials drawn"
+    text = f"{drawn + stopped} of {complete} completed candidates drawn"
+    if stopped:
+        text += f" ({stopped} stopped at a lower rung, hollow)"
     if hidden:
-        text += f" ({', '.join(hidden)}: not drawn)"
+        text += f"; not drawn: {', '.join(hidden)}"
     train = data.settings.get("train") or {}
     if accuracy and train:
         epochs = train.get("epochs")
@@ -334,17 +363,18 @@ def _study_subtitle(data: ReportData, drawn: int, *, accuracy: bool) -> str:
 
 
 def get_hypervolume_info(data: ReportData) -> HypervolumeInfo | None:
-    """Hypervolume of the front after each trial; None for one objective or no trials."""
-    if data.history.empty:
+    """The normalised hypervolume of the candidates completed up to each trial; None for one
+    objective, or fewer than two points (a one-point history says nothing a number does not)."""
+    if len(data.history) < 2 or data.hypervolume is None:
         return None
-    units = " x ".join(metric_unit(m) for m in data.metrics)
+    hv = data.hypervolume
     reference = ", ".join(
-        f"{m} {metric_text(m, r)}" for m, r in zip(data.metrics, data.reference_point, strict=True)
+        f"{m} {metric_text(m, r)}" for m, r in zip(data.metrics, hv.reference, strict=True)
     )
     return HypervolumeInfo(
         title=f"{data.study_name}: hypervolume of the Pareto front",
-        subtitle=f"reference point: {reference}",
-        y_label=f"hypervolume ({units})",
+        subtitle=f"normalised axes (1 = every objective ideal); reference point: {reference}",
+        y_label="hypervolume (share of the box from the reference to the ideal)",
         numbers=[int(n) for n in data.history["number"]],
         values=[float(v) for v in data.history["hypervolume"]],
     )
@@ -415,8 +445,11 @@ def _titles(figure: Figure, ax: Any, title: str, subtitle: str) -> None:
         ax.set_title(subtitle, fontsize=8.5, color="0.35")
 
 
-def _log_axis(axis: Any) -> None:
-    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+def _log_axis(axis: Any, decades: float = 1.0) -> None:
+    """Plain-number ticks on a log axis: 1-2-5 per decade over a short span, one per decade
+    over more than two decades (where 1-2-5 labels run into each other)."""
+    subs = (1.0,) if decades > 2 else (1.0, 2.0, 5.0)
+    axis.set_major_locator(LogLocator(base=10, subs=subs))
     axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     axis.set_minor_formatter(NullFormatter())
 
@@ -446,6 +479,12 @@ def draw_pareto_front(info: ParetoFrontInfo, path: str | Path) -> Path:
     for kind, text in info.legend.items():
         chosen = [p for p in info.points if p.kind == kind]
         ax.scatter([p.x for p in chosen], [p.y for p in chosen], label=text, **_STYLES[kind])
+        errors = [p for p in chosen if p.y_err > 0]
+        if errors:
+            ax.errorbar(
+                [p.x for p in errors], [p.y for p in errors], yerr=[p.y_err for p in errors],
+                fmt="none", ecolor=_bar_colour(kind), elinewidth=0.8, capsize=2, zorder=1,
+            )  # fmt: skip
     if info.x_log:
         ax.set_xscale("log")
         _log_axis(ax.xaxis)
@@ -470,6 +509,12 @@ def draw_pareto_front(info: ParetoFrontInfo, path: str | Path) -> Path:
     figure.draw_without_rendering()  # settle the layout before measuring label positions
     _place_labels(figure, ax, info.points, stairs)
     return _save(figure, path)
+
+
+def _bar_colour(kind: str) -> str:
+    style = _STYLES[kind]
+    colour = style.get("color") or style.get("edgecolors") or "0.5"
+    return colour if colour != "white" else "0.5"
 
 
 def _label_offsets(radius: float) -> list[tuple[float, float, str, str]]:

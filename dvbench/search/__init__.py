@@ -1,70 +1,89 @@
-"""Architecture search: spaces, Optuna multi-objective studies, Pareto tables, calibration.
+"""Architecture search: spaces, Optuna multi-objective studies, noise-aware Pareto tables.
 
-The public face of the search room; the implementation lives in private modules by job
-(``_options``: what a run is asked; ``_study``: creating/joining a study and reaping dead
-workers' trials; ``_versions``: the space a study runs under, and its recorded changes;
-``_trial``: one trial through the Evaluator; ``_loop``: the worker loop).
-``space``, ``storage``, ``tables`` and ``calibrate`` are public modules of their own.
+The public face of the search room: what the CLI, reports, the calibration room and the
+benchmarks use. The implementation lives in modules by job: ``space`` (what a search varies
+and measures), ``record`` (what a study stores about a trial: the one owner of its names),
+``tables`` (the study as pandas tables, compared by one noise-aware dominance rule),
+``storage`` (where studies live), and the private ``_study`` (creating or joining a study),
+``_trial`` (one trial through the Evaluator), ``_loop`` (the worker loop), ``_ladder``
+(follow-up runs: promotions and repeats), ``_pareto`` (the dominance rule), ``_rungs``,
+``_repeats``, ``_prefilter``, ``_versions``.
 """
 
 from __future__ import annotations
 
-from dvbench.search._knobs import KNOB_HELP, knobs_to_config
-from dvbench.search._loop import SearchLoop, run_search, summarize
-from dvbench.search._options import (
-    SearchOptions,
-    SearchSummary,
-    check_study_name,
-    command_line,
-    make_sampler,
+from dvbench.search._hypervolume import (
+    HypervolumeSummary,
+    hypervolume_history,
+    hypervolume_summary,
 )
-from dvbench.search._study import fail_orphaned_trials, open_study, study_settings
-from dvbench.search._trial import TrialFailure, TrialRunner, run_baselines
-from dvbench.search._versions import SpaceVersion, space_changes, space_record, space_versions
-from dvbench.search.space import (
-    Objective,
-    SearchSpace,
-    list_spaces,
-    load_space,
-    parse_objectives_option,
-)
-from dvbench.search.storage import (
+from dvbench.search._loop import run_search, summarize
+from dvbench.search._options import SearchOptions, SearchSummary, check_study_name, command_line
+from dvbench.search._pareto import DominanceRule
+from dvbench.search._sections import Objective, parse_objectives_option
+from dvbench.search._study import join_study
+from dvbench.search._versions import SpaceVersion, space_versions
+from dvbench.search.record import (
+    SPACE_VERSION,
     STUDY_ATTR,
+    is_feasible,
+    recorded_config,
+    run_of,
+)
+from dvbench.search.space import SearchSpace, list_spaces, load_space
+from dvbench.search.storage import (
+    display_url,
+    find_study_folder,
     load_study,
+    open_study,
     resolve_study_reference,
-    study_storage,
-    trial_config,
+)
+from dvbench.search.tables import (
+    Criteria,
+    candidates,
+    dominance,
+    front_version,
+    pareto_frame,
+    provisional_frame,
+    trials_frame,
+    with_front_probability,
 )
 
 __all__ = [
-    "KNOB_HELP",
+    "SPACE_VERSION",
     "STUDY_ATTR",
+    "Criteria",
+    "DominanceRule",
+    "HypervolumeSummary",
     "Objective",
-    "SearchLoop",
     "SearchOptions",
     "SearchSpace",
     "SearchSummary",
     "SpaceVersion",
-    "TrialFailure",
-    "TrialRunner",
+    "candidates",
     "check_study_name",
     "command_line",
-    "fail_orphaned_trials",
-    "knobs_to_config",
+    "display_url",
+    "dominance",
+    "find_study_folder",
+    "front_version",
+    "hypervolume_history",
+    "hypervolume_summary",
+    "is_feasible",
+    "join_study",
     "list_spaces",
     "load_space",
     "load_study",
-    "make_sampler",
     "open_study",
+    "pareto_frame",
     "parse_objectives_option",
+    "provisional_frame",
+    "recorded_config",
     "resolve_study_reference",
-    "run_baselines",
+    "run_of",
     "run_search",
-    "space_changes",
-    "space_record",
     "space_versions",
-    "study_settings",
-    "study_storage",
     "summarize",
-    "trial_config",
+    "trials_frame",
+    "with_front_probability",
 ]

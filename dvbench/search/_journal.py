@@ -1,7 +1,8 @@
-"""Journal files: Optuna's journal storage with a heartbeat, and torn tails repaired.
+"""Journal files: a heartbeat for their trials, and torn tails repaired.
 
-Optuna has no heartbeat for journal files; :class:`JournalHeartbeatStorage` gives them the
-protocol RDB storages have. A journal whose last record was cut (a crash, a full disk, a
+Optuna has a heartbeat for RDB storages only; journal workers write their own through the
+public trial API, and :func:`stale_trials` finds the trials whose worker stopped (see
+``_study.reap_stale_trials``). A journal whose last record was cut (a crash, a full disk, a
 network file system dropping a write) is repaired under the journal's own lock: the torn
 bytes go to ``journal.log.torn-<time>`` and every complete record stays.
 """
@@ -12,77 +13,47 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-import optuna
-from optuna.storages._heartbeat import BaseHeartbeat
-from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock, JournalStorage
+from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 from optuna.trial import FrozenTrial, TrialState
 
-HEARTBEAT_ATTR = "dvbench:heartbeat"  # journal trials: [trial_id, unix time of last beat]
+from dvbench.search.record import HEARTBEAT
+
 TORN_SUFFIX = ".torn-"  # journal.log.torn-<time>: the cut-off bytes of a journal's last record
 
 _logger = logging.getLogger("dvbench.search.storage")
 
 
-class JournalHeartbeatStorage(JournalStorage, BaseHeartbeat):
-    """A journal storage with Optuna's heartbeat protocol, which Optuna gives only RDB storages.
+def stale_trials(
+    trials: Sequence[FrozenTrial], grace_period: float, now: float | None = None
+) -> list[FrozenTrial]:
+    """The RUNNING trials of a journal whose worker stopped beating ``grace_period`` s ago.
 
-    While a trial runs, Optuna's heartbeat thread calls :meth:`record_heartbeat`, which writes
-    ``[trial_id, time]`` to the trial's system attribute ``dvbench:heartbeat``. A RUNNING trial
-    whose last beat -- or, before its first beat, whose start -- is older than ``grace_period``
-    seconds is stale: ``optuna.storages.fail_stale_trials`` (run by every live worker before
-    each trial and while it waits) fails it and calls the stale-trial callback, which retries
-    it. The beat carries the trial id because a retried trial inherits its predecessor's
-    attributes. Times are this machine's clock: workers sharing a journal file over a network
-    file system need synchronised clocks (as with any lease).
+    While a trial runs, its worker writes ``heartbeat`` = ``[number, unix time]`` through the
+    public trial API (``_trial._JournalHeartbeat``). A trial whose last beat -- or, before its
+    first beat, whose start -- is older than the grace period is stale. The beat carries the
+    trial's number because a retried trial inherits its predecessor's attributes. Times are
+    this machine's clock: workers sharing a journal over a network file system need
+    synchronised clocks (as with any lease).
     """
-
-    def __init__(
-        self,
-        backend: JournalFileBackend,
-        *,
-        heartbeat_interval: int | None = None,
-        grace_period: int | None = None,
-        heartbeat_stale_trial_callback: Callable[[optuna.Study, FrozenTrial], None] | None = None,
-    ) -> None:
-        super().__init__(backend)
-        self.heartbeat_interval = heartbeat_interval
-        self.grace_period = grace_period
-        self.heartbeat_stale_trial_callback = heartbeat_stale_trial_callback
-
-    def record_heartbeat(self, trial_id: int) -> None:
-        try:
-            self.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, [trial_id, time.time()])
-        except optuna.exceptions.UpdateFinishedTrialError:
-            pass  # another worker already failed it as stale; the objective's next write says so
-
-    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
-        assert self.heartbeat_interval is not None
-        grace = self.grace_period or 2 * self.heartbeat_interval
-        now = time.time()
-        stale = []
-        for trial in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
-            beat = trial.system_attrs.get(HEARTBEAT_ATTR)
-            if beat and beat[0] == trial._trial_id:
-                last = float(beat[1])
-            elif trial.datetime_start is not None:
-                last = trial.datetime_start.timestamp()  # naive local time, as Optuna stores it
-            else:
-                continue
-            if now - last > grace:
-                stale.append(trial._trial_id)
-        return stale
-
-    def get_heartbeat_interval(self) -> int | None:
-        return self.heartbeat_interval
-
-    def get_heartbeat_stale_trial_callback(
-        self,
-    ) -> Callable[[optuna.Study, FrozenTrial], None] | None:
-        return self.heartbeat_stale_trial_callback
+    now = time.time() if now is None else now
+    stale = []
+    for trial in trials:
+        if trial.state != TrialState.RUNNING:
+            continue
+        beat = trial.user_attrs.get(HEARTBEAT)
+        if beat and beat[0] == trial.number:
+            last = float(beat[1])
+        elif trial.datetime_start is not None:
+            last = trial.datetime_start.timestamp()  # naive local time, as Optuna stores it
+        else:
+            continue
+        if now - last > grace_period:
+            stale.append(trial)
+    return stale
 
 
 def _line_start(file: BinaryIO, end: int) -> int:

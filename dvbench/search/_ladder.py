@@ -1,14 +1,16 @@
-"""Multi-fidelity search, the study side: rung runs as Optuna trials, promotions taken once,
-checkpoints kept only while they can still be used.
+"""Follow-up runs, the study side: promotions to higher rungs (multi-fidelity) and repeats with
+more seeds (racing) as Optuna trials, each taken once, and checkpoints kept only while useful.
 
-Every run of a candidate at a rung is a trial with the user attribute ``rung`` =
-``{"candidate": c, "rung": k}`` (``c``: the number of the trial that sampled it). Rung 0 is an
-ordinary sampled trial; a promotion is a WAITING trial enqueued with the candidate's
-parameters, so Optuna hands it to exactly one worker (the WAITING -> RUNNING change is
-atomic in every storage) and a worker that dies mid-rung leaves a stale trial that a live
-worker fails and retries once, like any trial. Deciding promotions happens under a lock
-that every worker of the study takes (a file lock beside a journal or SQLite file, a
-PostgreSQL advisory lock), after reading the study afresh: no promotion is enqueued twice.
+Every run of a candidate is a trial marked with its :class:`~dvbench.search.record.RunMark`
+(``run`` = ``{candidate, rung, repeat}``; ``candidate`` is the number of the trial that
+sampled it). A first run is an ordinary sampled trial; a follow-up is a WAITING trial enqueued
+with the candidate's parameters, so Optuna hands it to exactly one worker (the WAITING ->
+RUNNING change is atomic in every storage) and a worker that dies mid-run leaves a stale
+trial that a live worker fails and retries once, like any trial. Deciding follow-ups happens
+under a lock that every worker of the study takes (a file lock beside a journal or SQLite
+file, a PostgreSQL advisory lock), after reading the study afresh: none is enqueued twice.
+The rules are ``_rungs.promotions`` and ``_repeats.repeats_due``; repeats start once every
+candidate has run and no promotion is left.
 
 Checkpoints (model, optimizer, schedule position, random state) live in the study folder's
 ``checkpoints/`` as ``candidate_<c>.pt``; a promotion continues from it. One is deleted once
@@ -18,135 +20,131 @@ deleted when the study is done, so disk use stays bounded; the peak is logged.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import threading
-import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from dvbench.metrics import ACCURACY_METRICS, accuracy_standard_error
 from dvbench.search._options import SearchOptions
-from dvbench.search._rungs import Fidelity, beyond_promotion, promotions
-from dvbench.search.storage import journal_path, storage_scheme
-from dvbench.search.tables import RUNG_ATTR, is_feasible
+from dvbench.search._repeats import repeats_due
+from dvbench.search._rungs import Measured, beyond_promotion, promotions
+from dvbench.search.record import METRICS_ATTR, RUN, SKIPPED, RunMark, is_feasible, run_of
+from dvbench.search.storage import study_lock
+from dvbench.search.tables import Criteria, candidates, trials_frame
 
 CHECKPOINTS = "checkpoints"
-_LOCAL_LOCK = threading.Lock()  # in-memory studies live in one process
-
-
-def rung_of(trial: FrozenTrial) -> tuple[int, int]:
-    """(candidate, rung) of a trial; a trial not yet marked is its own candidate at rung 0."""
-    record = trial.user_attrs.get(RUNG_ATTR)
-    if not record:
-        return trial.number, 0
-    return int(record["candidate"]), int(record["rung"])
-
-
-@contextlib.contextmanager
-def study_lock(url: str, study_name: str) -> Iterator[None]:
-    """Exclude every other worker of the study (any process, any machine the storage reaches).
-
-    A file lock (``flock``) beside a journal or SQLite file, released by the kernel if the
-    holder dies; a PostgreSQL transaction-scoped advisory lock, released when its connection
-    ends; a process lock for an in-memory study.
-    """
-    scheme = storage_scheme(url)
-    if scheme in ("journal", "sqlite"):
-        path = journal_path(url) if scheme == "journal" else Path(url.split(":///", 1)[1])
-        with open(path.with_name(path.name + ".promote.lock"), "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-        return
-    if scheme in ("postgresql", "mysql"):
-        from sqlalchemy import create_engine, text
-        from sqlalchemy.pool import NullPool
-
-        key = zlib.crc32(f"dvbench-promote:{study_name}".encode())
-        engine = create_engine(url, poolclass=NullPool)
-        try:
-            with engine.begin() as connection:
-                if scheme == "postgresql":
-                    connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
-                else:
-                    connection.execute(text("SELECT GET_LOCK(:k, -1)"), {"k": str(key)})
-                yield
-        finally:
-            engine.dispose()
-        return
-    with _LOCAL_LOCK:
-        yield
 
 
 class Ladder:
-    """One worker's view of the study's rungs."""
+    """One worker's view of the study's follow-up runs (promotions and repeats)."""
 
     def __init__(self, options: SearchOptions, log: Callable[[str], None]):
-        fidelity = options.space.fidelity
-        assert fidelity is not None
-        self.fidelity: Fidelity = fidelity
+        space = options.space
+        self.fidelity, self.repeats = space.fidelity, space.repeats
+        self.criteria = Criteria.of_space(space)
         self.options, self.log = options, log
         self.folder = options.study_dir / CHECKPOINTS
         self.peak_bytes = 0
 
-    def mark(self, candidate: int, rung: int) -> dict:
-        """The ``rung`` attribute of a run (the budget's label and the top rung, for tables)."""
+    @property
+    def top(self) -> int:
+        return self.fidelity.top if self.fidelity is not None else 0
+
+    def mark(self, candidate: int, rung: int = 0, repeat: int = 0) -> RunMark:
+        """The mark of a run (with the rung's budget label and the top rung, for tables)."""
+        if self.fidelity is None:
+            return RunMark(candidate, rung, repeat)
         label = self.fidelity.label(rung)
-        return {"candidate": candidate, "rung": rung, "budget": label, "top": self.fidelity.top}
+        return RunMark(candidate, rung, repeat, budget=label, top=self.fidelity.top)
 
     def checkpoint(self, candidate: int) -> Path:
         return self.folder / f"candidate_{candidate}.pt"
 
     def read(self, trials: Sequence[FrozenTrial]):
-        """(completed, started, live, params) of the study's rung runs: objective values of
-        every feasible completed run, every (candidate, rung) with a run, candidates with a
-        run WAITING or RUNNING, and each candidate's parameters."""
-        completed: dict[int, dict[int, list[float]]] = {}
+        """(completed, started, live, params) of the study's first-seed runs: objective values
+        (with their test-set standard errors) of every feasible completed run, every
+        (candidate, rung) with a run, candidates with a run WAITING or RUNNING, and each
+        candidate's parameters."""
+        completed: dict[int, dict[int, Measured]] = {}
         started: set[tuple[int, int]] = set()
         live: set[int] = set()
         params: dict[int, dict] = {}
+        metrics = self.criteria.metrics
         for trial in trials:
-            candidate, rung = rung_of(trial)
-            started.add((candidate, rung))
+            mark = run_of(trial)
             if trial.state in (TrialState.WAITING, TrialState.RUNNING):
-                live.add(candidate)
-            if trial.state != TrialState.COMPLETE or trial.user_attrs.get("skipped"):
+                live.add(mark.candidate)
+            if mark.repeat:
+                continue
+            started.add((mark.candidate, mark.rung))
+            if trial.state != TrialState.COMPLETE or trial.user_attrs.get(SKIPPED):
                 continue
             if is_feasible(trial) is False:
                 continue
-            completed.setdefault(candidate, {})[rung] = list(trial.values)
-            if rung == 0:
-                params[candidate] = trial.params
+            measured = trial.user_attrs.get(METRICS_ATTR, {})
+            images = measured.get("test_images")
+            errors = [
+                accuracy_standard_error(v, images) if m in ACCURACY_METRICS else 0.0
+                for m, v in zip(metrics, trial.values)
+            ]
+            completed.setdefault(mark.candidate, {})[mark.rung] = Measured(trial.values, errors)
+            if mark.rung == 0:
+                params[mark.candidate] = trial.params
         return completed, started, live, params
 
     def step(self, study: optuna.Study) -> int:
-        """Enqueue every promotion due now and delete checkpoints no longer needed, under the
-        study's lock (all of them once the study is done: every candidate sampled, nothing
-        waiting or running, nothing due). Returns the number of promotions enqueued."""
-        directions = self.options.space.directions
+        """Enqueue every follow-up run due now and delete checkpoints no longer needed, under
+        the study's lock (all of them once the study is done: every candidate sampled, nothing
+        waiting or running, nothing due). Returns the number of runs enqueued."""
+        directions = list(self.criteria.directions)
+        rule = self.criteria.rule
+        total = self.options.total_trials
         with study_lock(self.options.storage_url, self.options.name):
             trials = study.get_trials(deepcopy=False)
             completed, started, live, params = self.read(trials)
-            due = promotions(completed, started, directions, self.fidelity)
-            for candidate, rung in due:
-                record = self.mark(candidate, rung)
-                study.enqueue_trial(dict(params[candidate]), user_attrs={RUNG_ATTR: record})
-                self.log(f"promoted candidate {candidate} to rung {self.fidelity.label(rung)}")
-            live |= {c for c, _ in due}
-            done = beyond_promotion(
-                completed, started | set(due), directions, self.fidelity,
-                self.options.total_trials,
-            )  # fmt: skip
-            sampled = sum(t.state == TrialState.COMPLETE and rung_of(t)[1] == 0 for t in trials)
-            if not due and not live and sampled >= self.options.total_trials:
+            due: list[tuple[int, int, int]] = []
+            if self.fidelity is not None:
+                rungs = promotions(completed, started, directions, self.fidelity, rule=rule)
+                due += [(c, k, 0) for c, k in rungs]
+            sampled = sum(t.state == TrialState.COMPLETE and run_of(t).first for t in trials)
+            if self.repeats is not None and not due and not live and sampled >= total:
+                due += self._repeats_due(study, trials, live)
+            for candidate, rung, repeat in due:
+                mark = self.mark(candidate, rung, repeat)
+                study.enqueue_trial(dict(params[candidate]), user_attrs={RUN: mark.as_attr()})
+                what = f"rung {mark.budget}" if repeat == 0 else f"seed {repeat + 1}"
+                self.log(f"candidate {candidate}: {what} enqueued")
+            live |= {c for c, _, _ in due}
+            done: set[int] = set()
+            if self.fidelity is not None:
+                done = beyond_promotion(
+                    completed, started | {(c, k) for c, k, _ in due}, directions,
+                    self.fidelity, total, rule=rule,
+                )  # fmt: skip
+            if not due and not live and sampled >= total:
                 done = {c for c, _ in started}
             self._measure_and_clean(done - live)
         return len(due)
+
+    def _repeats_due(
+        self, study: optuna.Study, trials: Sequence[FrozenTrial], live: set[int]
+    ) -> list[tuple[int, int, int]]:
+        frame = trials_frame(study, trials)
+        pool = candidates(frame, self.criteria.metrics)
+        seeds_at_top: dict[int, set[int]] = {}
+        for trial in trials:  # a retried run keeps its mark: count seeds, not trials
+            mark = run_of(trial)
+            if mark.rung == self.top:
+                seeds_at_top.setdefault(mark.candidate, set()).add(mark.repeat)
+        runs_at_top = {c: max(seeds) + 1 for c, seeds in seeds_at_top.items()}
+        due = repeats_due(
+            pool, self.criteria.metrics, self.criteria.directions, self.criteria.errors(pool),
+            confidence=self.criteria.confidence, repeats=self.repeats,
+            runs_at_top=runs_at_top, live=live,
+        )  # fmt: skip
+        return [(candidate, self.top, repeat) for candidate, repeat in due]
 
     def _measure_and_clean(self, removable: set[int]) -> None:
         if not self.folder.is_dir():

@@ -11,7 +11,6 @@ once more (``retried_from`` in the tables). Tables are re-exported after every t
 
 from __future__ import annotations
 
-import math
 import time
 import warnings
 from collections.abc import Callable
@@ -23,25 +22,24 @@ import torch
 from optuna.trial import TrialState
 
 from dvbench.evaluate import Evaluator
-from dvbench.search._ladder import Ladder, rung_of
+from dvbench.search._hypervolume import hypervolume_summary
+from dvbench.search._ladder import Ladder
 from dvbench.search._options import SearchOptions, SearchSummary
-from dvbench.search._rungs import horizon
 from dvbench.search._study import (
     count_states,
     fail_orphaned_trials,
-    open_study,
+    join_study,
     reap_stale_trials,
 )
 from dvbench.search._trial import TrialFailure, TrialRunner, run_baselines
+from dvbench.search.record import has_runs, run_of
 from dvbench.search.space import hypervolume_reference
 from dvbench.search.storage import RDB_SCHEMES, display_url, storage_scheme
 from dvbench.search.tables import (
-    RUNG_ATTR,
+    Criteria,
     dominance,
     export_tables,
-    hypervolume,
     pareto_frame,
-    resolve_reference,
     trials_frame,
 )
 
@@ -58,10 +56,9 @@ class SearchLoop:
         self, options: SearchOptions, evaluator: Evaluator, study: optuna.Study, log: Log
     ) -> None:
         self.options, self.evaluator, self.study, self.log = options, evaluator, study, log
-        self.ladder = Ladder(options, log) if options.space.fidelity is not None else None
-        if self.ladder is not None:
-            settings = horizon(evaluator.train_settings, self.ladder.fidelity)
-            self.evaluator = evaluator = evaluator.with_train(settings)
+        space = options.space
+        follow_ups = space.fidelity is not None or space.repeats is not None
+        self.ladder = Ladder(options, log) if follow_ups else None
         self.runner = TrialRunner(options, evaluator, self.ladder)
         self.files: dict[str, Path] = {}
         self.new_trials = 0
@@ -70,15 +67,13 @@ class SearchLoop:
         self.overhead = {"export_s": 0.0, "wait_s": 0.0}
         self.rdb = storage_scheme(options.storage_url) in RDB_SCHEMES
         self._waiting_since: float | None = None
-        self._promotions_running = 0  # multi-fidelity: promotions RUNNING, as of _counts
+        self._follow_ups_running = 0  # promotions and repeats RUNNING, as of _counts
 
     def export(self) -> None:
         """Rewrite the study's tables from its storage."""
-        space = self.options.space
         start = time.perf_counter()
-        self.files.update(
-            export_tables(self.study, self.options.study_dir, space.metrics, space.directions)
-        )
+        criteria = Criteria.of_space(self.options.space)
+        self.files.update(export_tables(self.study, self.options.study_dir, criteria))
         self.overhead["export_s"] += time.perf_counter() - start
 
     def run(self, on_trial: OnTrial | None = None) -> None:
@@ -112,26 +107,27 @@ class SearchLoop:
             self._run_one(counts, on_trial)
 
     def _counts(self) -> dict[TrialState, int]:
-        """Trials by state; multi-fidelity: rung-0 runs (the candidates) by state, and WAITING
-        counts every waiting run (promotions and retries are taken before new candidates)."""
+        """Trials by state; with follow-up runs: first runs (the candidates) by state, and
+        WAITING counts every waiting run (follow-ups and retries are taken before new
+        candidates)."""
         trials = self.study.get_trials(deepcopy=False)
         if self.rdb and fail_orphaned_trials(self.study, self.options.grace_period, trials):
             trials = self.study.get_trials(deepcopy=False)
         if self.ladder is None:
             return count_states(trials)
-        counts = count_states([t for t in trials if rung_of(t)[1] == 0])
+        counts = count_states([t for t in trials if run_of(t).first])
         counts[TrialState.WAITING] = sum(t.state == TrialState.WAITING for t in trials)
-        self._promotions_running = sum(
-            t.state == TrialState.RUNNING and rung_of(t)[1] > 0 for t in trials
+        self._follow_ups_running = sum(
+            t.state == TrialState.RUNNING and not run_of(t).first for t in trials
         )
         return counts
 
     def _rungs_pending(self, counts: dict[TrialState, int]) -> bool:
-        """Multi-fidelity: a promotion waits or runs somewhere (the study is not done), as
-        of ``counts`` (the :meth:`_counts` just made)."""
+        """A follow-up run (promotion, repeat) waits or runs somewhere (the study is not
+        done), as of ``counts`` (the :meth:`_counts` just made)."""
         if self.ladder is None:
             return False
-        return bool(counts[TrialState.WAITING] or self._promotions_running)
+        return bool(counts[TrialState.WAITING] or self._follow_ups_running)
 
     def _must_wait(self, counts: dict[TrialState, int]) -> bool:
         """The last trials run on other workers: stay, in case one dies or fails."""
@@ -150,12 +146,14 @@ class SearchLoop:
 
     def _run_one(self, counts: dict[TrialState, int], on_trial: OnTrial | None) -> None:
         runner = self.runner
-        runner.last = None
+        runner.outcome = None
+        if self.options.journal_heartbeat:  # databases: optimize() does it with Optuna's beats
+            reap_stale_trials(self.study, self.options)
         runner.finished_before = counts[TrialState.FAIL] + counts[TrialState.PRUNED]
         try:
             with warnings.catch_warnings():
                 # Optuna warns once per failed trial; the reason is in the tables instead.
-                # Before asking, optimize() fails trials with stale heartbeats itself.
+                # Before asking, optimize() fails a database's stale trials itself.
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 self.study.optimize(runner, n_trials=1, catch=(TrialFailure,), gc_after_trial=False)
         except optuna.exceptions.UpdateFinishedTrialError as exc:
@@ -164,14 +162,15 @@ class SearchLoop:
             self.log(f"dropped a result: {exc}")
             return
         self.new_trials += 1
-        trial_id, state = runner.last or (None, TrialState.FAIL)
+        number, state = runner.outcome or (None, TrialState.FAIL)
         if state == TrialState.FAIL:
             self.consecutive_failures += 1
         elif state == TrialState.COMPLETE:
             self.consecutive_failures = 0
         self.export()
-        if on_trial is not None and trial_id is not None:
-            on_trial(self.study, self.study._storage.get_trial(trial_id))
+        if on_trial is not None and number is not None:
+            trials = self.study.get_trials(deepcopy=False)
+            on_trial(self.study, next(t for t in trials if t.number == number))
 
 
 def run_search(
@@ -190,7 +189,7 @@ def run_search(
     log = log or (lambda message: None)
     if options.threads:
         torch.set_num_threads(options.threads)  # workers sharing a machine must not oversubscribe
-    study = open_study(options, log)
+    study = join_study(options, log)
     if evaluator is None:
         evaluator = Evaluator.for_space(options.space, device=options.device, seed=options.seed)
     loop = SearchLoop(options, evaluator, study, log)
@@ -215,16 +214,13 @@ def run_search(
 def summarize(study: optuna.Study, options: SearchOptions, **kwargs: Any) -> SearchSummary:
     """The study as it stands: counts, front, dominance and hypervolume."""
     space = options.space
-    metrics, directions = space.metrics, space.directions
-    frame = trials_frame(study)
-    front = pareto_frame(frame, metrics, directions)
-    reference = resolve_reference(frame, metrics, directions, hypervolume_reference(space))
-    hv = None
-    if not front.empty and all(math.isfinite(r) for r in reference):
-        hv = hypervolume(front[list(metrics)].astype(float).to_numpy(), directions, reference)
+    criteria = Criteria.of_space(space)
     trials = study.get_trials(deepcopy=False)
-    if any(RUNG_ATTR in t.user_attrs for t in trials):  # multi-fidelity: count candidates
-        trials = [t for t in trials if rung_of(t)[1] == 0]
+    frame = trials_frame(study, trials)
+    front = pareto_frame(frame, criteria)
+    hv = hypervolume_summary(frame, criteria, hypervolume_reference(space))
+    if has_runs(trials):  # follow-up runs: count candidates
+        trials = [t for t in trials if run_of(t).first]
     counts = count_states(trials)
     infeasible = int((frame["feasible"] == False).sum()) if not frame.empty else 0  # noqa: E712
     return SearchSummary(
@@ -234,9 +230,10 @@ def summarize(study: optuna.Study, options: SearchOptions, **kwargs: Any) -> Sea
         failed=counts[TrialState.FAIL],
         infeasible=infeasible,
         pareto=front,
-        dominance=dominance(frame, metrics, directions) if not frame.empty else {},
-        hypervolume=hv,
-        reference_point=reference,
+        dominance=dominance(frame, criteria) if not frame.empty else {},
+        hypervolume=hv.value if hv is not None else None,
+        hypervolume_interval=(hv.low, hv.high) if hv is not None else None,
+        reference_point=list(hv.reference) if hv is not None else [],
         baselines=frame[frame["baseline"].astype(bool)] if not frame.empty else frame,
         **kwargs,
     )

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import socket
@@ -18,8 +19,9 @@ import optuna
 
 from dvbench.errors import UsageError
 from dvbench.runtime import default_results_dir
+from dvbench.search._versions import space_record
 from dvbench.search.space import SearchSpace
-from dvbench.search.storage import display_url, study_folder_storage
+from dvbench.search.storage import display_url, storage_scheme, study_folder_storage
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,12 @@ class SearchOptions:
     def __post_init__(self) -> None:
         check_study_name(self.name)
 
+    @functools.cached_property
+    def space_record(self) -> dict[str, Any]:
+        """What a trial's meaning depends on (``_versions.space_record``), built once per run
+        and read by everything that compares or records the space."""
+        return space_record(self.space)
+
     @property
     def name(self) -> str:
         """The study's name: ``study_name``, else the space's."""
@@ -90,6 +98,12 @@ class SearchOptions:
         return self.seed
 
     @property
+    def journal_heartbeat(self) -> int | None:
+        """The heartbeat interval a worker writes itself: journal storages only (Optuna beats
+        for RDB storages)."""
+        return self.heartbeat_interval if storage_scheme(self.storage_url) == "journal" else None
+
+    @property
     def total_trials(self) -> int:
         """COMPLETE trials the study should hold."""
         return self.n_trials or self.space.n_trials
@@ -109,6 +123,7 @@ class SearchSummary:
     dominance: dict[str, list[str]]
     hypervolume: float | None
     reference_point: list[float]
+    hypervolume_interval: tuple[float, float] | None = None  # 95 % over the accuracy noise
     baselines: Any = None  # pandas.DataFrame of the baseline rows
     interrupted: bool = False
     stopped_reason: str | None = None

@@ -4,7 +4,7 @@ high (issue: how far can the accuracy axis be trusted?).
 A space's ``prefilter: {signal: synflow, keep: 1, sample: 4}`` stands the score in for the
 accuracy objective and ranks each candidate, once its costs are measured, among every
 candidate the study has scored so far, itself included, by the order successive halving uses
-(:func:`~dvbench.search._rungs.pareto_order` over the score, higher first, and the space's
+(the study's dominance rule of ``_pareto`` over the score, higher first, and the space's
 other objectives: non-dominated rank, crowding distance, then the earlier candidate). It is
 trained when its place ``r`` of ``m`` is within the best ``keep/sample``
 (``r <= ceil(m * keep / sample)``); the others are recorded as PRUNED trials with their
@@ -23,7 +23,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-PREFILTER_ATTR = "prefilter"  # trial attribute: {"signal": name, "score": value}
+from dvbench.search._pareto import DominanceRule
 
 
 @dataclass(frozen=True)
@@ -58,16 +58,18 @@ class Prefilter:
         mine: Sequence[float],
         others: Sequence[Sequence[float]],
         directions: Sequence[str] = ("maximize",),
+        *,
+        confidence: float = 0.0,
     ) -> tuple[int, int, int]:
         """(place of ``mine``, candidates scored, places that train) among ``others`` (scored
-        before it) and it; each is (score, cost objectives...) in ``directions``."""
-        from dvbench.search._rungs import pareto_order
-
+        before it) and it; each is (score, cost objectives...) in ``directions``, ordered by
+        the study's dominance rule (the score and the costs are exact, so at any confidence
+        the rule compares them as they are)."""
         values = [list(v) for v in others] + [list(mine)]
-        order = pareto_order(values, directions, list(range(len(values))))
+        order = DominanceRule(confidence).order(values, directions, list(range(len(values))))
         scored = len(values)
         return order.index(scored - 1) + 1, scored, math.ceil(scored * self.keep / self.sample)
 
-    def keeps(self, mine, others, directions=("maximize",)) -> bool:
-        rank, _, places = self.rank(mine, others, directions)
+    def keeps(self, mine, others, directions=("maximize",), *, confidence: float = 0.0) -> bool:
+        rank, _, places = self.rank(mine, others, directions, confidence=confidence)
         return rank <= places

@@ -3,9 +3,12 @@ candidates from rung to rung by Pareto rank.
 
 The method is asynchronous successive halving (ASHA; Li et al., "A System for Massively
 Parallel Hyperparameter Tuning", MLSys 2020) with the single-objective "top 1/eta by loss"
-replaced by the order NSGA-II uses (Deb et al., IEEE TEVC 2002): non-dominated rank first,
-then crowding distance (larger first; the extremes of a front come first), then the
-candidate's number (the earlier first), so the order is total and the same on every worker.
+replaced by the order of the study's dominance rule (``_pareto``): NSGA-II's (Deb et al., IEEE
+TEVC 2002) non-dominated rank under the noise-aware rule, then crowding distance (larger
+first; the extremes of a front come first), then the probability of being on the front
+(higher first), then the candidate's number (the earlier first), so the order is total and the
+same on every worker. At a lower rung each candidate has one seed, so its accuracy's standard
+error is the test set's.
 
 Promotion rule (asynchronous, nobody waits for a rung to fill): a candidate that completed
 rung k is promoted to rung k + 1 when it is among the first ``floor(n_k / eta)`` of the
@@ -21,12 +24,11 @@ ahead, and no rung holds more than N): its checkpoint can go.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
-import numpy as np
-
+from dvbench.search._pareto import STRICT, DominanceRule
 from dvbench.train import Budget, TrainSettings
 
 UNITS = {"epochs": "ep", "steps": "steps", "seconds": "s"}
@@ -97,75 +99,58 @@ def horizon(settings: TrainSettings, fidelity: Fidelity) -> TrainSettings:
     return dataclasses.replace(settings, time_limit_s=None)
 
 
-# ----------------------------------------------------------------------------- the order
-def _dominates(a: np.ndarray, b: np.ndarray) -> bool:
-    """``a`` dominates ``b`` (both as larger-is-better vectors)."""
-    return bool(np.all(a >= b) and np.any(a > b))
+@dataclass(frozen=True)
+class RunPlan:
+    """What one run of a candidate trains for: the schedule (``settings``, whose budget is the
+    schedule's horizon), where this run stops (``budget``; None: the end of the schedule),
+    and whether it continues the candidate's checkpoint (and leaves one for the next rung)."""
+
+    settings: TrainSettings
+    budget: Budget | None = None
+    continues: bool = False
 
 
-def _as_maximized(values: Sequence[Sequence[float]], directions: Sequence[str]) -> np.ndarray:
-    signs = np.array([1.0 if d == "maximize" else -1.0 for d in directions])
-    return np.asarray(values, dtype=float).reshape(-1, len(directions)) * signs
+def training_plan(
+    train: TrainSettings, fidelity: Fidelity | None, rung: int, repeat: int
+) -> RunPlan:
+    """The one place that decides what a run trains for.
 
-
-def non_dominated_ranks(values: Sequence[Sequence[float]], directions: Sequence[str]) -> list[int]:
-    """Each point's front number (0: not dominated; 1: dominated only by front 0; ...)."""
-    points = _as_maximized(values, directions)
-    n = len(points)
-    beaten_by = [sum(_dominates(points[j], points[i]) for j in range(n)) for i in range(n)]
-    beats = [[j for j in range(n) if _dominates(points[i], points[j])] for i in range(n)]
-    ranks = [-1] * n
-    current = [i for i in range(n) if beaten_by[i] == 0]
-    rank = 0
-    while current:
-        following = []
-        for i in current:
-            ranks[i] = rank
-            for j in beats[i]:
-                beaten_by[j] -= 1
-                if beaten_by[j] == 0:
-                    following.append(j)
-        current, rank = following, rank + 1
-    return ranks
-
-
-def crowding_distances(values: Sequence[Sequence[float]], directions: Sequence[str]) -> list[float]:
-    """NSGA-II's crowding distance of each point within its own set: per objective, the gap
-    between the neighbouring values over the objective's range, summed; the extremes get
-    infinity. Neighbours are taken among the distinct values, so equal points get equal
-    distances whatever their order."""
-    points = _as_maximized(values, directions)
-    distance = np.zeros(len(points))
-    for column in points.T:
-        levels = np.unique(column)
-        if len(levels) <= 2:  # every value is an extreme
-            distance[:] = math.inf
-            break
-        span = levels[-1] - levels[0]
-        gap = {levels[0]: math.inf, levels[-1]: math.inf}
-        for k in range(1, len(levels) - 1):
-            gap[levels[k]] = (levels[k + 1] - levels[k - 1]) / span
-        distance += np.array([gap[v] for v in column])
-    return distance.tolist()
-
-
-def pareto_order(
-    values: Sequence[Sequence[float]], directions: Sequence[str], ids: Sequence[int]
-) -> list[int]:
-    """``ids`` best first: non-dominated rank, then crowding distance within the rank (larger
-    first), then the id (smaller first)."""
-    ranks = non_dominated_ranks(values, directions)
-    crowding = [0.0] * len(ids)
-    for rank in set(ranks):
-        members = [i for i, r in enumerate(ranks) if r == rank]
-        for i, d in zip(members, crowding_distances([values[i] for i in members], directions)):
-            crowding[i] = d
-    keyed = sorted(range(len(ids)), key=lambda i: (ranks[i], -crowding[i], ids[i]))
-    return [ids[i] for i in keyed]
+    Without rungs, every run (a first run or a repeat) trains the space's whole schedule.
+    With rungs, the schedule's horizon is the top rung (:func:`horizon`); a first-seed run
+    stops at its rung, continuing the candidate's checkpoint; a repeat (another seed) trains
+    from scratch to the top rung.
+    """
+    if fidelity is None:
+        return RunPlan(train)
+    settings = horizon(train, fidelity)
+    if repeat:
+        return RunPlan(settings, fidelity.budget(fidelity.top))
+    return RunPlan(settings, fidelity.budget(rung), continues=True)
 
 
 # ------------------------------------------------------------------------- the decisions
-Rungs = Mapping[int, Mapping[int, Sequence[float]]]  # candidate -> rung -> objective values
+class Measured(NamedTuple):
+    """A candidate's objective values at a rung and their standard errors (0 where exact)."""
+
+    values: Sequence[float]
+    errors: Sequence[float] | None = None
+
+
+Rungs = Mapping[int, Mapping[int, "Measured | Sequence[float]"]]  # candidate -> rung -> values
+
+
+def _measured(point) -> Measured:
+    return point if isinstance(point, Measured) else Measured(point)
+
+
+def _pool_arrays(points: Sequence) -> tuple[list, list | None]:
+    measured = [_measured(p) for p in points]
+    values = [list(m.values) for m in measured]
+    if all(m.errors is None for m in measured):
+        return values, None
+    width = len(values[0]) if values else 0
+    errors = [list(m.errors) if m.errors is not None else [0.0] * width for m in measured]
+    return values, errors
 
 
 def promotions(
@@ -173,12 +158,15 @@ def promotions(
     started: set[tuple[int, int]],
     directions: Sequence[str],
     fidelity: Fidelity,
+    *,
+    rule: DominanceRule = STRICT,
 ) -> list[tuple[int, int]]:
-    """The (candidate, rung) runs to start now, from the top rung down.
+    """The (candidate, rung) runs to start now, from the top rung down, ordered by ``rule``.
 
-    ``completed[c][k]`` holds candidate c's objective values at rung k, for every rung it
-    completed (feasible, finite values only); ``started`` holds every (candidate, rung) for
-    which a run exists in any state (so a promotion is never made twice).
+    ``completed[c][k]`` holds candidate c's objective values at rung k (a :class:`Measured`
+    with standard errors, or plain values), for every rung it completed (feasible, finite
+    values only); ``started`` holds every (candidate, rung) for which a run exists in any
+    state (so a promotion is never made twice).
     """
     out = []
     for rung in range(fidelity.top - 1, -1, -1):
@@ -186,7 +174,8 @@ def promotions(
         slots = len(pool) // fidelity.eta
         if not slots:
             continue
-        order = pareto_order([completed[c][rung] for c in pool], directions, pool)
+        values, errors = _pool_arrays([completed[c][rung] for c in pool])
+        order = rule.order(values, directions, pool, errors)
         out += [(c, rung + 1) for c in order[:slots] if (c, rung + 1) not in started]
     return out
 
@@ -197,10 +186,13 @@ def beyond_promotion(
     directions: Sequence[str],
     fidelity: Fidelity,
     candidates: int,
+    *,
+    rule: DominanceRule = STRICT,
 ) -> set[int]:
-    """Candidates that can never be promoted again: at the top rung, or dominated at their
-    highest completed rung by ``floor(candidates / eta)`` others (see the module docstring)."""
-    limit = candidates // fidelity.eta
+    """Candidates that can never be promoted again: at the top rung, or dominated (under
+    ``rule``) at their highest completed rung by ``floor(candidates / eta)`` others (see the
+    module docstring)."""
+    limit = max(candidates // fidelity.eta, 1)
     out = set()
     for c, rungs in completed.items():
         rung = max(rungs)
@@ -209,12 +201,9 @@ def beyond_promotion(
         if rung >= fidelity.top:
             out.add(c)
             continue
-        mine = _as_maximized([rungs[rung]], directions)[0]
-        others = [
-            _as_maximized([r[rung]], directions)[0]
-            for o, r in completed.items()
-            if o != c and rung in r
-        ]
-        if sum(_dominates(other, mine) for other in others) >= max(limit, 1):
+        others = [o for o in completed if o != c and rung in completed[o]]
+        values, errors = _pool_arrays([rungs[rung]] + [completed[o][rung] for o in others])
+        beaten = rule.matrix(values, directions, errors)[1:, 0]
+        if int(beaten.sum()) >= limit:
             out.add(c)
     return out

@@ -1,12 +1,17 @@
-"""The typed sections of a space file: ``train:`` (a :class:`DataSpec` and
-:class:`TrainSettings`) and ``profile:`` (:class:`ProfileSettings`), validated once."""
+"""The typed sections of a space file, validated once: ``objectives:`` (:class:`Objective`),
+``constraints:``, ``sampler:``, ``train:`` (a :class:`DataSpec` and :class:`TrainSettings`) and
+``profile:`` (:class:`ProfileSettings`)."""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from dvbench.errors import UsageError
+from dvbench.metrics import CONSTRAINTS, METRICS
 from dvbench.profile import ProfileSettings
 from dvbench.train import DataSpec, TrainSettings
 
@@ -25,6 +30,65 @@ PROFILE_DEFAULTS: dict[str, Any] = {
     "min_time_s": 0.3,
     "max_runs": 50,
 }
+
+
+@dataclass(frozen=True)
+class Objective:
+    metric: str
+    direction: str
+
+
+def parse_objectives(raw: Any) -> tuple[Objective, ...]:
+    if raw is None:
+        return (Objective("top1", "maximize"), Objective("gflops", "minimize"))
+    if not isinstance(raw, list) or not raw:
+        raise ValueError("objectives: must be a non-empty list of {metric, direction}")
+    out = []
+    for i, item in enumerate(raw):
+        if isinstance(item, str):
+            item = {"metric": item}
+        if not isinstance(item, Mapping) or "metric" not in item:
+            raise ValueError(f"objectives[{i}]: expected {{metric: NAME, direction: ...}}")
+        metric = item["metric"]
+        if metric not in METRICS:
+            raise ValueError(f"objectives[{i}].metric: unknown {metric!r} ({', '.join(METRICS)})")
+        direction = item.get("direction", METRICS[metric].direction)
+        if direction not in ("minimize", "maximize"):
+            raise ValueError(f"objectives[{i}].direction: must be minimize or maximize")
+        out.append(Objective(metric, direction))
+    if len({o.metric for o in out}) != len(out):
+        raise ValueError("objectives: a metric is listed twice")
+    return tuple(out)
+
+
+def parse_objectives_option(text: str) -> list[Objective]:
+    """``top1,gflops`` or ``top1:max,latency_ms_median:min`` from the command line."""
+    items = []
+    for part in text.split(","):
+        metric, _, direction = part.strip().partition(":")
+        direction = {"max": "maximize", "min": "minimize", "": None}.get(direction, direction)
+        items.append(
+            {"metric": metric} if direction is None else {"metric": metric, "direction": direction}
+        )
+    try:
+        return list(parse_objectives(items))
+    except ValueError as exc:
+        raise UsageError(f"--objectives: {exc}") from None
+
+
+def parse_constraints(raw: Mapping) -> dict[str, float]:
+    out = {}
+    for key, value in raw.items():
+        if key not in CONSTRAINTS:
+            raise ValueError(f"constraints.{key}: unknown ({', '.join(CONSTRAINTS)})")
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if key.startswith("min_"):  # a proxy's lower bound: any finite score
+            if not number or not math.isfinite(value):
+                raise ValueError(f"constraints.{key}: must be a finite number, got {value!r}")
+        elif not number or not value > 0:
+            raise ValueError(f"constraints.{key}: must be a positive number, got {value!r}")
+        out[key] = float(value)
+    return out
 
 
 def parse_train(raw: Mapping, *, needed: bool) -> tuple[DataSpec | None, TrainSettings | None]:

@@ -23,6 +23,7 @@ import torch
 from optuna.trial import TrialState
 
 from dvbench.errors import UsageError
+from dvbench.search._journal import stale_trials
 from dvbench.search._options import SearchOptions, make_sampler
 from dvbench.search._versions import (
     VERSION_ATTR_PREFIX,
@@ -31,21 +32,18 @@ from dvbench.search._versions import (
     record_version,
     settings_record,
     space_changes,
-    space_record,
     space_versions,
 )
+from dvbench.search.record import SEED_NAME, SEEDS_ENQUEUED, STUDY_ATTR, started_by
 from dvbench.search.space import SearchSpace, hypervolume_reference
 from dvbench.search.storage import (
     RDB_SCHEMES,
-    STUDY_ATTR,
     open_storage,
     retry_callback,
     storage_scheme,
+    study_lock,
 )
-from dvbench.search.tables import started_by
 
-WORKER_ATTR = "worker"  # {"id": host:pid, "trial": number}: who ran the trial (see started_by)
-SEEDS_ATTR = "seeds_enqueued"
 SETTINGS_WAIT_S = 10.0  # how long a joining worker waits for the creator's study settings
 
 
@@ -57,7 +55,7 @@ def study_settings(options: SearchOptions, *, space_version: int = 1) -> dict[st
         "space_file": str(space.path) if space.path else None,
         "space_yaml": space.path.read_text() if space.path else None,
         "space_version": space_version,
-        "space_record": space_record(space),
+        "space_record": options.space_record,
         **space.record(),
         "sampler": options.sampler or space.sampler["name"],
         "population_size": space.sampler.get("population_size"),
@@ -77,7 +75,8 @@ def study_settings(options: SearchOptions, *, space_version: int = 1) -> dict[st
 
 
 def make_storage(options: SearchOptions) -> optuna.storages.BaseStorage:
-    """The study's storage, with heartbeats: a dead worker's trial is failed and retried once."""
+    """The study's storage; a database's with Optuna's heartbeat (journal workers beat
+    themselves): a dead worker's trial is failed and retried once."""
     return open_storage(
         options.storage_url,
         heartbeat_interval=options.heartbeat_interval,
@@ -85,7 +84,7 @@ def make_storage(options: SearchOptions) -> optuna.storages.BaseStorage:
     )
 
 
-def open_study(options: SearchOptions, log: Callable[[str], None] | None = None) -> optuna.Study:
+def join_study(options: SearchOptions, log: Callable[[str], None] | None = None) -> optuna.Study:
     """Create the study, or join it, so that one-time set-up happens once per study.
 
     Creation is atomic in every storage (study names are unique), so of many workers started
@@ -135,7 +134,7 @@ def open_study(options: SearchOptions, log: Callable[[str], None] | None = None)
     _settle_space(study, options, existing, log)
     if study.metric_names is None:  # a study made before metric names were set
         _name_metrics(study, options.space.metrics)
-    if options.seed_official and SEEDS_ATTR not in study.user_attrs:
+    if options.seed_official and SEEDS_ENQUEUED not in study.user_attrs:
         enqueue_seeds(study, options.space, log)  # seeds asked for after the study began
     return study
 
@@ -151,7 +150,7 @@ def _version(options: SearchOptions, number: int, changed: Sequence[str] = ()) -
     space = options.space
     return SpaceVersion(
         number=number,
-        record=space_record(space),
+        record=options.space_record,
         changed=tuple(changed),
         space_yaml=space.path.read_text() if space.path else None,
         space_file=str(space.path) if space.path else None,
@@ -171,7 +170,7 @@ def _settle_space(
     versions = space_versions(attrs)
     latest = versions[-1]
     theirs = latest.record if latest.record is not None else settings_record(settings)
-    changed = space_changes(theirs or {}, space_record(options.space))
+    changed = space_changes(theirs or {}, options.space_record)
     if not changed:
         return
     if not options.allow_space_change:
@@ -199,8 +198,8 @@ def _wait_for_settings(study: optuna.Study) -> dict[str, Any] | None:
 def enqueue_seeds(study: optuna.Study, space: SearchSpace, log: Callable[[str], None]) -> None:
     """Enqueue the space's seed trials (once per study: ``seeds_enqueued`` records it)."""
     for name, knobs in space.seeds.items():
-        study.enqueue_trial(dict(knobs), user_attrs={"seed_name": name}, skip_if_exists=True)
-    study.set_user_attr(SEEDS_ATTR, sorted(space.seeds))
+        study.enqueue_trial(dict(knobs), user_attrs={SEED_NAME: name}, skip_if_exists=True)
+    study.set_user_attr(SEEDS_ENQUEUED, sorted(space.seeds))
     if space.seeds:
         log(f"enqueued seed trials: {', '.join(space.seeds)}")
 
@@ -217,7 +216,8 @@ def fail_orphaned_trials(
     which no heartbeat check ever fails. Such a trial has no ``worker`` attribute naming it
     (the objective's first write; a retry inherits its predecessor's); once it is older than
     the grace period it is an orphan. (Journal storages need no such rule: their
-    heartbeat counts from the trial's start.)
+    heartbeat counts from the trial's start.) Its reason is written by the tables (a FAIL
+    without a worker: "worker died before the trial started").
     """
     now = datetime.datetime.now()
     retry = retry_callback()
@@ -232,16 +232,20 @@ def fail_orphaned_trials(
             continue
         if (now - started).total_seconds() < grace_period:
             continue
-        try:
-            # the reason first: a finished trial's attributes can no longer be written
-            trial_handle = optuna.Trial(study, trial._trial_id)
-            trial_handle.set_user_attr("fail_reason", "worker died before the trial started")
-            study.tell(trial.number, state=TrialState.FAIL)
-        except (RuntimeError, ValueError):  # another worker got there first
-            continue
-        retry(study, study.get_trials(deepcopy=False)[trial.number])
-        orphans.append(trial.number)
+        if _fail(study, trial, retry):
+            orphans.append(trial.number)
     return orphans
+
+
+def _fail(study: optuna.Study, trial: optuna.trial.FrozenTrial, retry) -> bool:
+    """Fail ``trial`` (another worker's) and enqueue its one retry; False if another worker
+    got there first."""
+    try:
+        study.tell(trial.number, state=TrialState.FAIL)
+    except (RuntimeError, ValueError, optuna.exceptions.UpdateFinishedTrialError):
+        return False
+    retry(study, next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number))
+    return True
 
 
 def count_states(trials: Sequence[optuna.trial.FrozenTrial]) -> dict[TrialState, int]:
@@ -251,10 +255,26 @@ def count_states(trials: Sequence[optuna.trial.FrozenTrial]) -> dict[TrialState,
     return counts
 
 
-def reap_stale_trials(study: optuna.Study, options: SearchOptions) -> None:
-    """Fail (and retry once) trials whose worker died: stale heartbeats, then orphans."""
+def reap_stale_trials(study: optuna.Study, options: SearchOptions) -> list[int]:
+    """Fail (and retry once) trials whose worker died: stale heartbeats, then orphans.
+
+    Databases: Optuna's heartbeat check (``optuna.storages.fail_stale_trials``). Journals: the
+    workers' own beats (``_journal.stale_trials``), failed under the study's lock so that of
+    two workers that see a trial stale at once only one fails and retries it. Returns the
+    numbers of the journal trials it failed.
+    """
+    if storage_scheme(options.storage_url) == "journal":
+        failed = []
+        with study_lock(options.storage_url, options.name):
+            trials = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            retry = retry_callback()
+            for trial in stale_trials(trials, options.grace_period):
+                if _fail(study, trial, retry):
+                    failed.append(trial.number)
+        return failed
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
     if storage_scheme(options.storage_url) in RDB_SCHEMES:
         fail_orphaned_trials(study, options.grace_period)
+    return []

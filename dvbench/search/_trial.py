@@ -2,86 +2,114 @@
 
 A trial: sample knobs -> build the config (an impossible one is a failed trial with its
 reason) -> the evaluator's costs and constraints (reported to the sampler through
-``Trial.set_constraint``; over budget: not trained) -> proxy training -> objectives.
-Every trial stores its config, metrics and timings as user attributes, so it can be rebuilt
-and re-profiled later (``study:NAME:TRIAL`` names it everywhere a model is accepted).
+``Trial.set_constraint``; over budget: not trained) -> the pre-filter's score (through the
+evaluator) -> proxy training -> objectives. A follow-up run of a candidate (a promotion or a
+repeat, see ``_ladder``) reuses its first run's costs and only trains. What any run trains
+for is :func:`~dvbench.search._rungs.training_plan`'s; its seed is the network's own
+(:func:`~dvbench.evaluate.training_seed`). Every trial stores its config, metrics and timings
+as user attributes (named in :mod:`~dvbench.search.record`), so it can be rebuilt and
+re-profiled later (``study:NAME:TRIAL`` names it everywhere a model is accepted).
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import threading
+import time
 from collections.abc import Callable, Sequence
 
 import optuna
 from optuna.trial import TrialState
 
-from dvbench.evaluate import Evaluation, EvaluationFailure, Evaluator, finite, training_metrics
+from dvbench.evaluate import (
+    Evaluation,
+    EvaluationFailure,
+    Evaluator,
+    finite,
+    training_metrics,
+    training_seed,
+)
 from dvbench.metrics import METRICS
-from dvbench.search._ladder import Ladder, rung_of
+from dvbench.search import record
+from dvbench.search._ladder import Ladder
 from dvbench.search._options import SearchOptions
-from dvbench.search._prefilter import PREFILTER_ATTR
-from dvbench.search._study import STUDY_ATTR, WORKER_ATTR
-from dvbench.search._versions import space_record, version_of
-from dvbench.search.tables import BASELINE_ATTR_PREFIX, RUNG_ATTR, SPACE_VERSION
+from dvbench.search._rungs import training_plan
+from dvbench.search._versions import version_of
+from dvbench.search.record import (
+    CONFIG,
+    FAIL_REASON,
+    METRICS_ATTR,
+    PREFILTER,
+    RUN,
+    SEED_NAME,
+    SPACE_VERSION,
+    STUDY_ATTR,
+    TIMINGS,
+    TRAIN_SEED,
+    WORKER,
+    RunMark,
+    run_of,
+)
 
 
 class TrialFailure(EvaluationFailure):
     """A trial that could not be evaluated; the study records it as FAIL and goes on."""
 
 
-class TrialRunner:
-    """Optuna's objective for one worker, remembering what its last trial ended as.
+class _Pruned(optuna.TrialPruned):
+    """A trial ended as PRUNED with its reason recorded."""
 
-    ``last`` is ``(trial id, state)`` of the trial this worker ran last; ``finished_before``
-    is the number of FAIL/PRUNED trials the loop saw before asking (see :meth:`_trials_ahead`).
+
+class TrialRunner:
+    """Optuna's objective for one worker.
+
+    ``outcome`` is ``(trial number, state)`` of the trial this worker ran last, for the loop's
+    failure count; ``finished_before`` is the number of FAIL/PRUNED trials the loop saw before
+    asking (see :meth:`_trials_ahead`). Both are set by the loop around each call.
     """
 
     def __init__(self, options: SearchOptions, evaluator: Evaluator, ladder: Ladder | None = None):
         self.options = options
         self.evaluator = evaluator
-        self.ladder = ladder  # multi-fidelity: trials are rung runs (see _ladder)
-        self.last: tuple[int, TrialState] | None = None
+        self.ladder = ladder  # follow-up runs (promotions, repeats): see _ladder
+        self.outcome: tuple[int, TrialState] | None = None
         self.finished_before = 0
         self._space_version: int | None = None
+        self._heartbeat = options.journal_heartbeat
 
     def __call__(self, trial: optuna.Trial) -> list[float]:
         # First write of every trial: marks it as started by a live worker (see
-        # fail_orphaned_trials); by now Optuna's heartbeat thread is running too.
-        self.last = (trial._trial_id, TrialState.FAIL)
+        # fail_orphaned_trials); by now Optuna's heartbeat thread (RDB storages) is running.
+        self.outcome = (trial.number, TrialState.FAIL)
         worker = f"{socket.gethostname()}:{os.getpid()}"
-        trial.set_user_attr(WORKER_ATTR, {"id": worker, "trial": trial.number})
+        trial.set_user_attr(WORKER, {"id": worker, "trial": trial.number})
         trial.set_user_attr(SPACE_VERSION, self.space_version(trial.study))
-        if trial.user_attrs.get("fail_reason"):  # a retry inherits its predecessor's attrs
-            trial.set_user_attr("fail_reason", None)
-        total = self.options.total_trials
-        promotion = self.ladder is not None and rung_of(trial)[1] > 0
-        ahead = 0 if promotion else self._trials_ahead(trial, total)
-        if ahead >= total:
-            # Another worker started a trial at the same moment and the study is full.
-            trial.set_user_attr(
-                "fail_reason",
-                f"not run: {ahead} earlier trials were complete or running (n_trials {total})",
-            )
-            self.last = (trial._trial_id, TrialState.PRUNED)
-            raise optuna.TrialPruned()
-        try:
-            values = self._evaluate(trial)
-        except KeyboardInterrupt:
-            trial.set_user_attr("fail_reason", "interrupted (Ctrl-C / SIGINT)")
-            raise
-        self.last = (trial._trial_id, TrialState.COMPLETE)
+        if trial.user_attrs.get(FAIL_REASON):  # a retry inherits its predecessor's attrs
+            trial.set_user_attr(FAIL_REASON, None)
+        with _JournalHeartbeat(trial, self._heartbeat):
+            total = self.options.total_trials
+            ahead = 0 if not run_of(trial).first else self._trials_ahead(trial, total)
+            if ahead >= total:
+                # Another worker started a trial at the same moment and the study is full.
+                self._prune(trial, record.study_full_reason(ahead, total))
+            try:
+                values = self._evaluate(trial)
+            except KeyboardInterrupt:
+                trial.set_user_attr(FAIL_REASON, record.interrupted_reason())
+                raise
+        self.outcome = (trial.number, TrialState.COMPLETE)
         return values
 
     def space_version(self, study: optuna.Study) -> int:
         """The study's space version this worker's space is (read once: it cannot change)."""
         if self._space_version is None:
-            record = space_record(self.options.space)
-            self._space_version = version_of(study.user_attrs, record)
+            self._space_version = version_of(study.user_attrs, self.options.space_record)
         return self._space_version
 
     def _trials_ahead(self, trial: optuna.Trial, total: int) -> int:
-        """COMPLETE or RUNNING trials numbered before ``trial`` (the ones that fill the study).
+        """COMPLETE or RUNNING first runs numbered before ``trial`` (the ones that fill the
+        study).
 
         ``finished_before`` FAIL/PRUNED trials, seen before this trial was asked for, are
         numbered before it and stay finished, so at most ``number - finished_before`` trials
@@ -92,44 +120,53 @@ class TrialRunner:
             return trial.number - self.finished_before  # an upper bound, below the total
         live = (TrialState.COMPLETE, TrialState.RUNNING)
         trials = trial.study.get_trials(deepcopy=False, states=live)
-        # multi-fidelity: only rung-0 runs are candidates; promotions fill no place
-        return sum(1 for t in trials if t.number < trial.number and rung_of(t)[1] == 0)
+        # follow-up runs (promotions, repeats) fill no place
+        return sum(1 for t in trials if t.number < trial.number and run_of(t).first)
 
     def _evaluate(self, trial: optuna.Trial) -> list[float]:
         space, evaluator = self.options.space, self.evaluator
-        candidate, rung = trial.number, 0
+        mark = run_of(trial)
         if self.ladder is not None:  # first: a retry of this trial inherits the mark
-            candidate, rung = rung_of(trial)
-            trial.set_user_attr(RUNG_ATTR, self.ladder.mark(candidate, rung))
+            mark = self.ladder.mark(mark.candidate, mark.rung, mark.repeat)
+            trial.set_user_attr(RUN, mark.as_attr())
         knobs = space.sample(trial)
         try:
             cfg = space.config(
                 knobs, num_classes=evaluator.num_classes, img_size=evaluator.resolution
             )
         except ValueError as exc:
-            return self._fail(trial, f"invalid config: {exc}", {})
-        trial.set_user_attr("config", cfg.to_dict())
-        if rung > 0:
-            return self._promote(trial, cfg, candidate, rung)
+            return self._fail(trial, record.invalid_config_reason(exc), {})
+        trial.set_user_attr(CONFIG, cfg.to_dict())
+        plan = training_plan(space.train, space.fidelity, mark.rung, mark.repeat)
+        if evaluator.trains:
+            evaluator = evaluator.with_train(plan.settings)
+            resolution = evaluator.data.resolution
+            seed = training_seed(
+                cfg.replace(img_size=resolution), self.options.seed, repeat=mark.repeat
+            )
+            trial.set_user_attr(TRAIN_SEED, seed)
+        else:
+            seed = training_seed(cfg, self.options.seed)
+        checkpoint = None
+        if plan.continues and self.ladder is not None:
+            checkpoint = self.ladder.checkpoint(mark.candidate)
+        if not mark.first:
+            return self._follow_up(trial, evaluator, cfg, mark, seed, plan.budget, checkpoint)
 
         def record_costs(partial: Evaluation) -> None:
             for key, value in partial.violations.items():
                 trial.set_constraint(key, value)  # the tables read feasibility from these
-            seeded = "seed_name" in trial.user_attrs  # the official shapes always train
+            seeded = SEED_NAME in trial.user_attrs  # the official shapes always train
             if space.prefilter is not None and partial.feasible and not seeded:
-                self._prefilter(trial, cfg, partial.metrics)  # may end it as PRUNED
+                self._prefilter(trial, evaluator, cfg, partial)  # may end it as PRUNED
 
-        extra = {}
-        if self.ladder is not None:
-            extra = {"budget": self.ladder.fidelity.budget(0)}
-            extra["checkpoint"] = self.ladder.checkpoint(candidate)
         result = evaluator.evaluate(
-            cfg, seed=self.options.seed + candidate, on_costs=record_costs, **extra
+            cfg, seed=seed, on_costs=record_costs, budget=plan.budget, checkpoint=checkpoint
         )
         if result.status == "failed":
             return self._fail(trial, result.reason, result.timings)
         if result.status == "over_budget":
-            trial.set_user_attr("skipped", result.reason)
+            trial.set_user_attr(record.SKIPPED, result.reason)
         return self._objectives(trial, result.metrics, result.timings)
 
     def _objectives(self, trial: optuna.Trial, metrics: dict, timings: dict) -> list[float]:
@@ -140,72 +177,102 @@ class TrialRunner:
         bad = [(m, v) for m, v in zip(metric_names, values) if not finite(v)]
         if bad:
             return self._fail(trial, f"objective {bad[0][0]} is {bad[0][1]}", timings)
-        trial.set_user_attr("metrics", metrics)
-        trial.set_user_attr("timings", timings)
+        trial.set_user_attr(METRICS_ATTR, metrics)
+        trial.set_user_attr(TIMINGS, timings)
         return [float(v) for v in values]
 
-    def _prefilter(self, trial: optuna.Trial, cfg, costs: dict[str, float]) -> None:
-        """Score the candidate training-free and rank it on the predicted front (the score in
-        place of accuracy, with the measured costs); PRUNED, untrained, unless it ranks high."""
-        from dvbench.proxies import ProxySettings, score_model
-
-        space, rule, evaluator = self.options.space, self.options.space.prefilter, self.evaluator
-        scores = score_model(
-            cfg.replace(img_size=evaluator.data.resolution), evaluator.data,
-            ProxySettings(proxies=(rule.signal,)), seed=self.options.seed + trial.number,
-            device=evaluator.device,
-        )  # fmt: skip
-        if scores.failures:
-            self._fail(trial, f"pre-filter: {scores.failures[rule.signal]}", {})
+    def _prefilter(self, trial: optuna.Trial, evaluator: Evaluator, cfg, costs: Evaluation) -> None:
+        """Score the candidate training-free (through the evaluator; its seconds are the
+        trial's ``prefilter_s``) and rank it on the predicted front (the score in place of
+        accuracy, with the measured costs); PRUNED, untrained, unless it ranks high."""
+        space, rule = self.options.space, self.options.space.prefilter
+        try:
+            scores = evaluator.proxy_scores(
+                cfg, seed=training_seed(cfg, self.options.seed), proxies=(rule.signal,),
+                timings=costs.timings, timing="prefilter_s",
+            )  # fmt: skip
+        except EvaluationFailure as exc:
+            self._fail(trial, f"pre-filter: {exc}", costs.timings)
         others = [o for o in space.objectives if METRICS[o.metric].kind != "accuracy"]
-        mine = [float(scores.values[rule.signal]), *(costs[o.metric] for o in others)]
-        trial.set_user_attr(PREFILTER_ATTR, {"signal": rule.signal, "values": mine})
+        mine = [float(scores[rule.signal]), *(costs.metrics[o.metric] for o in others)]
+        trial.set_user_attr(PREFILTER, {"signal": rule.signal, "values": mine})
         earlier = [
-            t.user_attrs[PREFILTER_ATTR]["values"]
+            t.user_attrs[PREFILTER]["values"]
             for t in trial.study.get_trials(deepcopy=False)
-            if PREFILTER_ATTR in t.user_attrs and t.number < trial.number
+            if PREFILTER in t.user_attrs and t.number < trial.number
         ]
         directions = ["maximize", *(o.direction for o in others)]
-        rank, scored, places = rule.rank(mine, earlier, directions)
-        if rank > places:
-            trial.set_user_attr("metrics", dict(costs))
-            trial.set_user_attr(
-                "fail_reason",
-                f"pre-filter: {rule.signal} {mine[0]:.4g} places {rank} of {scored} on the "
-                f"predicted front; the first {places} train ({rule.keep} of every {rule.sample})",
-            )
-            self.last = (trial._trial_id, TrialState.PRUNED)
-            raise optuna.TrialPruned()
+        place, scored, places = rule.rank(mine, earlier, directions, confidence=space.confidence)
+        if place > places:
+            trial.set_user_attr(METRICS_ATTR, dict(costs.metrics))
+            trial.set_user_attr(TIMINGS, dict(costs.timings))
+            self._prune(trial, record.prefilter_reason(rule.signal, mine[0], place, scored, places))
 
-    def _promote(self, trial: optuna.Trial, cfg, candidate: int, rung: int) -> list[float]:
-        """Continue ``candidate`` from its checkpoint to ``rung``; its costs (and constraints)
-        are the ones its rung-0 run measured."""
-        assert self.ladder is not None
-        root = next(
+    def _follow_up(
+        self, trial: optuna.Trial, evaluator: Evaluator, cfg, mark: RunMark, seed: int,
+        budget, checkpoint,
+    ) -> list[float]:  # fmt: skip
+        """Train ``mark.candidate`` for a promotion (continuing its checkpoint) or a repeat
+        (another seed, from scratch); its costs (and constraints) are its first run's."""
+        first = next(
             t for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if rung_of(t) == (candidate, 0)
+            if run_of(t).candidate == mark.candidate and run_of(t).first
         )  # fmt: skip
-        for key, value in (root.constraints or {}).items():
+        for key, value in (first.constraints or {}).items():
             trial.set_constraint(key, value)
         timings: dict[str, float] = {}
-        metrics = dict(root.user_attrs["metrics"])  # costs; training's are replaced below
+        metrics = dict(first.user_attrs[METRICS_ATTR])  # costs; training's are replaced below
         try:
-            result = self.evaluator.train(
-                cfg, seed=self.options.seed + candidate, timings=timings,
-                budget=self.ladder.fidelity.budget(rung),
-                checkpoint=self.ladder.checkpoint(candidate),
-            )  # fmt: skip
+            result = evaluator.train(
+                cfg, seed=seed, timings=timings, budget=budget, checkpoint=checkpoint
+            )
         except EvaluationFailure as exc:
             return self._fail(trial, str(exc), timings)
         metrics.update(training_metrics(result))
         timings["resumed_from_step"] = result.resumed_from_step
         return self._objectives(trial, metrics, timings)
 
+    def _prune(self, trial: optuna.Trial, reason: str) -> None:
+        trial.set_user_attr(FAIL_REASON, reason)
+        self.outcome = (trial.number, TrialState.PRUNED)
+        raise _Pruned()
+
     @staticmethod
     def _fail(trial: optuna.Trial, reason: str | None, timings: dict) -> list[float]:
-        trial.set_user_attr("fail_reason", reason)
-        trial.set_user_attr("timings", timings)
+        trial.set_user_attr(FAIL_REASON, reason)
+        trial.set_user_attr(TIMINGS, timings)
         raise TrialFailure(reason)
+
+
+class _JournalHeartbeat:
+    """While a trial runs on a journal storage, write its heartbeat every ``interval`` seconds
+    (see ``_journal``): the trial attribute ``heartbeat`` = ``[number, unix time]``, through
+    Optuna's public trial API. RDB storages have Optuna's own heartbeat instead."""
+
+    def __init__(self, trial: optuna.Trial, interval: float | None) -> None:
+        self.trial, self.interval = trial, interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _beat(self) -> None:
+        while True:
+            try:
+                self.trial.set_user_attr(record.HEARTBEAT, [self.trial.number, time.time()])
+            except (optuna.exceptions.UpdateFinishedTrialError, RuntimeError):
+                return  # failed as stale by another worker: the objective's next write says so
+            if self._stop.wait(self.interval):
+                return
+
+    def __enter__(self) -> _JournalHeartbeat:
+        if self.interval:
+            self._thread = threading.Thread(target=self._beat, daemon=True, name="heartbeat")
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
 
 
 def run_baselines(
@@ -215,32 +282,37 @@ def run_baselines(
     overrides: dict[str, dict],
     log: Callable[[str], None],
 ) -> None:
-    """Evaluate each baseline once per study, exactly as the trials are evaluated.
+    """Evaluate each baseline once per study, exactly as the trials are evaluated (its seed
+    keyed to its name and changes, like a candidate's to its network).
 
     ``overrides`` holds each baseline's constructor changes (a narrower Swin, ...). A
     baseline is recorded as a study attribute ``baseline:NAME`` with the study's space version;
     completed ones of that version are skipped when the study is resumed.
     """
     settings = study.user_attrs.get(STUDY_ATTR, {})
-    seed = int(settings.get("seed", 0))
+    base_seed = int(settings.get("seed", 0))
     version = int(settings.get("space_version", 1))
     for name in names:
-        key = f"{BASELINE_ATTR_PREFIX}{name}"
-        record = study.user_attrs.get(key)
-        done = record and record.get("state") == "COMPLETE"
-        if done and record.get(SPACE_VERSION, 1) == version:
+        key = f"{record.BASELINE_PREFIX}{name}"
+        stored = study.user_attrs.get(key)
+        done = stored and stored.get("state") == "COMPLETE"
+        if done and stored.get(SPACE_VERSION, 1) == version:
             continue
         changes = dict(overrides.get(name) or {})
+        seed = training_seed(name, base_seed, overrides=changes)
+        log(f"baseline {name}: starting")
         result = evaluator.evaluate(name, seed=seed, overrides=changes, constrained=False)
-        log(f"baseline {result.name}")
-        record = {
+        outcome = f"failed: {result.reason}" if result.status == "failed" else "done"
+        log(f"baseline {result.name}: {outcome}")
+        entry = {
             "name": result.name,
             "overrides": changes,
-            "timings": result.timings,
+            TIMINGS: result.timings,
             SPACE_VERSION: version,
+            TRAIN_SEED: seed,
         }
         if result.status == "failed":
-            record.update(state="FAIL", fail_reason=result.reason, metrics={})
+            entry.update(state="FAIL", fail_reason=result.reason, metrics={})
         else:
-            record.update(state="COMPLETE", metrics=result.metrics)
-        study.set_user_attr(key, record)
+            entry.update(state="COMPLETE", metrics=result.metrics)
+        study.set_user_attr(key, entry)

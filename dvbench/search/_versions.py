@@ -26,7 +26,8 @@ from typing import Any
 import optuna
 import yaml
 
-from dvbench.search.space import Objective, SearchSpace, parse_space
+from dvbench.search._sections import Objective
+from dvbench.search.space import SearchSpace, parse_space
 from dvbench.search.storage import STUDY_ATTR
 
 VERSION_ATTR_PREFIX = "space_version:"  # study attribute: one per recorded space version

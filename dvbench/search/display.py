@@ -13,7 +13,7 @@ from rich.table import Table
 from dvbench.search._loop import run_search
 from dvbench.search._options import SearchOptions, SearchSummary
 from dvbench.search.storage import display_url
-from dvbench.search.tables import front_version, pareto_frame, trials_frame
+from dvbench.search.tables import Criteria, front_version, pareto_frame, trials_frame
 
 _METRIC_FORMATS = {
     "top1": ".1f",
@@ -57,12 +57,13 @@ class SearchDisplay:
         task = self.progress.add_task(
             f"search {self.options.name}", total=self.options.total_trials, front="-", last=""
         )
-        metrics, directions = self.options.space.metrics, self.options.space.directions
+        metrics = self.options.space.metrics
+        criteria = Criteria.of_space(self.options.space)
         started = time.monotonic()
 
         def on_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
             frame = trials_frame(study)
-            front = pareto_frame(frame, metrics, directions)
+            front = pareto_frame(frame, criteria)
             complete = int((frame["state"] == "COMPLETE").sum() - frame["baseline"].sum())
             if trial.state.name == "COMPLETE":
                 last = "last: " + ", ".join(

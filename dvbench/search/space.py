@@ -18,6 +18,8 @@ A space file (``dvbench/spaces/<name>.yaml`` for the built-in ones) holds::
     profile: {resolution: 224, latency: false, batch_size: 1}  # ProfileSettings fields
     seeds: {dualvit_s_scaled: {width: 32, ...}}         # named seed trials (--seed-official)
     baselines: {pvt_v2_b0: {}, swin_t: {embed_dim: 48}} # default --baselines with overrides
+    confidence: 0.95    # the noise-aware dominance rule's confidence (0: strict)
+    repeats: {seeds: 3} # more seeds where the front is unsure (racing)
 
 Everything is validated once, at load time, into typed settings (:class:`DataSpec`,
 :class:`TrainSettings`, :class:`ProfileSettings`); an error names the file and the field.
@@ -27,7 +29,6 @@ Everything is validated once, at load time, into typed settings (:class:`DataSpe
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -42,20 +43,23 @@ from dvbench.metrics import CONSTRAINTS, METRICS
 from dvbench.models import DualViTConfig
 from dvbench.profile import ProfileSettings
 from dvbench.search._knobs import Knob, first_value, knobs_to_config, parse_knob
+from dvbench.search._pareto import DominanceRule
 from dvbench.search._prefilter import Prefilter
+from dvbench.search._repeats import Repeats
 from dvbench.search._rungs import Fidelity
-from dvbench.search._sections import parse_profile, parse_sampler, parse_train
+from dvbench.search._sections import (
+    Objective,
+    parse_constraints,
+    parse_objectives,
+    parse_profile,
+    parse_sampler,
+    parse_train,
+)
 from dvbench.train import DataSpec, TrainSettings
 
 #: The built-in spaces: package data (dvbench/spaces/*.yaml), on the file system whether the
 #: package is installed from a wheel or in place, so a plain path.
 SPACES_DIR = Path(str(resources.files("dvbench") / "spaces"))
-
-
-@dataclass(frozen=True)
-class Objective:
-    metric: str
-    direction: str
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,8 @@ class SearchSpace:
     reference_point: Mapping[str, float] = field(default_factory=dict)
     fidelity: Fidelity | None = None  # multi-fidelity search (successive halving on rungs)
     prefilter: Prefilter | None = None  # train only candidates a training-free score ranks high
+    confidence: float = 0.95  # of the dominance rule (see _pareto); 0: strict
+    repeats: Repeats | None = None  # more seeds where the front is unsure (see _repeats)
 
     # ------------------------------------------------------------------------- derived
     @property
@@ -132,9 +138,10 @@ class SearchSpace:
             "train": train,
             "profile": profile,
         }
-        for name in ("fidelity", "prefilter"):  # absent when unset: older records stay equal
-            if getattr(self, name) is not None:
+        for name in ("fidelity", "prefilter", "repeats"):  # absent when unset: older records
+            if getattr(self, name) is not None:  # stay equal
                 record[name] = dataclasses.asdict(getattr(self, name))
+        record["confidence"] = self.confidence
         return record
 
     # ------------------------------------------------------------------------ sampling
@@ -203,6 +210,8 @@ _TOP_KEYS = (
     "reference_point",
     "fidelity",
     "prefilter",
+    "confidence",
+    "repeats",
 )
 
 
@@ -219,8 +228,8 @@ def parse_space(data: Any, *, path: Path | None = None) -> SearchSpace:
     if not knobs:
         raise ValueError("knobs: a space needs at least one knob")
     fixed = dict(_mapping(data, "fixed"))
-    objectives = _parse_objectives(data.get("objectives"))
-    constraints = _parse_constraints(_mapping(data, "constraints"))
+    objectives = parse_objectives(data.get("objectives"))
+    constraints = parse_constraints(_mapping(data, "constraints"))
     sampler = parse_sampler(_mapping(data, "sampler"))
     n_trials = data.get("n_trials", 20)
     if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials <= 0:
@@ -259,12 +268,26 @@ def parse_space(data: Any, *, path: Path | None = None) -> SearchSpace:
         reference_point=reference,
         fidelity=fidelity,
         prefilter=Prefilter.parse(_mapping(data, "prefilter")) if data.get("prefilter") else None,
+        confidence=_parse_confidence(data.get("confidence", 0.95)),
+        repeats=Repeats.parse(_mapping(data, "repeats")) if data.get("repeats") else None,
     )
     if space.prefilter is not None and not space.needs_training:
         raise ValueError("prefilter: only a space that trains its candidates (top1) has one")
+    if space.repeats is not None:
+        if not space.needs_training:
+            raise ValueError("repeats: only a space that trains its candidates (top1) has them")
+        if space.confidence == 0:
+            raise ValueError("repeats: need a confidence above 0 to tell an unsure front")
     space = dataclasses.replace(space, profile=_needed_profile(space))
     _check_knob_values(space)
     return space
+
+
+def _parse_confidence(value: Any) -> float:
+    try:
+        return DominanceRule(value).confidence
+    except ValueError as exc:
+        raise ValueError(f"{exc} (0.95: a 95 % margin; 0: the strict rule)") from None
 
 
 def _mapping(data: Mapping, key: str) -> Mapping:
@@ -272,59 +295,6 @@ def _mapping(data: Mapping, key: str) -> Mapping:
     if not isinstance(value, Mapping):
         raise ValueError(f"{key}: must be a mapping")
     return value
-
-
-def _parse_objectives(raw: Any) -> tuple[Objective, ...]:
-    if raw is None:
-        return (Objective("top1", "maximize"), Objective("gflops", "minimize"))
-    if not isinstance(raw, list) or not raw:
-        raise ValueError("objectives: must be a non-empty list of {metric, direction}")
-    out = []
-    for i, item in enumerate(raw):
-        if isinstance(item, str):
-            item = {"metric": item}
-        if not isinstance(item, Mapping) or "metric" not in item:
-            raise ValueError(f"objectives[{i}]: expected {{metric: NAME, direction: ...}}")
-        metric = item["metric"]
-        if metric not in METRICS:
-            raise ValueError(f"objectives[{i}].metric: unknown {metric!r} ({', '.join(METRICS)})")
-        direction = item.get("direction", METRICS[metric].direction)
-        if direction not in ("minimize", "maximize"):
-            raise ValueError(f"objectives[{i}].direction: must be minimize or maximize")
-        out.append(Objective(metric, direction))
-    if len({o.metric for o in out}) != len(out):
-        raise ValueError("objectives: a metric is listed twice")
-    return tuple(out)
-
-
-def parse_objectives_option(text: str) -> list[Objective]:
-    """``top1,gflops`` or ``top1:max,latency_ms_median:min`` from the command line."""
-    items = []
-    for part in text.split(","):
-        metric, _, direction = part.strip().partition(":")
-        direction = {"max": "maximize", "min": "minimize", "": None}.get(direction, direction)
-        items.append(
-            {"metric": metric} if direction is None else {"metric": metric, "direction": direction}
-        )
-    try:
-        return list(_parse_objectives(items))
-    except ValueError as exc:
-        raise UsageError(f"--objectives: {exc}") from None
-
-
-def _parse_constraints(raw: Mapping) -> dict[str, float]:
-    out = {}
-    for key, value in raw.items():
-        if key not in CONSTRAINTS:
-            raise ValueError(f"constraints.{key}: unknown ({', '.join(CONSTRAINTS)})")
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if key.startswith("min_"):  # a proxy's lower bound: any finite score
-            if not number or not math.isfinite(value):
-                raise ValueError(f"constraints.{key}: must be a finite number, got {value!r}")
-        elif not number or not value > 0:
-            raise ValueError(f"constraints.{key}: must be a positive number, got {value!r}")
-        out[key] = float(value)
-    return out
 
 
 def _needed_profile(space: SearchSpace) -> ProfileSettings:
@@ -369,17 +339,15 @@ def _check_knob_values(space: SearchSpace) -> None:
 def hypervolume_reference(space: SearchSpace) -> dict[str, float]:
     """The hypervolume reference point, per objective metric, in the metric's own units.
 
-    Taken from ``reference_point`` in the space file; otherwise accuracy (percent) uses 0 and
-    a cost uses its constraint bound when the space has one. Objectives left without a
-    reference get one from the observed trials (documented with the table that uses it).
+    Taken from ``reference_point`` in the space file; otherwise a cost uses its constraint
+    bound when the space has one. Objectives left without a reference get one from the study
+    (an accuracy: chance, 100 / classes; see ``tables.hypervolume_reference``).
     """
     ref: dict[str, float] = {}
     for o in space.objectives:
         if o.metric in space.reference_point:
             ref[o.metric] = space.reference_point[o.metric]
-        elif METRICS[o.metric].kind == "accuracy":
-            ref[o.metric] = 0.0
-        else:
+        elif METRICS[o.metric].kind != "accuracy":
             key = METRICS[o.metric].constraint
             if key in space.constraints:
                 ref[o.metric] = space.constraints[key]

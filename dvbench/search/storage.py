@@ -14,8 +14,9 @@ Storages (``--storage URL``):
   ``results/<study>/study.db`` and stay there.
 
 A RUNNING trial whose worker died is failed and retried once by a live worker. RDB storages
-use Optuna's heartbeat; journal files get the same heartbeat from :class:`JournalHeartbeatStorage`
-(Optuna has none for them).
+use Optuna's heartbeat; journal workers write their own (``_journal``; Optuna has none for
+journals). :func:`study_lock` excludes every other worker of a study while it decides
+something study-wide (promotions, repeats, failing stale trials).
 
 A journal whose last record was cut (a crash, a full disk, a network file system dropping a
 write) opens with a warning: the torn bytes go to ``journal.log.torn-<time>`` and every complete
@@ -27,17 +28,20 @@ with :func:`display_url`, which hides its password.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import random
 import re
+import threading
 import time
 import warnings
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.storages import BaseStorage, RDBStorage
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
@@ -46,7 +50,8 @@ from sqlalchemy.pool import NullPool
 from dvbench.errors import UsageError
 from dvbench.models import DualViTConfig
 from dvbench.runtime import default_results_dir
-from dvbench.search._journal import TORN_SUFFIX, JournalHeartbeatStorage, _journal_backend
+from dvbench.search._journal import TORN_SUFFIX, _journal_backend
+from dvbench.search.record import STUDY_ATTR, recorded_config
 
 __all__ = [
     "JOURNAL_FILE",
@@ -54,21 +59,20 @@ __all__ = [
     "SQLITE_FILE",
     "STUDY_ATTR",
     "TORN_SUFFIX",
-    "JournalHeartbeatStorage",
     "display_url",
     "find_study_folder",
     "journal_path",
     "load_study",
     "open_storage",
+    "open_study",
     "resolve_study_reference",
     "retry_callback",
     "storage_scheme",
     "study_folder_storage",
+    "study_lock",
     "study_storage",
-    "trial_config",
 ]
 
-STUDY_ATTR = "dvbench"  # study user attribute holding the study's settings
 JOURNAL_FILE = "journal.log"  # default storage of a new study, in its folder
 SQLITE_FILE = "study.db"  # storage of studies made before journal files became the default
 RDB_SCHEMES = ("sqlite", "postgresql", "mysql")
@@ -263,7 +267,7 @@ def open_storage(
             path = journal_path(url)
             if not path.parent.is_dir():
                 raise UsageError(f"storage {display_url(url)}: folder {path.parent} does not exist")
-            return JournalHeartbeatStorage(_journal_backend(path), **heartbeat)
+            return JournalStorage(_journal_backend(path))
         if scheme in RDB_SCHEMES:
             return _rdb_storage(_postgres_driver(url), heartbeat)
     except UsageError:
@@ -289,16 +293,58 @@ def load_study(
         raise UsageError(f"storage {display_url(url)} has no study named {name!r}") from None
 
 
-def trial_config(study: optuna.Study, number: int) -> DualViTConfig:
-    """The config a trial recorded (for ``study:NAME:TRIAL`` references and exports)."""
-    trials = [t for t in study.get_trials(deepcopy=False) if t.number == number]
-    if not trials:
-        raise UsageError(f"study {study.study_name!r} has no trial {number}")
-    config = trials[0].user_attrs.get("config")
-    if config is None:
-        reason = trials[0].user_attrs.get("fail_reason", "no config recorded")
-        raise UsageError(f"trial {number} of {study.study_name!r} has no config ({reason})")
-    return DualViTConfig.from_dict(config).replace(name=f"{study.study_name}_trial{number}")
+def open_study(
+    name_or_path: str | Path, *, results_dir: str | Path | None = None, storage: str | None = None
+) -> tuple[optuna.Study, Path]:
+    """A finished (or running) study by name (under ``results_dir``) or folder, and the folder
+    its files go to: how reports, exports and ``study:NAME:TRIAL`` find a study.
+
+    With ``storage`` (an Optuna URL) the study is read from there and its folder is
+    ``results_dir/NAME``. Missing studies raise :class:`UsageError`.
+    """
+    results_dir = Path(results_dir) if results_dir is not None else default_results_dir()
+    if storage:
+        return load_study(name_or_path, storage=storage), results_dir / str(name_or_path)
+    folder = find_study_folder(name_or_path, results_dir)
+    return load_study(name_or_path, results_dir), folder
+
+
+_LOCAL_LOCK = threading.Lock()  # in-memory studies live in one process
+
+
+@contextlib.contextmanager
+def study_lock(url: str, study_name: str) -> Iterator[None]:
+    """Exclude every other worker of the study (any process, any machine the storage reaches).
+
+    A file lock (``flock``) beside a journal or SQLite file, released by the kernel if the
+    holder dies; a PostgreSQL transaction-scoped advisory lock, released when its connection
+    ends; a process lock for an in-memory study.
+    """
+    scheme = storage_scheme(url)
+    if scheme in ("journal", "sqlite"):
+        path = journal_path(url) if scheme == "journal" else Path(url.split(":///", 1)[1])
+        with open(path.with_name(path.name + ".promote.lock"), "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        return
+    if scheme in ("postgresql", "mysql"):
+        key = zlib.crc32(f"dvbench-promote:{study_name}".encode())
+        engine = create_engine(_postgres_driver(url), poolclass=NullPool)
+        try:
+            with engine.begin() as connection:
+                if scheme == "postgresql":
+                    connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+                else:
+                    connection.execute(text("SELECT GET_LOCK(:k, -1)"), {"k": str(key)})
+                yield
+        finally:
+            engine.dispose()
+        return
+    with _LOCAL_LOCK:
+        yield
 
 
 def resolve_study_reference(reference: str) -> DualViTConfig:
@@ -308,4 +354,4 @@ def resolve_study_reference(reference: str) -> DualViTConfig:
     if len(parts) != 3 or not parts[2].isdigit():
         raise UsageError(f"{reference!r}: expected study:NAME:TRIAL, e.g. study:small:3")
     study = load_study(parts[1], Path(results_dir) if results_dir else None)
-    return trial_config(study, int(parts[2]))
+    return recorded_config(study, int(parts[2]))

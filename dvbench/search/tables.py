@@ -1,20 +1,27 @@
 """Study -> pandas tables: every trial, the Pareto front, baselines, hypervolume.
 
 Tables are computed from the study's storage alone, so any worker (or ``dvbench report``)
-can write them, and they are written atomically (temporary file + rename): a reader never
-sees a half-written file. Each trial row names the space version it ran under
-(``space_version``); the front, the dominance of baselines and the hypervolume use the
-trials of the newest version only (see :func:`front_version`), so that a front never mixes
-two spaces' constraints.
+can write them, and they are written atomically (:mod:`dvbench.files`). What a trial stored
+is read through :mod:`~dvbench.search.record`; a candidate's runs (rungs, repeats) are folded
+into one row with the standard error of every accuracy (``_runs``); every comparison uses the
+study's one noise-aware dominance rule (``_pareto``) at the study's confidence, carried with
+the objectives in a :class:`Criteria`.
+
+Each trial row names the space version it ran under (``space_version``); the front, the
+dominance of baselines and the hypervolume use the trials of the newest version only (see
+:func:`front_version`), so that a front never mixes two spaces' constraints.
+
+Files: ``trials.csv`` (every first run and baseline, with ``p_front``: the probability of being
+on the front), ``pareto.csv`` (the noise-aware front, with ``p_front`` and ``tied_with``: the
+front members its accuracy is not told apart from), and, for studies with follow-up runs,
+``runs.csv`` (every run) and, multi-fidelity, ``provisional.csv`` (the front of each lower rung).
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import secrets
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,119 +29,99 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from dvbench.metrics import METRICS
+from dvbench.files import write_atomic
+from dvbench.metrics import ACCURACY_METRICS
+from dvbench.search import record
+from dvbench.search._pareto import DominanceRule, front_probability
+from dvbench.search._runs import add_uncertainty, fold_runs, runs_frame
+from dvbench.search.record import SPACE_VERSION
 
-BASELINE_ATTR_PREFIX = "baseline:"
-RUNG_ATTR = "rung"  # multi-fidelity: {"candidate", "rung", "budget", "top"} of a rung run
-SPACE_VERSION = "space_version"  # trial attribute and column: the space version it ran under
-#: Metric columns of the tables: every metric of :mod:`dvbench.metrics`, in its order.
-METRIC_COLUMNS = tuple(name for name, m in METRICS.items() if m.kind != "proxy")
-#: Proxy metric columns appear only in studies that measure them.
-PROXY_COLUMNS = tuple(name for name, m in METRICS.items() if m.kind == "proxy")
-TIMING_COLUMNS = ("count_s", "train_s", "profile_s", "duration_s")
+__all__ = [
+    "Criteria",
+    "candidates",
+    "dominance",
+    "export_tables",
+    "front_version",
+    "pareto_frame",
+    "provisional_frame",
+    "trials_frame",
+    "write_atomic",
+]
 
-
-def started_by(trial: optuna.trial.FrozenTrial) -> str | None:
-    """host:pid of the worker that started this trial, or None if none did (yet).
-
-    A retried trial inherits its predecessor's attributes, so the record names its trial.
-    """
-    record = trial.user_attrs.get("worker")
-    if isinstance(record, dict):
-        return record.get("id") if record.get("trial") == trial.number else None
-    return record  # studies from before several workers: a plain host:pid
-
-
-def is_feasible(trial: optuna.trial.FrozenTrial) -> bool | None:
-    """Within the space's constraints (as reported to the sampler); None if never measured."""
-    if trial.constraints:
-        return all(value <= 0 for value in trial.constraints.values())
-    if "feasible" in trial.user_attrs:  # studies from before constraints were the record
-        return trial.user_attrs["feasible"]
-    return True if "metrics" in trial.user_attrs else None  # a space without constraints
+#: The confidence a space gets when it does not say (see ``_pareto.DominanceRule``).
+DEFAULT_CONFIDENCE = 0.95
 
 
-def _space_version(trial: optuna.trial.FrozenTrial) -> int | None:
-    """The space version the trial ran under; trials of studies made before versions ran under
-    version 1; a trial still waiting to start has none."""
-    version = trial.user_attrs.get(SPACE_VERSION)
-    if version is None and trial.state != optuna.trial.TrialState.WAITING:
-        return 1
-    return version
+@dataclass(frozen=True)
+class Criteria:
+    """How a study compares candidates: its objectives, their directions, and the confidence
+    of its dominance rule (0: strict). Accuracy metrics are the noisy ones (their ``_se``
+    columns are their standard errors); every other objective is exact."""
+
+    metrics: tuple[str, ...]
+    directions: tuple[str, ...]
+    confidence: float = DEFAULT_CONFIDENCE
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "metrics", tuple(self.metrics))
+        object.__setattr__(self, "directions", tuple(self.directions))
+        DominanceRule(self.confidence)  # validates
+
+    @classmethod
+    def of_space(cls, space: Any) -> Criteria:
+        """The criteria of a :class:`~dvbench.search.space.SearchSpace`."""
+        return cls(tuple(space.metrics), tuple(space.directions), space.confidence)
+
+    @classmethod
+    def of_settings(cls, settings: Mapping[str, Any]) -> Criteria:
+        """The criteria a study recorded (studies made before confidences were strict)."""
+        objectives = settings.get("objectives") or []
+        return cls(
+            tuple(str(o["metric"]) for o in objectives),
+            tuple(str(o["direction"]) for o in objectives),
+            float(settings.get("confidence", 0.0)),
+        )
+
+    @property
+    def rule(self) -> DominanceRule:
+        return DominanceRule(self.confidence)
+
+    @property
+    def noisy(self) -> tuple[bool, ...]:
+        return tuple(m in ACCURACY_METRICS for m in self.metrics)
+
+    def values(self, frame: pd.DataFrame) -> np.ndarray:
+        return frame[list(self.metrics)].astype(float).to_numpy().reshape(-1, len(self.metrics))
+
+    def errors(self, frame: pd.DataFrame) -> np.ndarray:
+        """Each row's standard error per objective (0 where exact or unknown)."""
+        columns = []
+        for metric, noisy in zip(self.metrics, self.noisy):
+            se = f"{metric}_se"
+            if noisy and se in frame.columns:
+                columns.append(pd.to_numeric(frame[se], errors="coerce").fillna(0.0).to_numpy())
+            else:
+                columns.append(np.zeros(len(frame)))
+        return np.column_stack(columns) if columns else np.zeros((len(frame), 0))
 
 
-def trial_row(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
-    attrs = trial.user_attrs
-    duration = trial.duration.total_seconds() if trial.duration else None
-    row: dict[str, Any] = {
-        "number": trial.number,
-        "state": trial.state.name,
-        "baseline": False,
-        "name": attrs.get("seed_name") or f"trial_{trial.number}",
-        "feasible": is_feasible(trial),
-        "fail_reason": attrs.get("fail_reason"),
-        "retried_from": attrs.get("retried_from", trial.system_attrs.get("failed_trial")),
-        "worker": started_by(trial),
-        SPACE_VERSION: _space_version(trial),
-    }
-    row.update({f"knob.{k}": v for k, v in trial.params.items()})
-    metrics = attrs.get("metrics", {})
-    for column in METRIC_COLUMNS:
-        row[column] = metrics.get(column)
-    row.update({column: metrics[column] for column in PROXY_COLUMNS if column in metrics})
-    if "prefilter" in attrs:  # the pre-filter's training-free score (see _prefilter)
-        row["prefilter_score"] = attrs["prefilter"]["values"][0]
-    timings = attrs.get("timings", {})
-    for column in TIMING_COLUMNS[:-1]:
-        row[column] = timings.get(column)
-    row["duration_s"] = duration
-    row["config"] = json.dumps(attrs["config"], sort_keys=True) if "config" in attrs else None
-    return row
-
-
-def baseline_rows(study: optuna.Study) -> list[dict[str, Any]]:
-    rows = []
-    for key, record in sorted(study.user_attrs.items()):
-        if not key.startswith(BASELINE_ATTR_PREFIX):
-            continue
-        metrics = record.get("metrics", {})
-        row = {
-            "number": None,
-            "state": record.get("state", "COMPLETE"),
-            "baseline": True,
-            "name": record.get("name", key[len(BASELINE_ATTR_PREFIX) :]),
-            "feasible": True,
-            "fail_reason": record.get("fail_reason"),
-            "retried_from": None,
-            "worker": record.get("worker"),
-            SPACE_VERSION: record.get(SPACE_VERSION, 1),
-        }
-        row.update({c: metrics.get(c) for c in METRIC_COLUMNS})
-        row.update({c: record.get("timings", {}).get(c) for c in TIMING_COLUMNS})
-        row["config"] = json.dumps(record.get("overrides") or {}, sort_keys=True)
-        rows.append(row)
-    return rows
-
-
+# -------------------------------------------------------------------------------- the rows
 def trials_frame(
     study: optuna.Study, trials: Sequence[optuna.trial.FrozenTrial] | None = None
 ) -> pd.DataFrame:
-    """Every trial (any state) and every baseline, one row each (``trials``: the study's,
-    already read)."""
+    """Every candidate (any state; its follow-up runs folded in) and every baseline, one row
+    each, with standard errors (``trials``: the study's, already read)."""
     trials = study.get_trials(deepcopy=False) if trials is None else trials
-    rows = [trial_row(t) for t in trials]
+    rows = [record.trial_row(t) for t in trials]
     _explain_stale_failures(rows)
-    rows += baseline_rows(study)
+    rows += record.baseline_rows(study)
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
     frame["number"] = frame["number"].astype("Int64")
     frame[SPACE_VERSION] = frame[SPACE_VERSION].astype("Int64")
-    if any(RUNG_ATTR in t.user_attrs for t in trials):  # multi-fidelity: a row per candidate
-        from dvbench.search._rung_tables import fold_rungs, rung_runs
-
-        frame = fold_rungs(frame, rung_runs(trials))
-    return frame
+    frame = fold_runs(frame, runs_frame(trials))
+    return add_uncertainty(frame)
 
 
 def _explain_stale_failures(rows: list[dict[str, Any]]) -> None:
@@ -145,38 +132,8 @@ def _explain_stale_failures(rows: list[dict[str, Any]]) -> None:
     """
     retries = {r["retried_from"]: r["number"] for r in rows if r["retried_from"] is not None}
     for row in rows:
-        if row["state"] != "FAIL" or row["fail_reason"]:
-            continue
-        who = f"worker {row['worker']}" if row["worker"] else "its worker"
-        reason = f"{who} stopped heartbeating (died or hung)"
-        retry = retries.get(row["number"])
-        row["fail_reason"] = f"{reason}; retried as trial {retry}" if retry is not None else reason
-
-
-def is_dominated_by(a: Sequence[float], b: Sequence[float], directions: Sequence[str]) -> bool:
-    """True when ``b`` dominates ``a``: no worse in every objective, better in one."""
-    better = False
-    for x, y, d in zip(a, b, directions):
-        if d == "minimize":
-            x, y = -x, -y
-        if y < x:
-            return False
-        if y > x:
-            better = True
-    return better
-
-
-def pareto_mask(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:
-    """Boolean mask of the non-dominated rows of ``values`` (rows x objectives)."""
-    sign = np.array([1.0 if d == "minimize" else -1.0 for d in directions])
-    losses = values * sign  # minimisation form
-    n = len(losses)
-    mask = np.ones(n, dtype=bool)
-    for i in range(n):
-        others = losses[np.arange(n) != i]
-        dominated = np.any(np.all(others <= losses[i], axis=1) & np.any(others < losses[i], axis=1))
-        mask[i] = not dominated
-    return mask
+        if row["state"] == "FAIL" and not row["fail_reason"]:
+            row["fail_reason"] = record.stale_reason(row["worker"], retries.get(row["number"]))
 
 
 def front_version(frame: pd.DataFrame) -> int | None:
@@ -198,6 +155,15 @@ def _of_version(frame: pd.DataFrame, version: int | None) -> pd.Series:
     return versions.eq(version).fillna(False).astype(bool)
 
 
+def _finite_in(frame: pd.DataFrame, metrics: Sequence[str]) -> pd.Series:
+    keep = pd.Series(True, index=frame.index)
+    for m in metrics:
+        keep &= pd.to_numeric(frame[m], errors="coerce").map(
+            lambda v: v is not None and math.isfinite(v)
+        )
+    return keep
+
+
 def candidates(frame: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
     """Completed, feasible, non-baseline trials of the front's space version (see
     :func:`front_version`) with every objective finite."""
@@ -208,143 +174,83 @@ def candidates(frame: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
         keep &= frame["final"].fillna(False).astype(bool)
     keep &= _of_version(frame, front_version(frame))
     keep &= frame["feasible"].fillna(True).astype(bool)
-    for m in metrics:
-        keep &= pd.to_numeric(frame[m], errors="coerce").map(
-            lambda v: v is not None and math.isfinite(v)
+    return frame[keep & _finite_in(frame, metrics)]
+
+
+# ------------------------------------------------------------------------------ the fronts
+def with_front_probability(frame: pd.DataFrame, criteria: Criteria) -> pd.DataFrame:
+    """``frame`` with ``p_front``: each candidate's probability of being on the front of the
+    true values (costs exact, accuracies within their SEs); empty for other rows."""
+    out = frame.copy()
+    out["p_front"] = math.nan
+    pool = candidates(frame, criteria.metrics)
+    if not pool.empty:
+        chance = front_probability(
+            criteria.values(pool), criteria.directions, criteria.errors(pool)
         )
-    return frame[keep]
+        out.loc[pool.index, "p_front"] = chance
+    return out
 
 
-def pareto_frame(
-    frame: pd.DataFrame, metrics: Sequence[str], directions: Sequence[str]
-) -> pd.DataFrame:
-    """The non-dominated candidates, sorted by the first cost (minimised) objective."""
-    pool = candidates(frame, metrics)
+def pareto_frame(frame: pd.DataFrame, criteria: Criteria) -> pd.DataFrame:
+    """The front under the study's rule (candidates no other candidate dominates), sorted by
+    the first cost (minimised) objective, with ``p_front`` and ``tied_with`` (the numbers of the
+    front members whose accuracy the noise does not tell apart from this one's)."""
+    pool = candidates(frame, criteria.metrics)
     if pool.empty:
         return pool
-    values = pool[list(metrics)].astype(float).to_numpy()
-    front = pool[pareto_mask(values, directions)].copy()
+    values, errors = criteria.values(pool), criteria.errors(pool)
+    rule = criteria.rule
+    on_front = rule.front(values, criteria.directions, errors)
+    front = pool[on_front].copy()
+    front["p_front"] = front_probability(values, criteria.directions, errors)[on_front]
+    ties = rule.tied(values[on_front], criteria.directions, errors[on_front])
+    numbers = front["number"].tolist()
+    front["tied_with"] = [" ".join(str(numbers[j]) for j in np.flatnonzero(row)) for row in ties]
+    metrics, directions = criteria.metrics, criteria.directions
     sort_by = next((m for m, d in zip(metrics, directions) if d == "minimize"), metrics[0])
     return front.sort_values([sort_by, "number"]).reset_index(drop=True)
 
 
-def dominance(
-    frame: pd.DataFrame, metrics: Sequence[str], directions: Sequence[str]
-) -> dict[str, list[str]]:
+def provisional_frame(frame: pd.DataFrame, criteria: Criteria) -> pd.DataFrame:
+    """Multi-fidelity: for each rung below the top, the front of the candidates that stopped
+    there, at that rung's accuracy (``provisional.csv``; empty for other studies)."""
+    if frame.empty or "final" not in frame.columns:
+        return frame.iloc[0:0]
+    parts = []
+    stopped = frame[(frame["final"] == False) & frame["rung"].notna()]  # noqa: E712
+    for _, group in stopped.groupby("rung"):
+        front = pareto_frame(group.drop(columns="final"), criteria)
+        if not front.empty:
+            parts.append(front)
+    if not parts:
+        return frame.iloc[0:0]
+    out = pd.concat(parts)
+    out.insert(out.columns.get_loc("rung") + 1, "final", False)
+    return out.sort_values(["rung", "number"]).reset_index(drop=True)
+
+
+def dominance(frame: pd.DataFrame, criteria: Criteria) -> dict[str, list[str]]:
     """For each completed baseline measured under the front's space version, the candidates
-    that dominate it (a baseline of another version is not compared)."""
+    that dominate it under the study's rule (a baseline of another version is not compared)."""
     out: dict[str, list[str]] = {}
     if frame.empty:
         return out
-    pool = candidates(frame, metrics)
+    pool = candidates(frame, criteria.metrics)
     same = _of_version(frame, front_version(frame))
     base = frame[frame["baseline"].astype(bool) & (frame["state"] == "COMPLETE") & same]
-    for _, b in base.iterrows():
-        bvals = [float(b[m]) if b[m] is not None else math.nan for m in metrics]
-        if any(not math.isfinite(v) for v in bvals):
-            continue
-        out[b["name"]] = [
-            c["name"]
-            for _, c in pool.iterrows()
-            if is_dominated_by(bvals, [float(c[m]) for m in metrics], directions)
-        ]
+    base = base[_finite_in(base, criteria.metrics)]
+    if base.empty:
+        return out
+    rule = criteria.rule
+    for index in base.index:
+        both = pd.concat([base.loc[[index]], pool])
+        beaten = rule.matrix(criteria.values(both), criteria.directions, criteria.errors(both))
+        out[base.at[index, "name"]] = pool["name"][beaten[1:, 0]].tolist()
     return out
 
 
-def hypervolume(values: np.ndarray, directions: Sequence[str], reference: Sequence[float]) -> float:
-    """Hypervolume of the points (rows) dominated inside ``reference`` (metric units).
-
-    Uses Optuna's exact hypervolume (the one its ``plot_hypervolume_history`` uses). Points
-    not strictly better than the reference in every objective add nothing.
-    """
-    from optuna._hypervolume import compute_hypervolume
-
-    if len(values) == 0:
-        return 0.0
-    sign = np.array([1.0 if d == "minimize" else -1.0 for d in directions])
-    losses = np.asarray(values, dtype=float) * sign
-    ref = np.asarray(reference, dtype=float) * sign
-    inside = np.all(losses < ref, axis=1)
-    if not inside.any():
-        return 0.0
-    return float(compute_hypervolume(losses[inside], ref))
-
-
-def resolve_reference(
-    frame: pd.DataFrame,
-    metrics: Sequence[str],
-    directions: Sequence[str],
-    fixed: Mapping[str, float],
-) -> list[float]:
-    """The reference point: fixed values where given, else 1.1x the worst observed cost."""
-    ref = []
-    pool = candidates(frame, metrics)
-    for m, d in zip(metrics, directions):
-        if m in fixed:
-            ref.append(float(fixed[m]))
-            continue
-        column = pool[m].astype(float) if not pool.empty else pd.Series([], dtype=float)
-        if column.empty:
-            ref.append(math.nan)
-        elif d == "minimize":
-            ref.append(float(column.max()) * 1.1)
-        else:
-            ref.append(float(column.min()) * 0.9)
-    return ref
-
-
-def hypervolume_history(
-    frame: pd.DataFrame,
-    metrics: Sequence[str],
-    directions: Sequence[str],
-    reference: Sequence[float],
-) -> pd.DataFrame:
-    """Hypervolume of the front after each trial number (candidates only)."""
-    pool = candidates(frame, metrics).sort_values("number")
-    rows = []
-    values: list[list[float]] = []
-    for _, row in pool.iterrows():
-        values.append([float(row[m]) for m in metrics])
-        rows.append(
-            {
-                "number": int(row["number"]),
-                "hypervolume": hypervolume(np.array(values), directions, reference),
-            }
-        )
-    return pd.DataFrame(rows, columns=["number", "hypervolume"])
-
-
-def _temporary_file(path: Path) -> Path:
-    """A new, empty file beside ``path`` with the mode any new file gets (0666 less the umask).
-
-    ``tempfile.mkstemp`` would make it 0600, and the rename would carry that mode to the table.
-    """
-    while True:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-        try:
-            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-            return tmp
-        except FileExistsError:
-            continue
-
-
-def write_atomic(frame: pd.DataFrame, path: Path) -> Path:
-    """Write CSV or Parquet (by suffix) through a temporary file and an atomic rename; the file
-    gets the user's usual mode (0666 less the umask)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary_file(path)
-    try:
-        if path.suffix == ".parquet":
-            frame.to_parquet(tmp, index=False)
-        else:
-            frame.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
+# ------------------------------------------------------------------------------- the files
 def _parquet_ready(frame: pd.DataFrame) -> pd.DataFrame:
     """Object columns with mixed types (None and floats/bools/strings) as Parquet accepts them."""
     out = frame.copy()
@@ -360,32 +266,23 @@ def _parquet_ready(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def provisional_frame(
-    frame: pd.DataFrame, metrics: Sequence[str], directions: Sequence[str]
-) -> pd.DataFrame:
-    """Multi-fidelity: for each rung below the top, the front of the candidates that stopped
-    there, at that rung's accuracy (``provisional.csv``; empty for other studies)."""
-    from dvbench.search._rung_tables import provisional_frame as rung_fronts
-
-    return rung_fronts(frame, metrics, directions)
+#: The columns an empty ``trials.csv`` still has (a study with no trial yet).
+EMPTY_COLUMNS = ("number", "state", "baseline", "name", "feasible", "fail_reason", SPACE_VERSION)
 
 
-def export_tables(
-    study: optuna.Study,
-    out_dir: Path,
-    metrics: Sequence[str],
-    directions: Sequence[str],
-) -> dict[str, Path]:
-    """Write trials.csv/.parquet and pareto.csv/.parquet for ``study`` into ``out_dir``."""
+def export_tables(study: optuna.Study, out_dir: Path, criteria: Criteria) -> dict[str, Path]:
+    """Write trials, pareto (and runs, provisional) as CSV and Parquet into ``out_dir``."""
     trials = study.get_trials(deepcopy=False)
     frame = trials_frame(study, trials)
-    front = pareto_frame(frame, metrics, directions)
-    tables = [("trials", frame), ("pareto", front)]
-    if "final" in frame.columns:  # multi-fidelity: every rung run, and the provisional front
-        from dvbench.search._rung_tables import rung_runs
-
-        tables.append(("rungs", rung_runs(trials)))
-        tables.append(("provisional", provisional_frame(frame, metrics, directions)))
+    if frame.empty:
+        frame = pd.DataFrame(columns=[*EMPTY_COLUMNS, *criteria.metrics])
+    else:
+        frame = with_front_probability(frame, criteria)
+    tables = [("trials", frame), ("pareto", pareto_frame(frame, criteria))]
+    if record.has_runs(trials):
+        tables.append(("runs", runs_frame(trials)))
+    if "final" in frame.columns:
+        tables.append(("provisional", provisional_frame(frame, criteria)))
     paths = {}
     for stem, table in tables:
         paths[f"{stem}.csv"] = write_atomic(table, out_dir / f"{stem}.csv")

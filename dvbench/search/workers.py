@@ -28,9 +28,9 @@ from dvbench.errors import UsageError
 from dvbench.runtime import usable_cores
 from dvbench.search._loop import run_search, summarize
 from dvbench.search._options import SearchOptions, SearchSummary
-from dvbench.search._study import open_study, reap_stale_trials
+from dvbench.search._study import join_study, reap_stale_trials
 from dvbench.search.storage import SQLITE_FILE, display_url, storage_scheme
-from dvbench.search.tables import export_tables
+from dvbench.search.tables import Criteria, export_tables
 
 # torch, OpenMP and MKL read these when they start; a worker's threads are set before that.
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -129,7 +129,7 @@ def run_workers(
     log = log or (lambda message: None)
     warn = warn or (lambda message: print(message, file=sys.stderr, flush=True))
     check_workers(options, workers)
-    study = open_study(options, log)  # creates it (seeds, settings) before any worker starts
+    study = join_study(options, log)  # creates it (seeds, settings) before any worker starts
     finished_before = sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
     threads = options.threads or threads_per_worker(workers)
     log_dir = options.study_dir / "workers"
@@ -172,8 +172,7 @@ def run_workers(
                 process.terminate()
     report_deaths()
     reap_stale_trials(study, options)
-    space = options.space
-    files = export_tables(study, options.study_dir, space.metrics, space.directions)
+    files = export_tables(study, options.study_dir, Criteria.of_space(options.space))
     finished = sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
     summary = summarize(
         study,

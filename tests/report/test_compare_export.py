@@ -20,11 +20,10 @@ from dvbench.report import (
     create_from_file,
     export_trial,
     get_comparison_info,
-    open_study,
     write_comparison,
 )
 from dvbench.report.plots import DPI, FIGSIZE
-from dvbench.search import SearchOptions, load_space, load_study, run_search
+from dvbench.search import SearchOptions, load_space, load_study, open_study, run_search
 from dvbench.train import DataSpec, TrainSettings
 
 RES = 64
@@ -123,7 +122,7 @@ def test_cli_export_default_path(results_dir, capsys):
 @pytest.mark.parametrize(("argv", "message"), [
     (["nothing", "--trial", "0"], "no study"),
     (["costs", "--trial", "99"], "has no trial 99"),
-    (["costs", "--trial", "2"], "is FAIL, not COMPLETE: invalid config"),
+    (["costs", "--trial", "2"], "recorded no config (invalid config"),
     (["costs", "--trial", "0", "--out", "x.txt"], "must end in .yaml"),
 ])  # fmt: skip
 def test_cli_export_errors_are_one_line(results_dir, capsys, argv, message):

@@ -27,12 +27,12 @@ from dvbench.report import (
     get_importance_info,
     get_pareto_front_info,
     load_report_data,
-    open_study,
     write_report,
 )
 from dvbench.report.plots import DPI, FIGSIZE, report_axes
-from dvbench.search import knobs_to_config
-from dvbench.search.tables import export_tables
+from dvbench.search import open_study
+from dvbench.search._knobs import knobs_to_config
+from dvbench.search.tables import Criteria, export_tables
 
 RES = 64
 KNOBS = {
@@ -202,7 +202,7 @@ def make_study(
             "timings": {},
         },
     )
-    export_tables(study, folder, [m for m, _ in objectives], [d for _, d in objectives])
+    export_tables(study, folder, Criteria.of_settings(study.user_attrs["dvbench"]))
     return study
 
 
@@ -249,7 +249,8 @@ def test_front_info_draws_feasible_trials_front_and_baselines(study_dir):
     assert info.front == sorted(zip(pareto["gflops"], pareto["top1"], strict=True))
     assert info.step == "post"
     seed = next(p for p in info.points if p.name == "dualvit_s_scaled")
-    assert seed.kind == "seed" and seed.label == "dualvit_s_scaled"
+    # a seed trial: its name and its Optuna trial number, as every table calls it
+    assert seed.kind == "seed" and seed.label == "dualvit_s_scaled (0)"
     base = next(p for p in info.points if p.name == "pvt_v2_b0")
     assert base.kind == "pvt" and base.label == "pvt_v2_b0" and not base.on_front
     for p in info.points:  # front trials are labelled by number, others not at all
@@ -305,7 +306,7 @@ def test_hypervolume_info_matches_the_search_tables(study_dir):
     info = get_hypervolume_info(data)
     assert info.numbers == list(range(8))  # the feasible completed trials
     assert info.values == sorted(info.values)  # never decreases
-    assert info.values[-1] == pytest.approx(data.hypervolume)
+    assert info.values[-1] == pytest.approx(data.hypervolume.value)
     assert "top1 0.00" in info.subtitle  # the space fixed the accuracy reference
     assert data.dominance["pvt_v2_b0"]  # some candidate beats the baseline
 
@@ -361,7 +362,7 @@ def test_markdown_has_plots_settings_dominance_and_command(report):
     assert "![top-1 accuracy vs GFLOPs](top1_vs_gflops.png)" in text
     assert "**pvt_v2_b0** is dominated by" in text
     assert "**swin_t(embed_dim=48)**: not compared, it failed (training failed" in text
-    assert "reference point: top1 = 0.00 (set by the space)" in text
+    assert "Reference point: top1 = 0.00 (set by the space)" in text
     assert "```bash\npython cli.py search --space fake --n-trials 10\n```" in text
     settings = {r["setting"]: r["value"] for r in _markdown_table(text, "setting")}
     assert settings["objectives"] == "top1 (maximize), gflops (minimize)"

@@ -75,7 +75,7 @@ def peek_study(name: str, results: Path, storage_url: str | None = None):
 
 def worker_pid(trial) -> int | None:
     """The pid of the worker that started ``trial`` (None before its objective began)."""
-    from dvbench.search.tables import started_by
+    from dvbench.search.record import started_by
 
     worker = started_by(trial)
     return None if worker is None else int(worker.rsplit(":", 1)[1])
@@ -140,3 +140,64 @@ def start_gated(cmd: list[str], gate: Path) -> subprocess.Popen:
 def open_gate(gate: Path, index: int) -> None:
     """Let worker ``index`` of a :func:`start_gated` run go."""
     Path(f"{gate}.{index}").touch()
+
+
+# A space scored by a scripted evaluator (:class:`NoisyScript`): top1 and GFLOPs, 2 x 3 knobs.
+NOISY_SPACE = {
+    "name": "noisy",
+    "knobs": {"width": {"choices": [8, 16]}, "depth3": {"low": 1, "high": 3}},
+    "fixed": {
+        "head_dim": 8, "width_multipliers": [1, 2, 3, 4], "depth1": 1, "depth2": 1,
+        "depth4": 1, "mlp_ratio": 2, "stem_hidden_dim": 8, "semantic_grid": 1,
+    },
+    "objectives": [
+        {"metric": "top1", "direction": "maximize"},
+        {"metric": "gflops", "direction": "minimize"},
+    ],
+    "sampler": {"name": "random"},
+    "n_trials": 6,
+    "train": {"data": "digits", "resolution": 16, "epochs": 1, "train_samples": 5},
+    "profile": {"resolution": 32},
+    "confidence": 0.95,
+}  # fmt: skip
+
+
+def knob_key(cfg) -> tuple[int, int]:
+    """(width, depth3) of a NOISY_SPACE network, read back from its config."""
+    return cfg.embed_dims[0], cfg.depths[2]
+
+
+def noisy_script(space, truth: dict, *, seed_sd: float = 0.66, test_images: int = 8000):
+    """An Evaluator for ``space`` that builds nothing: a candidate's GFLOPs and true top-1 come
+    from ``truth[(width, depth3)] = (gflops, top1)``; a training run measures the true top-1
+    plus normal noise of sd ``seed_sd`` drawn from its training seed (so the same network with
+    the same seed measures the same, as a real run does). ``runs`` lists (key, seed)."""
+    import numpy as np
+
+    from dvbench.evaluate import Evaluator
+    from dvbench.train import TrainResult, TrainSettings
+
+    class NoisyScript(Evaluator):
+        runs: list
+
+        def costs(self, spec, *, overrides=None, timings=None):
+            gflops, _ = truth[knob_key(spec)]
+            return {"params_m": 1.0, "gflops": gflops}, None
+
+        def train(self, spec, *, seed, timings=None, **kwargs):
+            _, mean = truth[knob_key(spec)]
+            self.runs.append((knob_key(spec), seed))
+            top1 = mean + seed_sd * float(np.random.default_rng(seed).standard_normal())
+            if timings is not None:
+                timings["train_s"] = timings.get("train_s", 0.0) + 1.0
+            return TrainResult(
+                model="scripted", status="ok", reason=None, top1=top1, top5=100.0,
+                test_loss=1.0, final_loss=1.0, params=1, epochs=1.0, steps=1, images_seen=1,
+                train_time_s=1.0, eval_time_s=0.0, images_per_s=1.0, data="scripted",
+                resolution=16, num_classes=10, num_train=1, num_test=test_images, seed=seed,
+                device="cpu", settings=TrainSettings(),
+            )  # fmt: skip
+
+    evaluator = NoisyScript.for_space(space)
+    evaluator.runs = []
+    return evaluator

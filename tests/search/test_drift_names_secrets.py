@@ -26,16 +26,15 @@ from search_helpers import COST_SPACE, REPO, write_space
 
 from dvbench.cli import main
 from dvbench.errors import UsageError
+from dvbench.files import write_atomic
 from dvbench.search import (
     SearchOptions,
     command_line,
+    join_study,
     load_space,
-    open_study,
-    space_changes,
-    space_record,
     space_versions,
 )
-from dvbench.search.tables import write_atomic
+from dvbench.search._versions import space_changes, space_record
 
 PG_URL = os.environ.get("DVBENCH_TEST_PG_URL")
 # Every candidate builds (no 32-grid), so each run adds exactly the trials it is asked for.
@@ -93,7 +92,9 @@ def test_harmless_edits_are_not_drift(tmp_path):
 def test_space_record_names_meaningful_fields_only(tmp_path):
     space = load_space(write_space(tmp_path, SPACE))
     record = space_record(space)
-    assert set(record) == {"knobs", "fixed", "objectives", "constraints", "train", "profile"}
+    assert set(record) == {
+        "knobs", "fixed", "objectives", "constraints", "train", "profile", "confidence"
+    }  # fmt: skip
     other = space_record(space.with_objectives(list(reversed(space.objectives))))
     assert space_changes(record, other) == ["objectives"]
     moved = {**record, "profile": {**record["profile"], "resolution": 96}}
@@ -141,7 +142,7 @@ def test_workers_joining_at_once_compare_and_a_changed_one_is_refused(tmp_path):
 
     def join() -> None:
         try:
-            open_study(options)
+            join_study(options)
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
@@ -151,11 +152,11 @@ def test_workers_joining_at_once_compare_and_a_changed_one_is_refused(tmp_path):
     for thread in threads:
         thread.join()
     assert errors == []
-    study = open_study(options)
+    study = join_study(options)
     assert [v.number for v in space_versions(study.user_attrs)] == [1]
     changed = load_space(write_space(tmp_path, _changed(fixed={**SPACE["fixed"], "depth1": 2})))
     with pytest.raises(UsageError, match="fixed.depth1 1 -> 2"):
-        open_study(SearchOptions(space=changed, results_dir=tmp_path / "results", quiet=True))
+        join_study(SearchOptions(space=changed, results_dir=tmp_path / "results", quiet=True))
 
 
 # ------------------------------------------------------------------------------ study names
@@ -331,14 +332,13 @@ def test_front_and_baselines_of_another_version_are_kept_apart():
         "space_version:2", {"version": 2, "record": {}, "changed": ["knobs.x (added)"]}
     )
     from dvbench.report import load_report_data, render_report
-    from dvbench.search.tables import dominance, pareto_frame, trials_frame
+    from dvbench.search.tables import Criteria, dominance, pareto_frame, trials_frame
 
     frame = trials_frame(study)
-    front = pareto_frame(frame, ["gflops", "params_m"], ["minimize", "maximize"])
+    criteria = Criteria(("gflops", "params_m"), ("minimize", "maximize"))
+    front = pareto_frame(frame, criteria)
     assert front["number"].tolist() == [1, 2]
-    assert dominance(frame, ["gflops", "params_m"], ["minimize", "maximize"]) == {
-        "new": ["trial_1", "trial_2", "trial_3"]
-    }
+    assert dominance(frame, criteria) == {"new": ["trial_1", "trial_2", "trial_3"]}
     text = render_report(load_report_data(study))
     assert "front holds the 3 trials of space version 2 only" in text
     assert "| baseline |  | old (space version 1) |" in text

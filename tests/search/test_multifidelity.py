@@ -26,22 +26,22 @@ from search_helpers import (
     write_space,
 )
 
-from dvbench.evaluate import Evaluator
+from dvbench.evaluate import Evaluator, training_seed
 from dvbench.search import SearchOptions, load_space, run_search
-from dvbench.search._ladder import rung_of
-from dvbench.search._rungs import (
-    Fidelity,
-    beyond_promotion,
-    crowding_distances,
-    horizon,
-    non_dominated_ranks,
-    pareto_order,
-    promotions,
-)
+from dvbench.search._ladder import Ladder
+from dvbench.search._pareto import STRICT, crowding_distances
+from dvbench.search._rungs import Fidelity, beyond_promotion, horizon, promotions
+from dvbench.search.record import run_of
 from dvbench.search.storage import open_storage
 
 PG_URL = os.environ.get("DVBENCH_TEST_PG_URL")
 MAX_MIN = ["maximize", "minimize"]
+
+
+def rung_of(trial) -> tuple[int, int]:
+    mark = run_of(trial)
+    return mark.candidate, mark.rung
+
 
 MF_SPACE = {
     "name": "mf",
@@ -74,7 +74,7 @@ def test_non_dominated_ranks_by_hand():
     # (top1 max, gflops min): a=(50,1) and b=(60,2) trade off; c=(40,2) is dominated by
     # both; d=(30,3) by all three; e=(60,2) ties b (neither dominates the other)
     values = [(50, 1), (60, 2), (40, 2), (30, 3), (60, 2)]
-    assert non_dominated_ranks(values, MAX_MIN) == [0, 0, 1, 2, 0]
+    assert STRICT.ranks(values, MAX_MIN) == [0, 0, 1, 2, 0]
 
 
 def test_crowding_distance_by_hand():
@@ -92,9 +92,9 @@ def test_pareto_order_rank_then_crowding_then_number():
     ids = [7, 3, 9, 1, 2]
     # front 0: ids 7, 3, 9, 1 (extremes 7 and 1 first, by id), then 9 (more crowding
     # distance than 3), then 3; id 2 (5 top1 at 6 gflops) is dominated
-    assert pareto_order(values, MAX_MIN, ids) == [1, 7, 9, 3, 2]
+    assert STRICT.order(values, MAX_MIN, ids) == [1, 7, 9, 3, 2]
     # exact ties everywhere: the smaller id first
-    assert pareto_order([(1, 1)] * 3, MAX_MIN, [5, 4, 6]) == [4, 5, 6]
+    assert STRICT.order([(1, 1)] * 3, MAX_MIN, [5, 4, 6]) == [4, 5, 6]
 
 
 def test_promotions_fill_top_one_over_eta_once_from_the_top_rung_down():
@@ -194,7 +194,7 @@ def test_a_multifidelity_study_promotes_by_rule_and_continues_checkpoints(tmp_pa
     provisional = pd.read_csv(study_dir / "provisional.csv")
     assert not provisional["final"].any()
     assert set(provisional["number"]).isdisjoint(front["number"])
-    assert len(pd.read_csv(study_dir / "rungs.csv")) == len(trials)
+    assert len(pd.read_csv(study_dir / "runs.csv")) == len(trials)
 
     # the report: the plot marks each candidate's rung, the page states the rule and counts
     from dvbench.report.data import load_report_data
@@ -210,7 +210,7 @@ def test_a_multifidelity_study_promotes_by_rule_and_continues_checkpoints(tmp_pa
     expected = {int(r["number"]): r["budget"] for r in table.to_dict("records")}
     for p in stopped:
         number = int(p.name.split("_")[1])
-        assert number not in final and p.label == expected[number]
+        assert number not in final and p.label == f"{number}:{expected[number]}"
     page = render_report(data)
     reached = ", ".join(f"{(table['rung'] >= k).sum()} reached {b}" for k, b in enumerate(
         ("1ep", "2ep", "4ep")))  # fmt: skip
@@ -233,7 +233,9 @@ def test_a_promoted_candidate_equals_one_go_training_to_its_rung(tmp_path):
         trials[candidate].params, num_classes=evaluator.num_classes,
         img_size=evaluator.resolution,
     )  # fmt: skip
-    one_go = evaluator.train(cfg, seed=options.seed + candidate, budget=space.fidelity.budget(2))
+    seed = training_seed(cfg.replace(img_size=evaluator.data.resolution), options.seed)
+    assert top[0].user_attrs["train_seed"] == seed  # the network's own seed, at every rung
+    one_go = evaluator.train(cfg, seed=seed, budget=space.fidelity.budget(2))
     assert one_go.top1 == top[0].values[0]
     assert one_go.resumed_from_step == 0
 
@@ -299,13 +301,11 @@ def test_a_worker_killed_mid_rung_loses_nothing_and_no_promotion_runs_twice(stor
     assert len(retry) == 1 and retry[0].state == TrialState.COMPLETE
     assert rung_of(retry[0]) == rung_of(victim) and worker_pid(retry[0]) == proc.pid
     # every promotion due at the end was taken: replay the rule on the final records
-    completed = {}
-    for t in complete:
-        c, k = rung_of(t)
-        completed.setdefault(c, {})[k] = list(t.values)
-    started = {rung_of(t) for t in trials}
-    fid = load_space(space).fidelity
-    assert promotions(completed, started, MAX_MIN, fid) == []
+    ladder = Ladder(SearchOptions(space=load_space(space), results_dir=results,
+                                  study_name=name), lambda message: None)  # fmt: skip
+    completed, started, _, _ = ladder.read(trials)
+    fid = ladder.fidelity
+    assert promotions(completed, started, MAX_MIN, fid, rule=ladder.criteria.rule) == []
     assert not list((results / name / "checkpoints").glob("*.pt"))
     if storage_url:
         optuna.delete_study(study_name=name, storage=open_storage(storage_url))

@@ -20,7 +20,7 @@ from dvbench.cli import main
 from dvbench.errors import UsageError
 from dvbench.models import DualViTConfig, create_model, official_config
 from dvbench.search import SearchOptions, list_spaces, load_space, load_study, run_search
-from dvbench.search.tables import hypervolume, is_dominated_by, pareto_mask
+from dvbench.search._pareto import STRICT, hypervolume
 
 
 def _options(tmp_path: Path, space_path: Path, **kwargs) -> SearchOptions:
@@ -116,13 +116,13 @@ def test_cost_only_study_tables_resume_and_failures(tmp_path):
     assert failed["fail_reason"].str.contains("semantic_grid").all()
     # pareto.csv is exactly the non-dominated completed trials, sorted by GFLOPs
     points = complete[["gflops", "params_m"]].to_numpy()
-    expected = set(complete[pareto_mask(points, ["minimize", "maximize"])]["number"])
+    expected = set(complete[STRICT.front(points, ["minimize", "maximize"])]["number"])
     assert set(pareto["number"]) == expected
     assert pareto["gflops"].is_monotonic_increasing
     for _, p in pareto.iterrows():
         for _, c in complete.iterrows():
-            assert not is_dominated_by(
-                [p.gflops, p.params_m], [c.gflops, c.params_m], ["minimize", "maximize"]
+            assert not STRICT.dominates(
+                [c.gflops, c.params_m], [p.gflops, p.params_m], ["minimize", "maximize"]
             )
     # every complete trial carries a config that rebuilds the same model
     row = complete.iloc[-1]
@@ -229,6 +229,9 @@ def test_hypervolume_against_hand_arithmetic():
         6 * 4 + 3 * 4
     )
     assert hypervolume(np.array([[11.0, 5.0]]), ["minimize", "maximize"], [10.0, 0.0]) == 0.0
+    # normalised: each axis divided by its scale (x by 10, y by 8): the same boxes, scaled
+    scaled = hypervolume(points, ["minimize", "maximize"], [10.0, 0.0], scale=[10.0, 8.0])
+    assert scaled == pytest.approx((6 * 4 + 3 * 4) / 80)
 
 
 @pytest.mark.slow
@@ -289,7 +292,8 @@ def test_sigkill_mid_trial_loses_no_completed_trial(tmp_path):
 
 def test_orphaned_running_trial_is_failed_and_retried(tmp_path):
     """A worker killed between creating a trial and starting it leaves no heartbeat."""
-    from dvbench.search import fail_orphaned_trials
+    from dvbench.search import trials_frame
+    from dvbench.search._study import fail_orphaned_trials
 
     study = optuna.create_study(
         storage=f"sqlite:///{tmp_path / 's.db'}", directions=["minimize", "minimize"]
@@ -304,7 +308,9 @@ def test_orphaned_running_trial_is_failed_and_retried(tmp_path):
     assert fail_orphaned_trials(study, grace_period=0) == [orphan.number, inherited.number]
     trials = study.get_trials()
     assert trials[orphan.number].state.name == "FAIL"
-    assert trials[orphan.number].user_attrs["fail_reason"].startswith("worker died")
+    # its reason is the tables': a FAIL that no worker ever started
+    reasons = trials_frame(study).set_index("number")["fail_reason"]
+    assert reasons[orphan.number].startswith("worker died before the trial started; retried as")
     assert trials[live.number].state.name == "RUNNING"
     retry = trials[-2]
     assert retry.state.name == "WAITING" and retry.system_attrs["failed_trial"] == orphan.number

@@ -23,8 +23,10 @@ from search_helpers import COST_SPACE, write_space
 
 from dvbench.cli import main
 from dvbench.evaluate import EvaluationFailure, Evaluator
-from dvbench.search import SearchOptions, load_space, open_study, run_search
-from dvbench.search.tables import trials_frame, write_atomic
+from dvbench.files import write_atomic
+from dvbench.search import SearchOptions, join_study, load_space, run_search, trials_frame
+from dvbench.search._study import reap_stale_trials
+from dvbench.search.record import HEARTBEAT
 
 # minimise gflops, maximise params_m; every sampled config builds; no seed trials
 # the tests play dead workers with study.ask(), which Optuna warns about on heartbeats
@@ -84,7 +86,7 @@ def test_the_study_stops_after_25_failures_in_a_row(tmp_path):
     evaluator = scripted(load_space(write_space(tmp_path, SPACE)), outcomes)
     summary = run_search(options(tmp_path, n_trials=10), evaluator=evaluator)
     assert summary.stopped_reason == "25 trials failed in a row; see fail_reason"
-    states = [t.state for t in open_study(options(tmp_path)).trials]
+    states = [t.state for t in join_study(options(tmp_path)).trials]
     assert states == [TrialState.FAIL] * 24 + [TrialState.COMPLETE] + [TrialState.FAIL] * 25
     assert summary.completed == 1 and summary.failed == 49
     assert len(evaluator.outcomes) == 10  # nothing more was asked for
@@ -140,7 +142,7 @@ def test_baselines_are_stored_once_and_the_dominance_list_is_exact(tmp_path, mon
     assert table.loc["swin_t", "gflops"] == 0.05 and table.loc["pvt_v2_b0", "params_m"] == 1.0
     pareto = pd.read_csv(folder / "pareto.csv")
     assert set(pareto["name"]) == {"trial_0", "trial_2"}  # trial_1 is dominated by trial_2
-    study = open_study(options(tmp_path))
+    study = join_study(options(tmp_path))
     assert {"baseline:pvt_v2_b0", "baseline:swin_t"} <= set(study.user_attrs)
 
     # the same command again: the baselines are not measured again
@@ -159,8 +161,9 @@ def test_the_hypervolume_reference_falls_back_to_the_worst_observed_costs(tmp_pa
     summary = run_search(options(tmp_path, n_trials=3), evaluator=evaluator)
     assert summary.reference_point == pytest.approx([1.1 * 0.4, 0.9 * 1.0])
     # front (0.2, 1.0) and (0.3, 3.0); (0.4, 2.0) is dominated by (0.3, 3.0). Boxes up to the
-    # reference (0.44, 0.9): [0.2, 0.3] x [0.9, 1.0] and [0.3, 0.44] x [0.9, 3.0]
-    assert summary.hypervolume == pytest.approx(0.1 * 0.1 + 0.14 * 2.1)
+    # reference (0.44, 0.9): [0.2, 0.3] x [0.9, 1.0] and [0.3, 0.44] x [0.9, 3.0]; normalised
+    # by the minimised cost's reference (0.44) and the maximised one's best distance (3 - 0.9)
+    assert summary.hypervolume == pytest.approx((0.1 * 0.1 + 0.14 * 2.1) / (0.44 * 2.1))
 
 
 def test_the_hypervolume_reference_is_the_constraint_bound_when_there_is_one(tmp_path):
@@ -181,13 +184,13 @@ def test_nsga2_gets_the_spaces_population_size(tmp_path, name, population):
     is 50); read from the sampler the study got, created and joined."""
     search = SearchOptions(space=load_space(name), results_dir=tmp_path, quiet=True)
     for _ in ("create", "join"):
-        sampler = open_study(search).sampler
+        sampler = join_study(search).sampler
         assert isinstance(sampler, optuna.samplers.NSGAIISampler)
         assert sampler._population_size == population
 
 
 def _first_proposal(search: SearchOptions) -> float:
-    study = open_study(search)
+    study = join_study(search)
     return study.ask({"x": FloatDistribution(0, 1)}).params["x"]
 
 
@@ -254,18 +257,18 @@ def test_started_workers_get_threads_seeds_and_no_baselines_and_this_process_kee
 def _die(study: optuna.Study, trial: optuna.Trial, worker: str) -> None:
     """``trial`` ran in ``worker``, which beat an hour ago and went silent."""
     trial.set_user_attr("worker", {"id": worker, "trial": trial.number})
-    beat = [trial._trial_id, time.time() - 3600]
-    study._storage.set_trial_system_attr(trial._trial_id, "dvbench:heartbeat", beat)
+    trial.set_user_attr(HEARTBEAT, [trial.number, time.time() - 3600])
 
 
 def test_a_dead_trial_is_retried_exactly_once(tmp_path):
     """A trial whose worker died is failed and queued again; when the retry's worker dies too,
     it is failed and not queued a third time."""
-    study = open_study(options(tmp_path, n_trials=1))
+    search = options(tmp_path, n_trials=1)
+    study = join_study(search)
     first = study.ask()
     first.suggest_int("depth3", 1, 3)
     _die(study, first, "a:1")
-    optuna.storages.fail_stale_trials(study)
+    assert reap_stale_trials(study, search) == [first.number]
     trials = study.trials
     assert trials[first.number].state == TrialState.FAIL
     (retry,) = [t for t in trials if t.state == TrialState.WAITING]
@@ -274,7 +277,7 @@ def test_a_dead_trial_is_retried_exactly_once(tmp_path):
     second = study.ask()  # a worker takes the queued retry, then dies as well
     assert second.number == retry.number and second.params == {"depth3": first.params["depth3"]}
     _die(study, second, "b:2")
-    optuna.storages.fail_stale_trials(study)
+    assert reap_stale_trials(study, search) == [second.number]
     trials = study.trials
     assert trials[second.number].state == TrialState.FAIL
     assert len(trials) == 2 and not [t for t in trials if t.state == TrialState.WAITING]
@@ -287,13 +290,13 @@ _KILLED_WRITER = """
 import os, signal, sys
 from pathlib import Path
 import pandas as pd
-from dvbench.search import tables
+from dvbench import files
 
 def killed(source, target):  # the process dies between the temporary file and the rename
     os.kill(os.getpid(), signal.SIGKILL)
 
-tables.os.replace = killed
-tables.write_atomic(pd.DataFrame({"a": [2, 3], "b": ["new", "rows"]}), Path(sys.argv[1]))
+files.os.replace = killed
+files.write_atomic(pd.DataFrame({"a": [2, 3], "b": ["new", "rows"]}), Path(sys.argv[1]))
 """
 
 
@@ -309,7 +312,7 @@ def test_a_writer_killed_before_the_rename_leaves_the_old_table_intact(tmp_path,
     )
     assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
     # the precondition: the new table was complete in its temporary file when the writer died
-    (temporary,) = [p for p in tmp_path.iterdir() if p.name.startswith(f".{path.name}.")]
+    (temporary,) = [p for p in tmp_path.iterdir() if p.name.startswith(f".{path.stem}.")]
     read = pd.read_parquet if suffix == ".parquet" else pd.read_csv
     assert read(temporary)["b"].tolist() == ["new", "rows"]
     assert path.read_bytes() == before  # readers still see the whole old table
@@ -332,7 +335,7 @@ def test_a_failed_write_leaves_the_old_table_and_no_temporary_file(tmp_path, mon
 
 def test_exported_tables_go_through_the_atomic_write(tmp_path, monkeypatch):
     """Every table a study writes (trials and pareto, CSV and Parquet) is renamed into place."""
-    from dvbench.search import tables
+    from dvbench import files
 
     renamed: list[tuple[str, str]] = []
     real_replace = os.replace
@@ -342,9 +345,22 @@ def test_exported_tables_go_through_the_atomic_write(tmp_path, monkeypatch):
             renamed.append((Path(source).name, Path(target).name))
         real_replace(source, target)
 
-    monkeypatch.setattr(tables.os, "replace", record)
+    monkeypatch.setattr(files.os, "replace", record)
     evaluator = scripted(load_space(write_space(tmp_path, SPACE)), [costs(0.1, 1.0)])
     run_search(options(tmp_path, n_trials=1), evaluator=evaluator)
     names = {"trials.csv", "trials.parquet", "pareto.csv", "pareto.parquet"}
     assert {target for _, target in renamed} == names
-    assert all(source.startswith(f".{target}.") for source, target in renamed)
+    assert all(source.startswith(f".{Path(target).stem}.") for source, target in renamed)
+
+
+def test_the_space_record_is_built_once_per_run(tmp_path, monkeypatch):
+    """What a trial's meaning depends on is built once and passed on (the study's settings,
+    its version record, each trial's version), not rebuilt at every stop."""
+    from dvbench.search import _options
+
+    builds = []
+    real = _options.space_record
+    monkeypatch.setattr(_options, "space_record", lambda space: builds.append(1) or real(space))
+    evaluator = scripted(load_space(write_space(tmp_path, SPACE)), [costs(0.1, 1.0)] * 3)
+    run_search(options(tmp_path, n_trials=3), evaluator=evaluator)
+    assert len(builds) == 1

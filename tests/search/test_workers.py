@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import time
-import types
 import uuid
 from pathlib import Path
 
@@ -33,14 +32,15 @@ from search_helpers import (
 from dvbench.evaluate import Evaluator
 from dvbench.search import (
     SearchOptions,
-    TrialRunner,
+    join_study,
     load_space,
     load_study,
-    open_study,
     run_search,
+    trials_frame,
 )
-from dvbench.search.storage import JournalHeartbeatStorage, open_storage
-from dvbench.search.tables import started_by, trials_frame
+from dvbench.search._trial import TrialRunner
+from dvbench.search.record import HEARTBEAT, started_by
+from dvbench.search.storage import open_storage
 from dvbench.search.workers import THREAD_ENV, threads_per_worker
 
 PG_URL = os.environ.get("DVBENCH_TEST_PG_URL")
@@ -263,41 +263,62 @@ def test_a_study_keeps_its_storage_when_resumed_with_more_workers(tmp_path):
     )
 
 
-def test_journal_heartbeat_marks_silent_trials_stale(tmp_path, monkeypatch):
-    """Staleness is read against the clock, which the test moves: no race with the machine."""
-    from optuna.storages.journal import JournalFileBackend
+def test_journal_heartbeat_marks_silent_trials_stale(tmp_path):
+    """Staleness is read against a clock the test moves: no race with the machine."""
+    from dvbench.search._journal import stale_trials
 
-    import dvbench.search._journal as journal
-
-    shift = [0.0]
-    clock = types.SimpleNamespace(time=lambda: time.time() + shift[0], strftime=time.strftime)
-    monkeypatch.setattr(journal, "time", clock)
-    storage = JournalHeartbeatStorage(
-        JournalFileBackend(str(tmp_path / "j.log")), heartbeat_interval=10, grace_period=60
-    )
+    storage = open_storage(f"journal:{tmp_path / 'j.log'}")
     study = optuna.create_study(storage=storage)
     beating, silent, inherited = study.ask(), study.ask(), study.ask()
-    storage.record_heartbeat(beating._trial_id)
+    now = time.time()
+    beating.set_user_attr(HEARTBEAT, [beating.number, now])
     # a retry inherits its predecessor's beat: it does not count for the new trial
-    storage.set_trial_system_attr(
-        inherited._trial_id, "dvbench:heartbeat", [beating._trial_id, clock.time() + 600]
-    )
-    assert storage._get_stale_trial_ids(study._study_id) == []
-    shift[0] = 59.0  # within the grace period of every start and beat
-    assert storage._get_stale_trial_ids(study._study_id) == []
-    shift[0] = 61.0
-    storage.record_heartbeat(beating._trial_id)
-    assert storage._get_stale_trial_ids(study._study_id) == [silent._trial_id, inherited._trial_id]
+    inherited.set_user_attr(HEARTBEAT, [beating.number, now + 600])
+
+    def stale(at: float) -> list[int]:
+        return [t.number for t in stale_trials(study.get_trials(), 60, now=at)]
+
+    assert stale(now) == []
+    assert stale(now + 59) == []  # within the grace period of every start and beat
+    beating.set_user_attr(HEARTBEAT, [beating.number, now + 61])
+    assert stale(now + 61) == [silent.number, inherited.number]
     study.tell(silent, state=TrialState.FAIL)
-    storage.record_heartbeat(silent._trial_id)  # a late beat of a failed trial is ignored
-    assert study.trials[silent.number].state == TrialState.FAIL
+    assert stale(now + 61) == [inherited.number]  # a finished trial is never stale
+
+
+def test_a_journal_worker_beats_while_its_trial_runs(tmp_path):
+    """The objective writes the trial's heartbeat through Optuna's public trial API, every
+    interval, from the trial's start until it ends."""
+    space = load_space(write_space(tmp_path, {**TIMED_SPACE, "seeds": {}}))
+    options = SearchOptions(
+        space=space, results_dir=tmp_path / "results", quiet=True, n_trials=1,
+        heartbeat_interval=1, grace_period=3,
+    )  # fmt: skip
+    assert options.journal_heartbeat == 1
+    beats: list[float] = []
+    study = join_study(options)
+    runner = TrialRunner(options, Evaluator.for_space(space))
+    original = runner._evaluate
+
+    def slow(trial):
+        time.sleep(2.5)  # long enough for the beats that follow the first
+        beats.append(trial.user_attrs[HEARTBEAT][1])
+        return original(trial)
+
+    runner._evaluate = slow
+    study.optimize(runner, n_trials=1)
+    trial = study.trials[-1]
+    number, last = trial.user_attrs[HEARTBEAT]
+    assert trial.state == TrialState.COMPLETE and number == trial.number
+    assert last - trial.datetime_start.timestamp() >= 1.5  # it kept beating after its start
+    assert beats and beats[0] <= last
 
 
 def test_a_trial_started_beyond_the_total_is_not_run(tmp_path):
     """Two workers ask at the same moment for the last slot: the later trial is not run."""
     space = load_space(write_space(tmp_path, {**COST_SPACE, "seeds": {}}))
     options = SearchOptions(space=space, results_dir=tmp_path / "results", quiet=True, n_trials=1)
-    study = open_study(options)
+    study = join_study(options)
     other = study.ask()  # another worker's trial, running
     objective = TrialRunner(options, Evaluator.for_space(space))
     study.optimize(objective, n_trials=1)
@@ -319,17 +340,17 @@ def test_a_worker_waits_for_the_last_trial_and_retries_it_when_its_worker_dies(t
         poll_interval=0.1,
     )
     run_search(dataclasses.replace(options, n_trials=1))
-    study = open_study(options)
+    study = join_study(options)
     dead = study.ask()  # a worker took the last trial, beat once, then died
     dead.set_user_attr("worker", {"id": "elsewhere:1", "trial": dead.number})
-    study._storage.record_heartbeat(dead._trial_id)
+    dead.set_user_attr(HEARTBEAT, [dead.number, time.time()])
     messages: list[str] = []
     summary = run_search(options, log=messages.append)
     assert summary.completed == 2
     assert any(m.startswith("waiting: the last 1 trial(s)") for m in messages)
     # it was failed only once silent for the grace period: its end is 2 s after its beat
     failed = study.trials[dead.number]
-    _, beat = failed.system_attrs["dvbench:heartbeat"]
+    _, beat = failed.user_attrs[HEARTBEAT]
     assert failed.datetime_complete.timestamp() - beat >= options.grace_period
     table = trials_frame(study).set_index("number")
     assert table.loc[dead.number, "state"] == "FAIL"

@@ -7,11 +7,17 @@ import math
 
 import pytest
 
+from dvbench.calibrate import (
+    CalibrationPlan,
+    accuracy_standard_error,
+    calibrate,
+    rank_agreement,
+    sample_candidates,
+    top_overlap,
+)
 from dvbench.cli import main
 from dvbench.errors import UsageError
 from dvbench.search import load_space
-from dvbench.search._fidelity import accuracy_standard_error, rank_agreement, top_overlap
-from dvbench.search.calibrate import CalibrationPlan, calibrate, sample_candidates
 from dvbench.train import DataSpec, TrainSettings
 
 
@@ -70,7 +76,7 @@ def test_a_killed_calibration_recomputes_nothing_it_finished(tmp_path):
     space = load_space("small")
     plan = CalibrationPlan(
         candidates=3, ladder=(0.2, 0.4), schedules=(0.2,), proxies=("params_m", "synflow"),
-        repeats=1,
+        repeats=1, seeds=2,
     )  # fmt: skip
     data = DataSpec("digits", resolution=16, train_samples=8, test_samples=4)
     train = TrainSettings(batch_size=16, num_threads=1)
@@ -83,11 +89,13 @@ def test_a_killed_calibration_recomputes_nothing_it_finished(tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         calibrate(space, plan, data=data, train=train, folder=tmp_path, on_unit=stop_after_four)
-    assert units == ["proxies", "rung", "rung", "schedule"]
+    # candidate 1: proxies, its first seed's 2 rungs, its second seed's first rung
+    assert units == ["proxies", "rung", "rung", "rung"]
     rest: list[str] = []
     result = calibrate(space, plan, data=data, train=train, folder=tmp_path, on_unit=rest.append)
-    # candidate 1: its repeat; candidates 2 and 3: proxies, 2 rungs, 1 schedule
-    assert rest == ["repeat"] + ["proxies", "rung", "rung", "schedule"] * 2
+    # candidate 1: the rest of its second seed, its schedule; candidates 2 and 3: proxies,
+    # 2 rungs (one seed), 1 schedule
+    assert rest == ["rung", "schedule"] + ["proxies", "rung", "rung", "schedule"] * 2
     assert result.summary["measured"] == 3 and result.summary["repeats"] == 1
     signals = set(result.signals["signal"])
     assert {"params_m", "synflow", "rung 0.2 ep", "0.2-epoch schedule"} <= signals
@@ -145,8 +153,8 @@ def test_calibrate_cli_errors(capsys):
 @pytest.mark.slow
 def test_the_report_states_the_calibrated_accuracy_axis(tmp_path):
     """A calibration of the same space and data: the report quotes its schedule's tau."""
+    from dvbench.calibrate import save_calibration
     from dvbench.report.data import accuracy_axis_text
-    from dvbench.search.calibrate import save_calibration
 
     settings = {
         "space": "small",

@@ -1,0 +1,306 @@
+"""The fidelity benchmark's measurements: how far can a search's accuracy axis be trusted?
+
+``calibrate`` samples K valid candidates from a space (Optuna's random sampler, seeded) and
+measures, for each, every signal a search could rank it by:
+
+- every training-free proxy of :mod:`dvbench.proxies`, and ``params_m``/``gflops``;
+- the rungs of one run along a ladder of budgets (e.g. 1, 3, 9, 15 epochs): the candidate is
+  trained ONCE on the schedule of the last rung, stopped and evaluated at each rung, and
+  continued from its checkpoint. A rung's accuracy is that of the first e epochs of the long
+  schedule (learning rate still high), exactly what successive halving sees. Each rung
+  records top-1, the test loss and the sum of training losses so far (TSE, Ru et al. 2021);
+- the last rung (the target) with ``seeds`` training seeds for the first ``repeats``
+  candidates: the target's own noise (ICC, the expected-tau ceiling);
+- short schedules of their own (e.g. a whole 3-epoch run, warm-up and cosine to the end).
+
+Every network trains with the seed keyed to its architecture
+(:func:`~dvbench.evaluate.training_seed`; seed k of a candidate is its repeat k), so a
+calibration and a search train the same network alike. With ``holdout`` the test set is split
+in two halves (alternate images, so each class is split evenly): the run is evaluated on half
+A and, from its checkpoint, on half B, and the record keeps both (``top1_a``/``top1_b``) and
+the whole set (their weighted mean): a setting chosen on one half can be confirmed on the
+other.
+
+Every finished unit is appended to ``records.jsonl`` in the calibration's folder as soon as
+it is done (and a ladder run keeps its checkpoint), so a killed run re-run with the same
+command recomputes nothing it had finished. ``shard=(i, n)`` splits the candidates among n
+processes sharing one folder. :func:`~dvbench.calibrate.summarize_calibration` turns the
+records into the tables.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+
+from dvbench.calibrate._plan import RECORDS_FILE, CalibrationPlan, record_key
+from dvbench.calibrate._summary import summarize_calibration
+from dvbench.errors import UsageError
+from dvbench.evaluate import EvaluationFailure, Evaluator, training_seed
+from dvbench.search.space import SearchSpace
+from dvbench.train import Budget, DataSpec, ProxyData, TrainSettings, build_candidate
+from dvbench.train.data import Normalizer
+from dvbench.train.loop import evaluate
+
+
+def sample_candidates(
+    space: SearchSpace, count: int, *, num_classes: int, img_size: int, seed: int
+) -> list[tuple[dict[str, Any], Any]]:
+    """``count`` distinct, valid (knobs, config) pairs drawn at random from the space."""
+    study = optuna.create_study(
+        sampler=optuna.samplers.RandomSampler(seed=seed), directions=["maximize"]
+    )
+    out: list[tuple[dict[str, Any], Any]] = []
+    seen: set[str] = set()
+    for _ in range(count * 50):
+        trial = study.ask()
+        knobs = space.sample(trial)
+        study.tell(trial, 0.0)
+        key = json.dumps(knobs, sort_keys=True)
+        if key in seen:
+            continue
+        try:
+            cfg = space.config(knobs, num_classes=num_classes, img_size=img_size)
+        except ValueError:
+            continue
+        seen.add(key)
+        out.append((knobs, cfg))
+        if len(out) == count:
+            return out
+    raise UsageError(f"space {space.name}: found only {len(out)} distinct valid candidates")
+
+
+class _Records:
+    """The calibration's durable record: one JSON object per line, appended and fsynced."""
+
+    def __init__(self, folder: Path, header: dict[str, Any]):
+        self.path = folder / RECORDS_FILE
+        folder.mkdir(parents=True, exist_ok=True)
+        self.done: dict[tuple, dict[str, Any]] = {}
+        lines = self.path.read_text().splitlines() if self.path.exists() else []
+        records = [r for r in map(_parse_line, lines) if r is not None]
+        first = records[0] if records and records[0].get("unit") == "plan" else None
+        if records and first != header:
+            raise UsageError(
+                f"{self.path} was made with other settings; give another --name, or "
+                "delete the folder to start over"
+            )
+        for record in records[1:]:
+            self.done[record_key(record)] = record
+        if first is None:
+            self._append(header)
+
+    def add(self, record: dict[str, Any]) -> dict[str, Any]:
+        self._append(record)
+        self.done[record_key(record)] = record
+        return record
+
+    def _append(self, record: dict[str, Any]) -> None:
+        with self.path.open("a") as file:
+            file.write(json.dumps(record, sort_keys=True) + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+
+
+def _parse_line(line: str) -> dict[str, Any] | None:
+    """A record, or None for a blank line or one cut by a crash (that unit runs again)."""
+    try:
+        record = json.loads(line) if line.strip() else None
+    except json.JSONDecodeError:
+        return None
+    return record if isinstance(record, dict) and "unit" in record else None
+
+
+def read_records(folder: Path) -> list[dict[str, Any]]:
+    """Every whole record of a calibration folder, the plan first (lines cut by a crash are
+    skipped)."""
+    path = folder / RECORDS_FILE
+    if not path.is_file():
+        raise UsageError(f"no calibration at {folder} ({RECORDS_FILE} missing)")
+    return [r for r in map(_parse_line, path.read_text().splitlines()) if r is not None]
+
+
+def split_test(data: ProxyData) -> tuple[ProxyData, tuple[torch.Tensor, torch.Tensor]]:
+    """``data`` evaluated on half A of its test set (even positions), and half B (odd)."""
+    a = dataclasses.replace(data, test_images=data.test_images[0::2],
+                            test_labels=data.test_labels[0::2])  # fmt: skip
+    return a, (data.test_images[1::2], data.test_labels[1::2])
+
+
+class _LossSum:
+    """Sums the training losses a run reports (its progress callback), from ``start_step``."""
+
+    def __init__(self, start_step: int, start_sum: float) -> None:
+        self.step, self.total, self.steps_per_epoch = start_step, start_sum, None
+
+    def __call__(self, progress) -> None:
+        self.total += progress.loss * (progress.step - self.step)
+        self.step = progress.step
+        if progress.epoch > 0:
+            self.steps_per_epoch = progress.step / progress.epoch
+
+
+@dataclass
+class _Unit:
+    """One training run of a calibration (a rung of a seed's ladder, or a schedule)."""
+
+    evaluator: Evaluator
+    cfg: Any
+    seed: int
+    checkpoint: Path
+    holdout: tuple[torch.Tensor, torch.Tensor] | None
+    device: str
+
+    def train(self, record: dict[str, Any], previous: Mapping[str, Any] | None) -> dict:
+        steps, loss_sum = (previous or {}).get("steps", 0), (previous or {}).get("loss_sum", 0.0)
+        tracker = _LossSum(steps, loss_sum or 0.0)
+        record = {**record, "train_seed": self.seed}
+        try:
+            result = self.evaluator.train(
+                self.cfg, seed=self.seed, budget=Budget(epochs=record["epochs"]),
+                checkpoint=self.checkpoint, progress=tracker,
+            )  # fmt: skip
+        except EvaluationFailure as exc:
+            return {**record, "top1": None, "seconds": None, "failure": str(exc)}
+        whole = result.resumed_from_step == steps and loss_sum is not None
+        per_epoch = tracker.steps_per_epoch or (result.steps / result.epochs)
+        record.update(
+            steps=result.steps, loss_sum=tracker.total if whole else None,
+            tse=tracker.total / per_epoch if whole else None,
+            top1=result.top1, test_loss=result.test_loss,
+            # a rung costs everything trained up to it, plus its evaluation
+            seconds=result.train_time_s + result.eval_time_s,
+        )  # fmt: skip
+        if self.holdout is not None:
+            record.update(self._both_halves(result))
+        return record
+
+    def _both_halves(self, result) -> dict[str, Any]:
+        """Half A's figures (the run's own evaluation), half B's (from the checkpoint's
+        weights), and the whole test set's (their weighted means)."""
+        images, labels = self.holdout
+        data = self.evaluator.data
+        model = build_candidate(
+            self.cfg.replace(img_size=data.resolution), num_classes=data.num_classes,
+            resolution=data.resolution,
+        )  # fmt: skip
+        state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        model.to(self.device)
+        top1_b, _, loss_b = evaluate(
+            model, images, labels,
+            normalizer=Normalizer(data.mean, data.std, device=self.device),
+            batch_size=self.evaluator.train_settings.eval_batch_size,
+        )  # fmt: skip
+        n_a, n_b = data.num_test, len(labels)
+        mean = lambda a, b: (a * n_a + b * n_b) / (n_a + n_b)  # noqa: E731
+        return {
+            "top1_a": result.top1, "top1_b": top1_b, "loss_a": result.test_loss, "loss_b": loss_b,
+            "top1": mean(result.top1, top1_b), "test_loss": mean(result.test_loss, loss_b),
+            "test_images": n_a + n_b,
+        }  # fmt: skip
+
+
+def calibrate(
+    space: SearchSpace,
+    plan: CalibrationPlan,
+    *,
+    data: DataSpec,
+    train: TrainSettings,
+    folder: Path,
+    device: str = "cpu",
+    log: Callable[[str], None] | None = None,
+    on_unit: Callable[[str], None] | None = None,
+    shard: tuple[int, int] | None = None,
+):
+    """Measure every signal of ``plan`` on ``space``'s candidates, trained on ``data`` with
+    ``train`` (its budget replaced by the plan's), recording into ``folder``.
+
+    Resumable: re-running with the same arguments and folder reads what is recorded and only
+    measures the rest. ``on_unit`` is told the kind of each unit measured (tests count them).
+    ``shard=(i, n)`` measures only the candidates whose index is ``i`` modulo ``n`` and returns
+    None: n processes (one core each) then share one folder, and a last run without ``shard``
+    measures nothing new and returns the summary (a :class:`Calibration`).
+    """
+    if shard is not None and not 0 <= shard[0] < shard[1]:
+        raise UsageError(f"shard: want I/N with 0 <= I < N, got {shard[0]}/{shard[1]}")
+    from dvbench.proxies import ProxySettings, score_model
+
+    log = log or (lambda message: None)
+    header = {
+        "unit": "plan",
+        "candidate": None,
+        "space": space.name,
+        "data": dataclasses.asdict(data),
+        "train": dataclasses.asdict(train),
+        "plan": dataclasses.asdict(plan),
+        "seeding": "architecture",
+    }
+    records = _Records(folder, json.loads(json.dumps(header)))
+    dataset = data.load(seed=plan.seed)
+    evaluated, holdout = split_test(dataset) if plan.holdout else (dataset, None)
+    evaluator = Evaluator(profile=space.profile, data=evaluated, train=train, device=device)
+    pairs = sample_candidates(
+        space, plan.candidates, num_classes=dataset.num_classes, img_size=dataset.resolution,
+        seed=plan.seed,
+    )  # fmt: skip
+    flat = {"max_steps": None, "time_limit_s": None}
+    ladder = evaluator.with_train(dataclasses.replace(train, epochs=plan.target, **flat))
+    proxy_settings = ProxySettings(proxies=plan.proxies)
+    checkpoints = folder / "checkpoints"
+
+    def finish(record: dict[str, Any]) -> None:
+        records.add(record)
+        if on_unit is not None:
+            on_unit(record["unit"])
+
+    for index, (knobs, cfg) in enumerate(pairs):
+        if shard is not None and index % shard[1] != shard[0]:
+            continue
+        where = f"candidate {index + 1}/{len(pairs)}"
+        if ("proxies", index, None, 0) not in records.done:
+            log(f"{where}: training-free proxies")
+            seed = training_seed(cfg, plan.seed)
+            scores = score_model(cfg, evaluated, proxy_settings, seed=seed, device=device)
+            finish({
+                "unit": "proxies", "candidate": index, "knobs": knobs,
+                "config": cfg.to_dict(), "values": scores.values,
+                "seconds": {n: s.seconds for n, s in scores.scores.items()},
+                "failures": scores.failures,
+            })  # fmt: skip
+        for s in range(plan.seeds_of(index)):
+            run = _Unit(ladder, cfg, training_seed(cfg, plan.seed, repeat=s),
+                        checkpoints / f"candidate_{index}_seed{s}.pt", holdout, device)  # fmt: skip
+            previous = None
+            for epochs in plan.ladder:
+                key = ("rung", index, epochs, s)
+                if key not in records.done:
+                    log(f"{where}, seed {s + 1}: rung {epochs:g} of {plan.target:g} epochs")
+                    base = {"unit": "rung", "candidate": index, "epochs": epochs, "seed": s}
+                    finish(run.train(base, previous))
+                previous = records.done[key]
+            run.checkpoint.unlink(missing_ok=True)
+        for epochs in plan.schedules:
+            if ("schedule", index, epochs, 0) in records.done:
+                continue
+            log(f"{where}: a {epochs:g}-epoch schedule of its own")
+            own = evaluator.with_train(dataclasses.replace(train, epochs=epochs, **flat))
+            run = _Unit(own, cfg, training_seed(cfg, plan.seed),
+                        checkpoints / f"candidate_{index}_schedule{epochs:g}.pt", holdout,
+                        device)  # fmt: skip
+            finish(run.train({"unit": "schedule", "candidate": index, "epochs": epochs}, None))
+            run.checkpoint.unlink(missing_ok=True)
+    if shard is not None:
+        return None
+    return summarize_calibration(
+        list(records.done.values()), plan, space=space.name, data=dataset.describe(),
+        test_images=dataset.num_test,
+    )  # fmt: skip

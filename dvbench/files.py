@@ -1,0 +1,77 @@
+"""Writing result files safely: atomically, and never through a link out of their folder.
+
+A table, a plot or a page is written to a temporary file beside its destination and renamed
+over it, so a reader (or a Ctrl-C, or a crash) never sees a half-written file and the old one
+stays whole until the new one is complete. A destination that is a symbolic link is replaced
+by the new file, never followed: a link planted in a shared results folder cannot make
+dvbench overwrite a file elsewhere. New files get the user's usual mode (0666 less the umask).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+__all__ = ["atomic_path", "write_atomic", "write_text_atomic", "write_with"]
+
+
+def _temporary_file(path: Path) -> Path:
+    """A new, empty file beside ``path`` with the mode any new file gets (0666 less the umask).
+
+    ``tempfile.mkstemp`` would make it 0600, and the rename would carry that mode to the file.
+    """
+    while True:
+        # the suffix last, so writers that go by it (matplotlib, pandas) see the real one
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.{secrets.token_hex(4)}{path.suffix}")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666)
+            os.close(fd)
+            return tmp
+        except FileExistsError:
+            continue
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary path to write ``path``'s new content to; renamed over ``path`` (replacing a
+    link there, not following it) when the block ends without an error, removed otherwise."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temporary_file(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_atomic(frame: Any, path: str | Path) -> Path:
+    """Write a pandas frame as CSV or Parquet (by suffix), atomically (see the module)."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        if path.suffix == ".parquet":
+            frame.to_parquet(tmp, index=False)
+        else:
+            frame.to_csv(tmp, index=False)
+    return path
+
+
+def write_text_atomic(text: str, path: str | Path) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically (see the module)."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return path
+
+
+def write_with(write: Callable[[Path], Any], path: str | Path) -> Path:
+    """Let ``write(tmp)`` write the file (a plot's ``savefig``), then rename it into place."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        write(tmp)
+    return path
