@@ -14,11 +14,20 @@ pre-filter (every sampled candidate is trained on both sides). A candidate's net
 the top rung is the same in both (same seed; the schedule's horizon is the top rung and a
 promotion continues the checkpoint), so both fronts are judged at the top rung as they
 stand: the full-fidelity front over every candidate, the multi-fidelity final front over the
-candidates that reached the top rung. Reported: each front's hypervolume (the space's
-reference point, top-1 0 %, 1.5 GFLOPs), the total training seconds (every run of every
-candidate), and their ratios. Each search is a study under
+candidates that reached the top rung. Training seeds are keyed to each network, so a network
+sampled by both searches measures the same accuracy in both. Reported: each front's normalised
+hypervolume (see the search tables), the total training seconds and epochs (every run of every
+candidate), and their ratios.
+
+Then the trivial policies on the same compute, chosen among the full-fidelity candidates and
+trained in full (their accuracies are the full study's): the k cheapest (cost only), the first
+k of params_m's predicted front, and k at random, k = the multi-fidelity search's epochs over
+the top budget. Every row -- multi-fidelity's final candidates included -- is scored by its
+share of the full study's hypervolume and of its noise-aware front, with 95 % intervals over
+the accuracies' noise (benchmarks/_policies.py). Each search is a study under
 results/benchmarks/multifidelity/ (resumable: re-run the same command after a kill); the
-table is results/benchmarks/multifidelity.csv/.parquet.
+tables are results/benchmarks/multifidelity.csv/.parquet (one row per search) and
+multifidelity_policies.csv/.parquet (one row per seed and policy).
 
 --workers N (default: one per usable core) runs the searches in N processes, each pinned to
 one core; training seconds are one-core seconds on both sides.
@@ -70,8 +79,7 @@ def _pin(cores: list[int], counter) -> None:
 def run_one(job: tuple[str, int, argparse.Namespace]) -> dict:
     import torch
 
-    from dvbench.search import SearchOptions, run_search
-    from dvbench.search.tables import trials_frame
+    from dvbench.search import SearchOptions, run_search, trials_frame
 
     mode, seed, args = job
     torch.set_num_threads(1)
@@ -83,6 +91,7 @@ def run_one(job: tuple[str, int, argparse.Namespace]) -> dict:
     summary = run_search(options)
     import optuna
 
+    from dvbench.search import run_of
     from dvbench.search.storage import open_storage
 
     study = optuna.load_study(study_name=options.name, storage=open_storage(options.storage_url))
@@ -93,12 +102,11 @@ def run_one(job: tuple[str, int, argparse.Namespace]) -> dict:
     for t in study.trials:
         if t.state.name != "COMPLETE":
             continue
-        mark = t.user_attrs.get("rung")
-        if mark is None:
+        if space.fidelity is None:
             epochs += space.train.epochs
         else:
-            rungs = space.fidelity.rungs
-            epochs += rungs[mark["rung"]] - (rungs[mark["rung"] - 1] if mark["rung"] else 0)
+            rung, rungs = run_of(t).rung, space.fidelity.rungs
+            epochs += rungs[rung] - (rungs[rung - 1] if rung else 0)
     top = frame["final"].fillna(False).astype(bool).sum() if "final" in frame else len(frame)
     return {
         "seed": seed,
@@ -112,6 +120,65 @@ def run_one(job: tuple[str, int, argparse.Namespace]) -> dict:
         "checkpoint_peak_mb": (summary.checkpoint_peak_bytes or 0) / 1e6,
         "best_top1": float(summary.pareto["top1"].max()) if len(summary.pareto) else None,
     }
+
+
+def _study_frame(args: argparse.Namespace, name: str):
+    import optuna
+
+    from dvbench.search import trials_frame
+    from dvbench.search.storage import open_storage, study_folder_storage
+
+    url = study_folder_storage(args.out / "multifidelity" / name)
+    study = optuna.load_study(study_name=name, storage=open_storage(url))
+    frame = trials_frame(study)
+    frame = frame[(frame["state"] == "COMPLETE") & ~frame["baseline"].astype(bool)]
+    if "final" in frame:
+        frame = frame[frame["final"].fillna(False).astype(bool)]
+    return frame
+
+
+def _network(config: str) -> str:
+    import json
+
+    fields = json.loads(config)
+    fields.pop("name", None)
+    return json.dumps(fields, sort_keys=True)
+
+
+def policy_rows(args: argparse.Namespace, seeds: list[int], table):
+    """Multi-fidelity and the trivial policies on its compute, scored on the full study."""
+    import numpy as np
+    import pandas as pd
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import _policies as policies
+
+    rows = []
+    for seed in seeds:
+        full = _study_frame(args, f"full_seed{seed}")
+        multi = _study_frame(args, f"multi_seed{seed}")
+        union = pd.concat([full, multi[~multi["config"].map(_network).isin(
+            set(full["config"].map(_network)))]], ignore_index=True)  # fmt: skip
+        top1 = union["top1"].to_numpy(float)
+        errors = union["top1_se"].fillna(0).to_numpy(float)
+        gflops = union["gflops"].to_numpy(float)
+        params = union["params_m"].to_numpy(float)
+        pool = np.arange(len(full))
+        networks = union["config"].map(_network).tolist()
+        final = np.array(sorted({networks.index(_network(c)) for c in multi["config"]}))
+        row = table[(table["seed"] == seed) & (table["mode"] == "multi")].iloc[0]
+        per_candidate = table[(table["seed"] == seed) & (table["mode"] == "full")].iloc[0]
+        k = max(1, round(row["train_epochs"] / (per_candidate["train_epochs"] / len(full))))
+        rules = {
+            "multi-fidelity (its final candidates)": lambda rng, final=final: final,
+            f"cheapest {k} (cost only)": policies.cheapest(gflops, pool, k),
+            f"params_m predicted front, {k}": policies.predicted_front(params, gflops, pool, k),
+            f"random {k}": policies.random_k(pool, k),
+        }
+        for policy, choose in rules.items():
+            scored = policies.scores(top1, errors, gflops, pool, choose, seed=seed)
+            rows.append({"seed": seed, "policy": policy, "trained_in_full": k, **scored})
+    return pd.DataFrame(rows)
 
 
 def main() -> int:
@@ -130,7 +197,7 @@ def main() -> int:
         return 2
     import pandas as pd
 
-    from dvbench.search.tables import write_atomic
+    from dvbench.files import write_atomic
 
     seeds = [int(s) for s in args.seeds.split(",")]
     jobs = [("full", s, args) for s in seeds] + [("multi", s, args) for s in seeds]
@@ -140,6 +207,7 @@ def main() -> int:
     with context.Pool(args.workers, initializer=_pin, initargs=(cores, counter)) as pool:
         rows = list(pool.imap_unordered(run_one, jobs))
     table = pd.DataFrame(rows).sort_values(["seed", "mode"]).reset_index(drop=True)
+    policies = policy_rows(args, seeds, table)
     full = table[table["mode"] == "full"].set_index("seed")
     table["hv_vs_full"] = table.apply(
         lambda r: r["hypervolume"] / full.loc[r["seed"], "hypervolume"], axis=1
@@ -155,6 +223,11 @@ def main() -> int:
     write_atomic(table, stem.with_suffix(".parquet"))
     pd.set_option("display.width", 200)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    write_atomic(policies, args.out / "multifidelity_policies.csv")
+    write_atomic(policies, args.out / "multifidelity_policies.parquet")
+    print(policies.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    mean = policies.groupby("policy", sort=False)[["hv_share", "front_kept"]].mean()
+    print("mean over seeds:\n" + mean.to_string(float_format=lambda v: f"{v:.3f}"))
     multi = table[table["mode"] == "multi"]
     print(
         f"multi-fidelity over {len(multi)} seeds: hypervolume {multi['hv_vs_full'].mean():.1%} "

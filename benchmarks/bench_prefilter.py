@@ -1,23 +1,32 @@
-"""What the pre-filter keeps of the front, replayed on the fidelity benchmark's candidates.
+"""What the pre-filter keeps of the front, against the trivial policies on the same compute,
+replayed on a calibration's candidates (no training here).
 
-Reads the calibration of `small` on cifar10-large (run benchmarks/bench_fidelity.py first):
-20 candidates with every training-free score and their accuracy after 15 epochs. For each
-signal it keeps half of them (``keep: 1, sample: 2``) two ways -- the best half by the score
-alone, and the first half of the predicted front (the search's pre-filter rule: the score in
-place of accuracy, ranked with GFLOPs at 224 px by non-dominated rank, then crowding) -- and
-reports the hypervolume (15-epoch top-1 against GFLOPs, reference 0 % and 1.1x the largest
-GFLOPs) of what was kept, as a share of all 20 candidates' hypervolume; also against the
-seed-mean accuracy where a second seed was trained. A random half (mean and 5th percentile
-of 10,000 draws) and the cheapest half are the baselines. The whole set is the target; the
-score is only useful where it beats the random half. Output:
-results/benchmarks/prefilter.csv/.parquet.
+Reads a calibration folder (default: the fidelity benchmark's, `small` on cifar10-large; any
+`python cli.py calibrate` folder works): its candidates with every training-free score and
+their top-1 at the calibration's target budget -- the mean over their seeds, with the standard
+error the tables use (the pooled seed variance, never below the test set's binomial variance,
+over the seeds each has). Every rule keeps half of the candidates (``keep: 1, sample: 2``):
+
+- the pre-filter: the first half of the predicted front (the signal in place of accuracy,
+  with GFLOPs at 224 px, ordered by the search's rule), for every training-free signal;
+- the signal alone (its best half);
+- the trivial policies: the cheapest half (cost only), params_m's predicted front, a random
+  half.
+
+Each kept half is scored by its share of the whole set's normalised hypervolume and of its
+noise-aware front, with 95 % intervals over the accuracies' noise (and the random draws);
+see benchmarks/_policies.py. A signal is useful only where it beats the cheapest half by more
+than the intervals. Output: results/benchmarks/prefilter.csv/.parquet.
 
     python benchmarks/bench_prefilter.py
+    python benchmarks/bench_prefilter.py --calibration results/benchmarks/yardstick/cifar_...
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -26,71 +35,89 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-CALIBRATION = REPO / "results" / "benchmarks" / "calibrate" / "small_cifar10-large"
+sys.path.insert(0, str(REPO / "benchmarks"))
+DEFAULT = REPO / "results" / "benchmarks" / "calibrate" / "small_cifar10-large"
 OUT = REPO / "results" / "benchmarks" / "prefilter"
 
 
+def target_with_errors(candidates: pd.DataFrame, test_images: int) -> tuple[np.ndarray, ...]:
+    """Each candidate's target mean and its standard error (see the module docstring)."""
+    from dvbench.metrics import accuracy_standard_error
+
+    seeds = candidates[[c for c in candidates if c.startswith("target.seed")]].to_numpy(float)
+    counts = np.isfinite(seeds).sum(axis=1)
+    means = np.where(counts > 0, np.nansum(seeds, axis=1) / np.maximum(counts, 1), np.nan)
+    several = counts >= 2
+    pooled = math.nan
+    if several.any():
+        deviations = np.nansum((seeds[several] - means[several, None]) ** 2)
+        pooled = deviations / (counts[several] - 1).sum()
+    errors = []
+    for mean, count in zip(means, counts):
+        variance = accuracy_standard_error(mean, test_images) ** 2
+        if math.isfinite(pooled):
+            variance = max(variance, pooled)
+        errors.append(math.sqrt(variance / max(count, 1)))
+    return means, np.array(errors), counts
+
+
 def main() -> int:
+    import _policies as policies
+
+    from dvbench.calibrate import CalibrationPlan, read_records, summarize_calibration
+    from dvbench.files import write_atomic
     from dvbench.models import DualViTConfig
     from dvbench.profile import count_cost
-    from dvbench.search._rungs import pareto_order
-    from dvbench.search.tables import hypervolume, write_atomic
     from dvbench.train import build_candidate
 
-    path = CALIBRATION / "candidates.csv"
-    if not path.is_file():
-        print(
-            f"bench_prefilter: {path} not found; run benchmarks/bench_fidelity.py", file=sys.stderr
-        )
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calibration", type=Path, default=DEFAULT)
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    if not (args.calibration / "records.jsonl").is_file():
+        print(f"bench_prefilter: no calibration at {args.calibration}", file=sys.stderr)
         return 2
-    table = pd.read_csv(path)
-    gflops = []
-    for text in table["config"]:
-        cfg = DualViTConfig.from_dict(json.loads(text)).replace(img_size=224)
-        gflops.append(count_cost(build_candidate(cfg, num_classes=10, resolution=224), 224).gflops)
-    gflops = np.array(gflops)
-    directions = ["maximize", "minimize"]
-    reference = [0.0, 1.1 * gflops.max()]
-    n = len(table)
-    targets = {"15 epochs": table["rung.15"].to_numpy()}
-    repeated = table["repeat.15"].notna().to_numpy()
-    seed_mean = (table["rung.15"] + table["repeat.15"]) / 2
-
-    def share(accuracy: np.ndarray, kept: np.ndarray, pool: np.ndarray) -> float:
-        def hv(index: np.ndarray) -> float:
-            return hypervolume(np.c_[accuracy[index], gflops[index]], directions, reference)
-
-        return hv(kept) / hv(pool)
-
-    rng = np.random.default_rng(0)
-    rows = []
+    records = read_records(args.calibration)
+    header = records[0]
+    plan = CalibrationPlan(**header["plan"])
+    result = summarize_calibration(records, plan, space=header["space"], data="", test_images=0)
+    table = result.candidates
+    test_images = int(header["data"].get("test_samples") or 800) * 10
+    top1, errors, counts = target_with_errors(table, test_images)
+    pool = np.flatnonzero(np.isfinite(top1))
+    gflops = np.full(len(table), np.nan)
+    for i in pool:
+        cfg = DualViTConfig.from_dict(json.loads(table["config"][i])).replace(img_size=224)
+        model = build_candidate(cfg, num_classes=cfg.num_classes, resolution=224)
+        gflops[i] = count_cost(model, 224).gflops
+    k = len(pool) // 2
+    rules = {
+        ("cheapest half", "gflops (cost only)"): policies.cheapest(gflops, pool, k),
+        ("random half", "-"): policies.random_k(pool, k),
+    }
     signals = [c.split(".", 1)[1] for c in table.columns if c.startswith("proxy.")]
-    for target, accuracy, pool in (
-        ("15 epochs", targets["15 epochs"], np.arange(n)),
-        ("seed mean", seed_mean.to_numpy(), np.flatnonzero(repeated)),
-    ):
-        k = len(pool) // 2
-        draws = [share(accuracy, rng.choice(pool, k, replace=False), pool) for _ in range(10000)]
-        rows.append({"target": target, "signal": "random half", "rule": "-",
-                     "kept": k, "of": len(pool), "hv_share": float(np.mean(draws)),
-                     "hv_share_p5": float(np.percentile(draws, 5))})  # fmt: skip
-        cheapest = pool[np.argsort(gflops[pool], kind="stable")[:k]]
-        rows.append({"target": target, "signal": "gflops", "rule": "cheapest half", "kept": k,
-                     "of": len(pool), "hv_share": share(accuracy, cheapest, pool)})  # fmt: skip
-        for signal in signals:
-            score = table[f"proxy.{signal}"].to_numpy()
-            alone = pool[np.argsort(-score[pool], kind="stable")[:k]]
-            front = pareto_order(
-                [[score[i], gflops[i]] for i in pool], directions, [int(i) for i in pool]
-            )[:k]
-            for rule, kept in (("score alone", alone), ("predicted front", np.array(front))):
-                rows.append({"target": target, "signal": signal, "rule": rule, "kept": k,
-                             "of": len(pool), "hv_share": share(accuracy, kept, pool)})  # fmt: skip
+    for signal in signals:
+        score = table[f"proxy.{signal}"].to_numpy(float)
+        if not np.isfinite(score[pool]).all():
+            continue
+        rules[("predicted front", signal)] = policies.predicted_front(score, gflops, pool, k)
+        alone = pool[np.argsort(-score[pool], kind="stable")[:k]]
+        rules[("score alone", signal)] = lambda rng, alone=alone: alone
+    rows = []
+    for (rule, signal), choose in rules.items():
+        scored = policies.scores(top1, errors, gflops, pool, choose)
+        rows.append({"rule": rule, "signal": signal, "kept": k, "of": len(pool), **scored})
     out = pd.DataFrame(rows)
-    write_atomic(out, OUT.with_suffix(".csv"))
-    write_atomic(out, OUT.with_suffix(".parquet"))
-    pd.set_option("display.width", 160)
-    print(out.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    cheap = out[out["rule"] == "cheapest half"].iloc[0]
+    out["beats_cheapest"] = out["hv_share_low"] > cheap["hv_share_high"]
+    out.insert(0, "calibration", args.calibration.name)
+    out.insert(1, "seeds_per_candidate", float(np.mean(counts[pool])))
+    write_atomic(out, args.out.with_suffix(".csv"))
+    write_atomic(out, args.out.with_suffix(".parquet"))
+    pd.set_option("display.width", 200)
+    shown = ["rule", "signal", "hv_share", "hv_share_low", "hv_share_high", "front_kept",
+             "front_kept_low", "front_kept_high", "beats_cheapest"]  # fmt: skip
+    print(out[shown].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return 0
 
 

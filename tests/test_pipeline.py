@@ -133,6 +133,7 @@ def test_search_modules_stay_small():
 def _module_graph() -> dict[str, set[str]]:
     """dvbench's modules and the dvbench modules each imports anywhere in its file (inside
     functions too); ``from pkg import sub`` is an edge to the submodule when one exists."""
+
     def name(path: Path) -> str:
         parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
         return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)

@@ -16,6 +16,7 @@ from dvbench.evaluate._evaluator import (
     training_metrics,
 )
 from dvbench.evaluate._seeds import architecture_key, training_seed
+from dvbench.evaluate._simulated import SimulatedEvaluator
 
 __all__ = [
     "Comparison",
@@ -23,6 +24,7 @@ __all__ = [
     "EvaluationFailure",
     "Evaluator",
     "ModelSpec",
+    "SimulatedEvaluator",
     "architecture_key",
     "compare_models",
     "finite",

@@ -122,9 +122,12 @@ class Evaluator:
         self._num_classes = num_classes
 
     @classmethod
-    def for_space(cls, space: Any, *, device: str = "cpu", seed: int = 0) -> Evaluator:
+    def for_space(
+        cls, space: Any, *, device: str = "cpu", seed: int = 0, **extra: Any
+    ) -> Evaluator:
         """The evaluator a search space describes: it trains only when an objective needs it
-        and scores the training-free proxies its objectives and constraints name."""
+        and scores the training-free proxies its objectives and constraints name (``extra``:
+        a subclass's own arguments)."""
         trains = space.needs_training and space.data is not None
         return cls(
             profile=space.profile,
@@ -135,6 +138,7 @@ class Evaluator:
             device=device,
             seed=seed,
             num_classes=int(space.fixed.get("num_classes", 1000)),
+            **extra,
         )
 
     def with_train(self, settings: TrainSettings) -> Evaluator:

@@ -1,7 +1,9 @@
 """Repeats where the front is unsure: more training seeds for the candidates whose place on
 the front the noise does not settle (racing, in the spirit of F-race / Hoeffding races).
 
-A space's ``repeats: {seeds: 3}`` allows at most 3 seeds per candidate. Once every candidate
+A space's ``repeats: {seeds: 3}`` allows at most 3 seeds per candidate. (``rule: uniform``
+gives every candidate all its seeds instead: the usual practice, and racing's yardstick in
+``benchmarks/bench_racing.py``.) With the default ``rule: racing``, once every candidate
 of the study has its first run (and, multi-fidelity, every promotion the rule allows has
 run), a candidate at the top budget gets its next seed when its probability of being on the
 front (``_pareto.front_probability`` with the current standard errors) is neither near 0 nor
@@ -28,23 +30,29 @@ import pandas as pd
 
 from dvbench.search._pareto import front_probability
 
+RULES = ("racing", "uniform")
+
 
 @dataclass(frozen=True)
 class Repeats:
-    """At most ``seeds`` training seeds per candidate (the first run included)."""
+    """At most ``seeds`` training seeds per candidate (the first run included), given where
+    the front is unsure (``racing``) or to every candidate (``uniform``)."""
 
     seeds: int = 3
+    rule: str = "racing"
 
     def __post_init__(self) -> None:
         value = self.seeds
         if isinstance(value, bool) or not isinstance(value, int) or not 2 <= value <= 20:
             raise ValueError(f"repeats.seeds: an integer from 2 to 20, got {value!r}")
+        if self.rule not in RULES:
+            raise ValueError(f"repeats.rule: one of {', '.join(RULES)}, got {self.rule!r}")
 
     @classmethod
     def parse(cls, raw: Mapping) -> Repeats:
-        unknown = sorted(set(raw) - {"seeds"})
+        unknown = sorted(set(raw) - {"seeds", "rule"})
         if unknown:
-            raise ValueError(f"repeats.{unknown[0]}: unknown setting (seeds)")
+            raise ValueError(f"repeats.{unknown[0]}: unknown setting (seeds, rule)")
         return cls(**raw)
 
 
@@ -77,7 +85,9 @@ def repeats_due(
     due = []
     for p, candidate in zip(chance, pool["candidate"].astype(int)):
         have = runs_at_top.get(candidate, 1)
-        if candidate in live or have >= repeats.seeds or not uncertain(p, confidence):
+        if candidate in live or have >= repeats.seeds:
+            continue
+        if repeats.rule == "racing" and not uncertain(p, confidence):
             continue
         due.append((abs(p - 0.5), candidate, have))
     return [(candidate, have) for _, candidate, have in sorted(due)]

@@ -168,36 +168,12 @@ def knob_key(cfg) -> tuple[int, int]:
 
 
 def noisy_script(space, truth: dict, *, seed_sd: float = 0.66, test_images: int = 8000):
-    """An Evaluator for ``space`` that builds nothing: a candidate's GFLOPs and true top-1 come
-    from ``truth[(width, depth3)] = (gflops, top1)``; a training run measures the true top-1
-    plus normal noise of sd ``seed_sd`` drawn from its training seed (so the same network with
-    the same seed measures the same, as a real run does). ``runs`` lists (key, seed)."""
-    import numpy as np
+    """A :class:`~dvbench.evaluate.SimulatedEvaluator` for NOISY_SPACE: ``truth[(width,
+    depth3)] = (gflops, true top1)``; a run measures the true top-1 plus noise of sd ``seed_sd``
+    drawn from its training seed."""
+    from dvbench.evaluate import SimulatedEvaluator
 
-    from dvbench.evaluate import Evaluator
-    from dvbench.train import TrainResult, TrainSettings
-
-    class NoisyScript(Evaluator):
-        runs: list
-
-        def costs(self, spec, *, overrides=None, timings=None):
-            gflops, _ = truth[knob_key(spec)]
-            return {"params_m": 1.0, "gflops": gflops}, None
-
-        def train(self, spec, *, seed, timings=None, **kwargs):
-            _, mean = truth[knob_key(spec)]
-            self.runs.append((knob_key(spec), seed))
-            top1 = mean + seed_sd * float(np.random.default_rng(seed).standard_normal())
-            if timings is not None:
-                timings["train_s"] = timings.get("train_s", 0.0) + 1.0
-            return TrainResult(
-                model="scripted", status="ok", reason=None, top1=top1, top5=100.0,
-                test_loss=1.0, final_loss=1.0, params=1, epochs=1.0, steps=1, images_seen=1,
-                train_time_s=1.0, eval_time_s=0.0, images_per_s=1.0, data="scripted",
-                resolution=16, num_classes=10, num_train=1, num_test=test_images, seed=seed,
-                device="cpu", settings=TrainSettings(),
-            )  # fmt: skip
-
-    evaluator = NoisyScript.for_space(space)
-    evaluator.runs = []
-    return evaluator
+    table = {key: ({"params_m": 1.0, "gflops": g}, top1) for key, (g, top1) in truth.items()}
+    return SimulatedEvaluator.for_space(
+        space, key=knob_key, truth=table, seed_sd=seed_sd, test_images=test_images
+    )

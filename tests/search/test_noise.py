@@ -189,7 +189,8 @@ def test_equal_means_report_a_tie_and_the_report_says_cost_decides(tmp_path):
 # ---------------------------------------------------------------------------- repeats
 def test_repeats_block_is_validated():
     assert Repeats.parse({"seeds": 3}).seeds == 3
-    for bad in ({"seeds": 1}, {"seeds": "3"}, {"seeds": 3, "band": 1}):
+    assert Repeats.parse({"seeds": 2, "rule": "uniform"}).rule == "uniform"
+    for bad in ({"seeds": 1}, {"seeds": "3"}, {"seeds": 3, "band": 1}, {"rule": "all"}):
         with pytest.raises(ValueError, match="repeats"):
             Repeats.parse(bad)
 
@@ -249,3 +250,14 @@ def test_knob_key_reads_back_the_network(tmp_path):
     cfg = space.config({"width": 16, "depth3": 3}, num_classes=10, img_size=32)
     assert knob_key(cfg) == (16, 3)
     assert np.isfinite(training_seed(cfg, 0))
+
+
+def test_uniform_repeats_give_every_candidate_every_seed(tmp_path):
+    space, options, evaluator = _study(
+        tmp_path, _truth(10.0), n_trials=6, repeats={"seeds": 3, "rule": "uniform"}
+    )
+    _every_candidate(options)
+    run_search(options, evaluator=evaluator)
+    table = trials_frame(join_study(options))
+    assert table["top1_seeds"].tolist() == [3] * 6  # resolved or not: 3 each
+    assert len(evaluator.runs) == 18
