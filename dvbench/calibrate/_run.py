@@ -55,9 +55,14 @@ def sample_candidates(
     space: SearchSpace, count: int, *, num_classes: int, img_size: int, seed: int
 ) -> list[tuple[dict[str, Any], Any]]:
     """``count`` distinct, valid (knobs, config) pairs drawn at random from the space."""
-    study = optuna.create_study(
-        sampler=optuna.samplers.RandomSampler(seed=seed), directions=["maximize"]
-    )
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "created a study" line
+    try:
+        study = optuna.create_study(
+            sampler=optuna.samplers.RandomSampler(seed=seed), directions=["maximize"]
+        )
+    finally:
+        optuna.logging.set_verbosity(verbosity)
     out: list[tuple[dict[str, Any], Any]] = []
     seen: set[str] = set()
     for _ in range(count * 50):

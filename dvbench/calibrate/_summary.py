@@ -70,8 +70,8 @@ def _seed_tables(
     return table
 
 
-def _mean_of_last(units, plan: CalibrationPlan) -> np.ndarray:
-    tables = [_seed_tables(units, plan, "top1", e) for e in _last_rungs(plan)]
+def _mean_of_last(units, plan: CalibrationPlan, field: str = "top1") -> np.ndarray:
+    tables = [_seed_tables(units, plan, field, e) for e in _last_rungs(plan)]
     return np.mean(tables, axis=0) if tables else np.full((plan.candidates, plan.seeds), np.nan)
 
 
@@ -92,11 +92,16 @@ def reliability_table(units, plan: CalibrationPlan) -> pd.DataFrame:
         ("top1 (half B)", _seed_tables(units, plan, "top1_b", target)),
         ("-test loss", -_seed_tables(units, plan, "test_loss", target)),
         ("-test loss (half A)", -_seed_tables(units, plan, "loss_a", target)),
+        ("-test loss (half B)", -_seed_tables(units, plan, "loss_b", target)),
         ("-TSE", -_seed_tables(units, plan, "tse", target)),
     ]
     if _last_rungs(plan):
-        measures.append((f"top1 mean of rungs {_label(_last_rungs(plan))}",
-                         _mean_of_last(units, plan)))  # fmt: skip
+        label = f"top1 mean of rungs {_label(_last_rungs(plan))}"
+        measures += [
+            (label, _mean_of_last(units, plan)),
+            (f"{label} (half A)", _mean_of_last(units, plan, "top1_a")),
+            (f"{label} (half B)", _mean_of_last(units, plan, "top1_b")),
+        ]
     rows = []
     for name, table in measures:
         result = icc(table)
