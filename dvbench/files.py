@@ -16,7 +16,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "write_atomic", "write_text_atomic", "write_with"]
+from dvbench.errors import UsageError
+
+__all__ = ["atomic_path", "ensure_folder", "write_atomic", "write_text_atomic", "write_with"]
 
 
 def _temporary_file(path: Path) -> Path:
@@ -35,12 +37,29 @@ def _temporary_file(path: Path) -> Path:
             continue
 
 
+def ensure_folder(path: str | Path, what: str = "folder") -> Path:
+    """``path`` as a writable folder (made if missing); :class:`UsageError` with one line when
+    a file is in the way or it cannot be written."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise UsageError(f"{what} {path}: a file is in the way, not a folder") from None
+    except PermissionError:
+        raise UsageError(f"{what} {path}: cannot be created here (permission denied)") from None
+    except OSError as exc:
+        raise UsageError(f"{what} {path}: {exc.strerror or exc}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UsageError(f"{what} {path}: read-only; give a folder you can write to")
+    return path
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """A temporary path to write ``path``'s new content to; renamed over ``path`` (replacing a
     link there, not following it) when the block ends without an error, removed otherwise."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_folder(path.parent)
     tmp = _temporary_file(path)
     try:
         yield tmp

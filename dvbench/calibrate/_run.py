@@ -45,6 +45,7 @@ from dvbench.calibrate._plan import RECORDS_FILE, CalibrationPlan, record_key
 from dvbench.calibrate._summary import summarize_calibration
 from dvbench.errors import UsageError
 from dvbench.evaluate import EvaluationFailure, Evaluator, training_seed
+from dvbench.files import ensure_folder
 from dvbench.search.space import SearchSpace
 from dvbench.train import Budget, DataSpec, ProxyData, TrainSettings, build_candidate
 from dvbench.train.data import Normalizer
@@ -84,23 +85,35 @@ def sample_candidates(
 
 
 class _Records:
-    """The calibration's durable record: one JSON object per line, appended and fsynced."""
+    """The calibration's durable record: one JSON object per line, appended and fsynced.
+
+    A line cut by a crash is skipped (that unit runs again) and the file is mended with a
+    newline before the next append, so a torn line never swallows the next record.
+    """
 
     def __init__(self, folder: Path, header: dict[str, Any]):
         self.path = folder / RECORDS_FILE
-        folder.mkdir(parents=True, exist_ok=True)
+        ensure_folder(folder, "calibration folder")
         self.done: dict[tuple, dict[str, Any]] = {}
-        lines = self.path.read_text().splitlines() if self.path.exists() else []
-        records = [r for r in map(_parse_line, lines) if r is not None]
-        first = records[0] if records and records[0].get("unit") == "plan" else None
-        if records and first != header:
+        text = self.path.read_text(errors="replace") if self.path.exists() else ""
+        records = [r for r in map(_parse_line, text.splitlines()) if r is not None]
+        plans = [r for r in records if r.get("unit") == "plan"]
+        if plans and plans[0] != header:
             raise UsageError(
                 f"{self.path} was made with other settings; give another --name, or "
                 "delete the folder to start over"
             )
-        for record in records[1:]:
-            self.done[record_key(record)] = record
-        if first is None:
+        if records and not plans:
+            raise UsageError(
+                f"{self.path} has measurements but no plan line; give another --name, or "
+                "delete the folder to start over"
+            )
+        for record in records:
+            if record.get("unit") != "plan":
+                self.done[record_key(record)] = record
+        if text and not text.endswith("\n"):
+            self._write("\n")
+        if not plans:
             self._append(header)
 
     def add(self, record: dict[str, Any]) -> dict[str, Any]:
@@ -109,8 +122,11 @@ class _Records:
         return record
 
     def _append(self, record: dict[str, Any]) -> None:
+        self._write(json.dumps(record, sort_keys=True) + "\n")
+
+    def _write(self, text: str) -> None:
         with self.path.open("a") as file:
-            file.write(json.dumps(record, sort_keys=True) + "\n")
+            file.write(text)
             file.flush()
             os.fsync(file.fileno())
 
@@ -126,11 +142,13 @@ def _parse_line(line: str) -> dict[str, Any] | None:
 
 def read_records(folder: Path) -> list[dict[str, Any]]:
     """Every whole record of a calibration folder, the plan first (lines cut by a crash are
-    skipped)."""
+    skipped; only the first plan line counts)."""
     path = folder / RECORDS_FILE
     if not path.is_file():
         raise UsageError(f"no calibration at {folder} ({RECORDS_FILE} missing)")
-    return [r for r in map(_parse_line, path.read_text().splitlines()) if r is not None]
+    records = [r for r in map(_parse_line, path.read_text(errors="replace").splitlines()) if r]
+    plans = [r for r in records if r.get("unit") == "plan"]
+    return plans[:1] + [r for r in records if r.get("unit") != "plan"]
 
 
 def split_test(data: ProxyData) -> tuple[ProxyData, tuple[torch.Tensor, torch.Tensor]]:

@@ -35,7 +35,7 @@ from dvbench.calibrate._stats import (
     paired_tau_difference,
     rank_agreement,
 )
-from dvbench.files import write_atomic, write_text_atomic
+from dvbench.files import ensure_folder, write_atomic, write_text_atomic
 from dvbench.metrics import accuracy_standard_error
 
 #: Rungs from this share of the target's epochs on make the "mean of the last rungs" signal.
@@ -257,7 +257,7 @@ def _summary(units, plan, target, reliability, *, space, data, test_images, targ
 def save_calibration(result: Calibration, folder: Path) -> dict[str, Path]:
     """``signals``, ``candidates`` and ``reliability`` as CSV and Parquet, and
     ``summary.json``."""
-    folder.mkdir(parents=True, exist_ok=True)
+    ensure_folder(folder, "calibration folder")
     paths = {}
     frames = (("signals", result.signals), ("candidates", result.candidates),
               ("reliability", result.reliability))  # fmt: skip

@@ -140,4 +140,4 @@ def run(args: argparse.Namespace) -> int:
     with SearchDisplay(options) as display:
         summary = display.run(workers=args.workers)
     print_summary(summary, options, quiet=args.quiet)
-    return 130 if summary.interrupted else 0
+    return summary.exit_status

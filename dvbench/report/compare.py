@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 from rich.table import Table
 
+from dvbench.files import ensure_folder
 from dvbench.metrics import METRICS
 from dvbench.profile import write_results
 from dvbench.report.data import metric_name, metric_text
@@ -114,7 +115,7 @@ def write_comparison(
     are created) and its plot beside it (same name, ``.png``). Returns both paths (the
     plot's is None when not drawn)."""
     path = check_comparison_path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_folder(path.parent, "out: folder")
     write_results(frame, path)
     if not plot:
         return path, None

@@ -19,6 +19,7 @@ import torch.nn as nn
 import yaml
 
 from dvbench.errors import UsageError
+from dvbench.files import ensure_folder, write_text_atomic
 from dvbench.models import DualViTConfig, create_model
 from dvbench.report.data import metric_text
 from dvbench.search import STUDY_ATTR, is_feasible, recorded_config
@@ -97,10 +98,11 @@ def export_trial(study: optuna.Study, number: int, path: str | Path) -> Path:
     suffix = path.suffix.lower()
     if suffix not in EXPORT_SUFFIXES:
         raise UsageError(f"out: {path} must end in {', '.join(EXPORT_SUFFIXES)}")
-    if path.is_dir():
+    if path.is_dir() and not path.is_symlink():
         raise UsageError(f"out: {path} is a folder; give a file name ending in .yaml or .json")
     if not path.parent.is_dir():
         raise UsageError(f"out: folder {path.parent} does not exist")
+    ensure_folder(path.parent, "out: folder")
     cfg = recorded_config(study, number)  # the one rule (also study:NAME:TRIAL's)
     source = _source(study, _trial(study, number))
     if suffix == ".json":
@@ -108,5 +110,4 @@ def export_trial(study: optuna.Study, number: int, path: str | Path) -> Path:
     else:
         fields = yaml.safe_dump(cfg.to_dict(), sort_keys=False, default_flow_style=None)
         text = _yaml_header(source, cfg, path) + fields
-    path.write_text(text)
-    return path
+    return write_text_atomic(text, path)  # a link planted at ``path`` is replaced, not followed

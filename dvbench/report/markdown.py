@@ -160,8 +160,9 @@ def answer_lines(data: ReportData) -> list[str]:
     errors = pd.to_numeric(front.get(f"{accuracy}_se"), errors="coerce").fillna(0.0)
     tied = rule.tied(values, ["maximize"], errors.to_numpy()[:, None])
     rows, last_pick = [], None
-    for k in range(len(front)):
-        within = list(range(k + 1))
+    costs = front[budget].astype(float).to_numpy()
+    for cost in dict.fromkeys(costs):  # each distinct budget, cheapest first
+        within = [i for i in range(len(front)) if costs[i] <= cost]
         pick = max(within, key=lambda i: (values[i, 0], -i))
         if pick == last_pick:
             continue
@@ -169,7 +170,7 @@ def answer_lines(data: ReportData) -> list[str]:
         row = front.iloc[pick]
         ties = [str(int(front.iloc[i]["number"])) for i in within if i != pick and tied[pick, i]]
         rows.append([
-            f"≤ {metric_text(budget, front.iloc[k][budget])}",
+            f"≤ {metric_text(budget, cost)}",
             f"{int(row['number'])} ({row['name']})" if row["name"] != f"trial_{int(row['number'])}"
             else str(int(row["number"])),
             _cell(accuracy, row), ", ".join(ties) or "none",

@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 from matplotlib.transforms import Bbox
 
+from dvbench.files import write_with
 from dvbench.metrics import METRICS
 from dvbench.report.data import (
     ACCURACY_METRICS,
@@ -433,10 +434,9 @@ def _new_figure(figsize: tuple[float, float] = FIGSIZE) -> Figure:
 
 
 def _save(figure: Figure, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=DPI)  # no bbox_inches: the image is exactly FIGSIZE x DPI
-    return path
+    """Save atomically, never through a link (:mod:`dvbench.files`); no bbox_inches: the image
+    is exactly FIGSIZE x DPI."""
+    return write_with(lambda tmp: figure.savefig(tmp, dpi=DPI), path)
 
 
 def _titles(figure: Figure, ax: Any, title: str, subtitle: str) -> None:
@@ -502,7 +502,7 @@ def draw_pareto_front(info: ParetoFrontInfo, path: str | Path) -> Path:
             handles,
             labels,
             loc="outside lower center",
-            ncols=min(len(handles), 3),
+            ncols=min(len(handles), 2),  # three columns of these texts overflow the figure
             fontsize=8,
             frameon=False,
         )

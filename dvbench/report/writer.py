@@ -7,6 +7,7 @@ from pathlib import Path
 
 import optuna
 
+from dvbench.files import ensure_folder, write_text_atomic
 from dvbench.report.data import accuracy_axis_text, load_report_data, metric_name
 from dvbench.report.markdown import render_report
 from dvbench.report.plots import (
@@ -37,8 +38,7 @@ def write_report(
     study: optuna.Study, out_dir: str | Path, *, importance: bool = True
 ) -> ReportFiles:
     """Plot ``study`` and write ``report.md`` into ``out_dir`` (created if needed)."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = ensure_folder(out_dir, "report folder")
     data = load_report_data(study)
     fronts: dict[str, Path] = {}
     notes = []
@@ -68,6 +68,5 @@ def write_report(
         # a study's folder is RESULTS/NAME and its report RESULTS/NAME/report
         accuracy_axis=accuracy_axis_text(data.settings, out_dir.parent.parent / "calibrate"),
     )
-    markdown = out_dir / "report.md"
-    markdown.write_text(text)
+    markdown = write_text_atomic(text, out_dir / "report.md")
     return ReportFiles(markdown, {**fronts, **extra}, tuple(notes))

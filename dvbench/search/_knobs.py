@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -40,19 +41,33 @@ class Knob:
     name: str
     distribution: optuna.distributions.BaseDistribution
 
-    def suggest(self, trial: optuna.Trial) -> Any:
-        d = self.distribution
+    def suggest(self, trial: optuna.Trial, version: int = 1) -> Any:
+        """Sample the knob as Optuna parameter :func:`param_name` of the space ``version``."""
+        d, name = self.distribution, param_name(self.name, version)
         if isinstance(d, optuna.distributions.CategoricalDistribution):
-            return trial.suggest_categorical(self.name, d.choices)
+            return trial.suggest_categorical(name, d.choices)
         if isinstance(d, optuna.distributions.IntDistribution):
-            return trial.suggest_int(self.name, d.low, d.high, step=d.step, log=d.log)
-        return trial.suggest_float(self.name, d.low, d.high, step=d.step, log=d.log)
+            return trial.suggest_int(name, d.low, d.high, step=d.step, log=d.log)
+        return trial.suggest_float(name, d.low, d.high, step=d.step, log=d.log)
 
     def contains(self, value: Any) -> bool:
         try:
             return self.distribution._contains(self.distribution.to_internal_repr(value))
         except ValueError:  # a categorical value that is not among the choices
             return False
+
+
+def param_name(knob: str, version: int = 1) -> str:
+    """The Optuna parameter a knob is sampled as under space ``version``: the knob's name in the
+    first version, ``knob@vN`` after it. A changed space is a new set of distributions, not a
+    mutation of the old one (Optuna refuses a categorical whose choices changed), and the
+    samplers learn each version's parameters apart."""
+    return knob if version <= 1 else f"{knob}@v{version}"
+
+
+def knob_of(param: str) -> str:
+    """The knob an Optuna parameter samples (inverse of :func:`param_name`)."""
+    return param.split("@v", 1)[0]
 
 
 def knobs_to_config(
@@ -122,6 +137,47 @@ def knobs_to_config(
     return DualViTConfig(**cfg)
 
 
+#: Sane bounds of the numbers a space may give a network, by knob or field name (prefix
+#: match: ``depth3`` is a ``depth``): a depth of 548,813,504 builds forever, a negative width
+#: never. Inclusive (low, high).
+LIMITS: dict[str, tuple[float, float]] = {
+    "width": (1, 4096),
+    "stem_hidden_dim": (1, 4096),
+    "head_dim": (1, 1024),
+    "depth": (1, 64),
+    "mlp_ratio": (0.125, 64),
+    "semantic_mlp_ratio": (0.125, 64),
+    "class_mlp_ratio": (0.125, 64),
+    "dual_stages": (0, 8),
+    "num_stages": (1, 8),
+    "semantic_grid": (1, 64),
+    "semantic_window": (1, 64),
+    "width_multipliers": (1, 64),
+    "drop_path_rate": (0, 0.99),
+    "drop_rate": (0, 0.99),
+}
+
+
+def _limit(name: str) -> tuple[float, float] | None:
+    for prefix in sorted(LIMITS, key=len, reverse=True):
+        if name.startswith(prefix):
+            return LIMITS[prefix]
+    return None
+
+
+def check_value(where: str, name: str, value: Any) -> None:
+    """``ValueError`` naming ``where`` when a number (or each number of a list) is not finite
+    or lies outside ``name``'s bounds (:data:`LIMITS`)."""
+    for item in value if isinstance(value, (list, tuple)) else [value]:
+        if isinstance(item, bool) or not isinstance(item, (int, float)):
+            continue
+        if not math.isfinite(item):
+            raise ValueError(f"{where}: must be a finite number, got {item!r}")
+        bounds = _limit(name)
+        if bounds is not None and not bounds[0] <= item <= bounds[1]:
+            raise ValueError(f"{where}: {item!r} is outside {bounds[0]:g}..{bounds[1]:g}")
+
+
 def parse_knob(name: Any, spec: Any) -> Knob:
     where = f"knobs.{name}"
     if not isinstance(spec, Mapping):
@@ -135,6 +191,7 @@ def parse_knob(name: Any, spec: Any) -> Knob:
         extra = set(spec) - {"choices"}
         if extra:
             raise ValueError(f"{where}.{sorted(extra)[0]}: not used with choices")
+        check_value(f"{where}.choices", str(name), choices)
         return Knob(str(name), optuna.distributions.CategoricalDistribution(choices))
     unknown = set(spec) - {"low", "high", "step", "log", "type"}
     if unknown:
@@ -153,6 +210,8 @@ def parse_knob(name: Any, spec: Any) -> Knob:
     for key, value in (("low", low), ("high", high)):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"{where}.{key}: must be a number, got {value!r}")
+    for key, value in (("low", low), ("high", high)):
+        check_value(f"{where}.{key}", str(name), value)
     if low > high:
         raise ValueError(f"{where}: low {low} is above high {high}")
     try:

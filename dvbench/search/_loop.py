@@ -32,9 +32,9 @@ from dvbench.search._study import (
     reap_stale_trials,
 )
 from dvbench.search._trial import TrialFailure, TrialRunner, run_baselines
-from dvbench.search.record import has_runs, run_of
+from dvbench.search.record import FAIL_REASON, has_runs, run_of
 from dvbench.search.space import hypervolume_reference
-from dvbench.search.storage import RDB_SCHEMES, display_url, storage_scheme
+from dvbench.search.storage import RDB_SCHEMES, display_url, storage_scheme, study_lock
 from dvbench.search.tables import (
     Criteria,
     dominance,
@@ -73,7 +73,9 @@ class SearchLoop:
         """Rewrite the study's tables from its storage."""
         start = time.perf_counter()
         criteria = Criteria.of_space(self.options.space)
-        self.files.update(export_tables(self.study, self.options.study_dir, criteria))
+        # one writer at a time: the last to write read the study after every other
+        with study_lock(self.options.storage_url, self.options.name):
+            self.files.update(export_tables(self.study, self.options.study_dir, criteria))
         self.overhead["export_s"] += time.perf_counter() - start
 
     def run(self, on_trial: OnTrial | None = None) -> None:
@@ -99,12 +101,19 @@ class SearchLoop:
                 return
             if self.consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
                 self.stopped_reason = (
-                    f"{self.consecutive_failures} trials failed in a row; see fail_reason"
+                    f"{self.consecutive_failures} trials failed in a row; the last: "
+                    f"{self._last_failure()}"
                 )
                 return
             if self._must_wait(counts):
                 continue
             self._run_one(counts, on_trial)
+
+    def _last_failure(self) -> str:
+        """The reason the newest failed trial recorded (they all failed alike, usually)."""
+        failed = self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+        reasons = [t.user_attrs.get(FAIL_REASON) for t in failed if t.user_attrs.get(FAIL_REASON)]
+        return reasons[-1] if reasons else "see fail_reason in trials.csv"
 
     def _counts(self) -> dict[TrialState, int]:
         """Trials by state; with follow-up runs: first runs (the candidates) by state, and
@@ -208,6 +217,7 @@ def run_search(
         new_trials=loop.new_trials,
         timings=loop.overhead,
         checkpoint_peak_bytes=loop.ladder.peak_bytes if loop.ladder is not None else None,
+        failed_out=loop.stopped_reason is not None and "failed in a row" in loop.stopped_reason,
     )
 
 

@@ -59,7 +59,8 @@ class SearchOptions:
     allow_space_change: bool = False
 
     def __post_init__(self) -> None:
-        check_study_name(self.name)
+        # a name given is checked as given: "" or " " is refused, not replaced by the space's
+        check_study_name(self.study_name if self.study_name is not None else self.name)
 
     @functools.cached_property
     def space_record(self) -> dict[str, Any]:
@@ -70,7 +71,7 @@ class SearchOptions:
     @property
     def name(self) -> str:
         """The study's name: ``study_name``, else the space's."""
-        return self.study_name or self.space.name
+        return self.study_name if self.study_name is not None else self.space.name
 
     @property
     def study_dir(self) -> Path:
@@ -132,6 +133,15 @@ class SearchSummary:
     workers: int = 1
     worker_logs: list[Path] = field(default_factory=list)
     checkpoint_peak_bytes: int | None = None  # multi-fidelity: most checkpoint bytes seen
+    failed_out: bool = False  # stopped because trial after trial failed
+
+    @property
+    def exit_status(self) -> int:
+        """The command's exit status: 130 after Ctrl-C, 1 when the study stopped because its
+        trials kept failing (the reason is ``stopped_reason``), else 0."""
+        if self.interrupted:
+            return 130
+        return 1 if self.failed_out else 0
 
 
 def make_sampler(name: str, space: SearchSpace, seed: int) -> optuna.samplers.BaseSampler:
@@ -169,6 +179,11 @@ def command_line(argv: Sequence[str] | None = None) -> str:
     return "python cli.py " + " ".join(shlex.quote(display_url(a)) for a in argv)
 
 
+#: A study name's longest UTF-8 form: a folder name (255 bytes on common file systems) with
+#: room for suffixes, and well within Optuna's database column.
+MAX_NAME_BYTES = 128
+
+
 def check_study_name(name: str) -> str:
     """``name`` if it is a plain folder name, else :class:`UsageError` saying why.
 
@@ -179,6 +194,12 @@ def check_study_name(name: str) -> str:
     why = None
     if not name:
         why = "it is empty"
+    elif not name.strip():
+        why = "it is blank"
+    elif name != name.strip():
+        why = "it starts or ends with a space"
+    elif len(name.encode()) > MAX_NAME_BYTES:
+        why = f"it is longer than {MAX_NAME_BYTES} bytes (UTF-8), more than every storage accepts"
     elif name in (".", ".."):
         why = "it names the current or the parent folder"
     elif name.startswith(("/", "\\")) or PureWindowsPath(name).is_absolute():

@@ -24,6 +24,7 @@ ahead, and no rung holds more than N): its checkpoint can go.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -54,8 +55,9 @@ class Fidelity:
         if not isinstance(rungs, tuple) or len(rungs) < 2:
             raise ValueError(f"fidelity.rungs: at least two budgets, got {rungs!r}")
         for value in rungs:
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise ValueError(f"fidelity.rungs: positive numbers, got {value!r}")
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not number or not math.isfinite(value) or not 0 < value <= 10_000_000:
+                raise ValueError(f"fidelity.rungs: positive finite numbers, got {value!r}")
             if self.unit == "steps" and not float(value).is_integer():
                 raise ValueError(f"fidelity.rungs: whole steps, got {value!r}")
         if any(b <= a for a, b in zip(rungs, rungs[1:])):

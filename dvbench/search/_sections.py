@@ -85,16 +85,41 @@ def parse_constraints(raw: Mapping) -> dict[str, float]:
         if key.startswith("min_"):  # a proxy's lower bound: any finite score
             if not number or not math.isfinite(value):
                 raise ValueError(f"constraints.{key}: must be a finite number, got {value!r}")
-        elif not number or not value > 0:
+        elif not number or not value > 0 or not math.isfinite(value):
             raise ValueError(f"constraints.{key}: must be a positive number, got {value!r}")
         out[key] = float(value)
     return out
+
+
+#: The largest values a training or profiling block may ask for: beyond them a "proxy" is
+#: no longer one (and an ``.inf`` would run forever).
+SECTION_LIMITS: dict[str, float] = {
+    "epochs": 10_000, "max_steps": 10_000_000, "time_limit_s": 30 * 86400,
+    "batch_size": 65_536, "eval_batch_size": 65_536, "batch_sizes": 65_536,
+    "resolution": 4096, "train_samples": 10_000_000, "test_samples": 10_000_000,
+    "crop_padding": 1024, "num_threads": 1024, "threads": 1024, "warmup": 10_000,
+    "min_runs": 100_000, "max_runs": 100_000, "min_time_s": 86400,
+}  # fmt: skip
+
+
+def check_section(where: str, raw: Mapping) -> None:
+    """Every number of a ``train:``/``profile:`` block is finite and within
+    :data:`SECTION_LIMITS` (``ValueError`` naming the field)."""
+    for key, value in raw.items():
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(item, bool) or not isinstance(item, (int, float)):
+                continue
+            if not math.isfinite(item):
+                raise ValueError(f"{where}.{key}: must be a finite number, got {item!r}")
+            if key in SECTION_LIMITS and item > SECTION_LIMITS[key]:
+                raise ValueError(f"{where}.{key}: {item!r} is above {SECTION_LIMITS[key]:g}")
 
 
 def parse_train(raw: Mapping, *, needed: bool) -> tuple[DataSpec | None, TrainSettings | None]:
     """The ``train:`` block: a :class:`DataSpec` and :class:`TrainSettings` (None when the
     space trains nothing and the block is empty)."""
     raw = _renamed(raw, "train")
+    check_section("train", raw)
     unknown = sorted(set(raw) - _DATA_FIELDS - _TRAIN_FIELDS - {"data"})
     if unknown:
         raise ValueError(f"train.{unknown[0]}: unknown setting")
@@ -116,6 +141,7 @@ def parse_train(raw: Mapping, *, needed: bool) -> tuple[DataSpec | None, TrainSe
 
 def parse_profile(raw: Mapping) -> ProfileSettings:
     raw = _renamed(raw, "profile")
+    check_section("profile", raw)
     if "batch_size" in raw:
         raw["batch_sizes"] = (raw.pop("batch_size"),)
     unknown = sorted(set(raw) - _PROFILE_FIELDS)
@@ -141,9 +167,9 @@ def parse_sampler(raw: Mapping) -> dict[str, Any]:
     for key in ("population_size", "n_startup_trials"):
         value = out.get(key)
         if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int) or value < 2
+            isinstance(value, bool) or not isinstance(value, int) or not 2 <= value <= 100_000
         ):
-            raise ValueError(f"sampler.{key}: must be an integer >= 2, got {value!r}")
+            raise ValueError(f"sampler.{key}: an integer from 2 to 100000, got {value!r}")
     return out
 
 

@@ -23,7 +23,9 @@ import torch
 from optuna.trial import TrialState
 
 from dvbench.errors import UsageError
+from dvbench.files import ensure_folder
 from dvbench.search._journal import stale_trials
+from dvbench.search._knobs import param_name
 from dvbench.search._options import SearchOptions, make_sampler
 from dvbench.search._versions import (
     VERSION_ATTR_PREFIX,
@@ -97,7 +99,7 @@ def join_study(options: SearchOptions, log: Callable[[str], None] | None = None)
     # Optuna logs a traceback per failed trial; the tables hold each one's reason instead.
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     if options.storage is None:
-        options.study_dir.mkdir(parents=True, exist_ok=True)
+        ensure_folder(options.study_dir, "results folder")
     sampler_name = options.sampler or options.space.sampler["name"]
     sampler = make_sampler(sampler_name, options.space, options.sampler_seed)
     storage = make_storage(options)
@@ -131,11 +133,11 @@ def join_study(options: SearchOptions, log: Callable[[str], None] | None = None)
             f"study {options.name!r} optimises {', '.join(theirs)}, not "
             f"{', '.join(options.space.metrics)}; use another --study-name"
         )
-    _settle_space(study, options, existing, log)
+    version = _settle_space(study, options, existing, log)
     if study.metric_names is None:  # a study made before metric names were set
         _name_metrics(study, options.space.metrics)
     if options.seed_official and SEEDS_ENQUEUED not in study.user_attrs:
-        enqueue_seeds(study, options.space, log)  # seeds asked for after the study began
+        enqueue_seeds(study, options.space, log, version)  # asked for after the study began
     return study
 
 
@@ -164,26 +166,30 @@ def _settle_space(
     options: SearchOptions,
     settings: dict[str, Any],
     log: Callable[[str], None],
-) -> None:
-    """Join under the study's newest space version, or record this space as the next one."""
-    attrs = study.user_attrs
-    versions = space_versions(attrs)
-    latest = versions[-1]
-    theirs = latest.record if latest.record is not None else settings_record(settings)
-    changed = space_changes(theirs or {}, options.space_record)
-    if not changed:
-        return
-    if not options.allow_space_change:
-        raise UsageError(
-            f"study {options.name!r} ran under another space (changed: {'; '.join(changed)}); "
-            f"pass --allow-space-change to continue it as space version {latest.number + 1}, "
-            "or give --study-name a new name"
-        )
-    if not any(key.startswith(VERSION_ATTR_PREFIX) for key in attrs):  # made before versions
-        record_version(study, dataclasses.replace(latest, record=theirs))
-    version = record_version(study, _version(options, latest.number + 1, changed))
-    study.set_user_attr(STUDY_ATTR, study_settings(options, space_version=version.number))
+) -> int:
+    """Join under the study's newest space version, or record this space as the next one;
+    returns the version joined. Under the study's lock: of two workers recording changed
+    spaces at once, the second sees the first's version and takes the next number."""
+    with study_lock(options.storage_url, options.name):
+        attrs = study.user_attrs
+        versions = space_versions(attrs)
+        latest = versions[-1]
+        theirs = latest.record if latest.record is not None else settings_record(settings)
+        changed = space_changes(theirs or {}, options.space_record)
+        if not changed:
+            return latest.number
+        if not options.allow_space_change:
+            raise UsageError(
+                f"study {options.name!r} ran under another space (changed: "
+                f"{'; '.join(changed)}); pass --allow-space-change to continue it as space "
+                f"version {latest.number + 1}, or give --study-name a new name"
+            )
+        if not any(key.startswith(VERSION_ATTR_PREFIX) for key in attrs):  # made before versions
+            record_version(study, dataclasses.replace(latest, record=theirs))
+        version = record_version(study, _version(options, latest.number + 1, changed))
+        study.set_user_attr(STUDY_ATTR, study_settings(options, space_version=version.number))
     log(f"space version {version.number} of study {options.name}: {'; '.join(changed)}")
+    return version.number
 
 
 def _wait_for_settings(study: optuna.Study) -> dict[str, Any] | None:
@@ -195,10 +201,14 @@ def _wait_for_settings(study: optuna.Study) -> dict[str, Any] | None:
         time.sleep(0.2)
 
 
-def enqueue_seeds(study: optuna.Study, space: SearchSpace, log: Callable[[str], None]) -> None:
-    """Enqueue the space's seed trials (once per study: ``seeds_enqueued`` records it)."""
+def enqueue_seeds(
+    study: optuna.Study, space: SearchSpace, log: Callable[[str], None], version: int = 1
+) -> None:
+    """Enqueue the space's seed trials (once per study: ``seeds_enqueued`` records it), as
+    the parameters of space ``version``."""
     for name, knobs in space.seeds.items():
-        study.enqueue_trial(dict(knobs), user_attrs={SEED_NAME: name}, skip_if_exists=True)
+        params = {param_name(knob, version): value for knob, value in knobs.items()}
+        study.enqueue_trial(params, user_attrs={SEED_NAME: name}, skip_if_exists=True)
     study.set_user_attr(SEEDS_ENQUEUED, sorted(space.seeds))
     if space.seeds:
         log(f"enqueued seed trials: {', '.join(space.seeds)}")

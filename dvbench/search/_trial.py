@@ -129,7 +129,7 @@ class TrialRunner:
         if self.ladder is not None:  # first: a retry of this trial inherits the mark
             mark = self.ladder.mark(mark.candidate, mark.rung, mark.repeat)
             trial.set_user_attr(RUN, mark.as_attr())
-        knobs = space.sample(trial)
+        knobs = space.sample(trial, self.space_version(trial.study))
         try:
             cfg = space.config(
                 knobs, num_classes=evaluator.num_classes, img_size=evaluator.resolution

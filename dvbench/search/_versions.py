@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import optuna
-import yaml
 
+from dvbench import safe_yaml
 from dvbench.search._sections import Objective
 from dvbench.search.space import SearchSpace, parse_space
 from dvbench.search.storage import STUDY_ATTR
@@ -118,7 +118,7 @@ def settings_record(settings: Mapping[str, Any]) -> dict[str, Any] | None:
         return dict(settings["space_record"])
     objectives = [Objective(o["metric"], o["direction"]) for o in settings.get("objectives", [])]
     try:
-        space = parse_space(yaml.safe_load(settings["space_yaml"]))
+        space = parse_space(safe_yaml.load(settings["space_yaml"]))
         return space_record(space.with_objectives(objectives) if objectives else space)
     except Exception:  # no YAML, or one this version no longer reads: compare what is stored
         keys = ("objectives", "constraints", "train", "profile")

@@ -40,6 +40,7 @@ from optuna.trial import FrozenTrial, TrialState
 from dvbench.errors import UsageError
 from dvbench.metrics import METRICS
 from dvbench.models import DualViTConfig
+from dvbench.search._knobs import knob_of
 
 __all__ = [
     "BASELINE_PREFIX",
@@ -228,7 +229,7 @@ def trial_row(trial: FrozenTrial) -> dict[str, Any]:
         "budget": mark.budget,
         TRAIN_SEED: attrs.get(TRAIN_SEED),
     }
-    row.update({f"knob.{k}": v for k, v in trial.params.items()})
+    row.update({f"knob.{knob_of(k)}": v for k, v in trial.params.items()})
     metrics = attrs.get(METRICS_ATTR, {})
     for column in METRIC_COLUMNS:
         row[column] = metrics.get(column)

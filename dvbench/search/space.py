@@ -29,6 +29,7 @@ Everything is validated once, at load time, into typed settings (:class:`DataSpe
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -38,11 +39,12 @@ from typing import Any
 import optuna
 import yaml
 
+from dvbench import safe_yaml
 from dvbench.errors import UsageError
 from dvbench.metrics import CONSTRAINTS, METRICS
 from dvbench.models import DualViTConfig
 from dvbench.profile import ProfileSettings
-from dvbench.search._knobs import Knob, first_value, knobs_to_config, parse_knob
+from dvbench.search._knobs import Knob, check_value, first_value, knobs_to_config, parse_knob
 from dvbench.search._pareto import DominanceRule
 from dvbench.search._prefilter import Prefilter
 from dvbench.search._repeats import Repeats
@@ -145,8 +147,9 @@ class SearchSpace:
         return record
 
     # ------------------------------------------------------------------------ sampling
-    def sample(self, trial: optuna.Trial) -> dict[str, Any]:
-        return {knob.name: knob.suggest(trial) for knob in self.knobs}
+    def sample(self, trial: optuna.Trial, version: int = 1) -> dict[str, Any]:
+        """Knob values for ``trial`` (Optuna parameters named for the space ``version``)."""
+        return {knob.name: knob.suggest(trial, version) for knob in self.knobs}
 
     def config(self, knobs: Mapping[str, Any], *, num_classes: int, img_size: int) -> DualViTConfig:
         """The network for a set of knob values (ValueError naming the field if impossible)."""
@@ -184,10 +187,12 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
     """Read and validate a space; UsageError naming the file and the field otherwise."""
     path = space_path(name_or_path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = safe_yaml.load_file(path)
     except yaml.YAMLError as exc:
         first = str(exc).strip().splitlines()[0]
         raise UsageError(f"{path}: not valid YAML: {first}") from None
+    except (ValueError, OSError) as exc:  # aliases, size, encoding; unreadable
+        raise UsageError(f"{path}: {exc}") from None
     try:
         return parse_space(data, path=path)
     except ValueError as exc:
@@ -232,8 +237,10 @@ def parse_space(data: Any, *, path: Path | None = None) -> SearchSpace:
     constraints = parse_constraints(_mapping(data, "constraints"))
     sampler = parse_sampler(_mapping(data, "sampler"))
     n_trials = data.get("n_trials", 20)
-    if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials <= 0:
-        raise ValueError(f"n_trials: must be a positive integer, got {n_trials!r}")
+    if isinstance(n_trials, bool) or not isinstance(n_trials, int) or not 0 < n_trials <= 100_000:
+        raise ValueError(f"n_trials: an integer from 1 to 100000, got {n_trials!r}")
+    for key, value in fixed.items():
+        check_value(f"fixed.{key}", str(key), value)
     used = [o.metric for o in objectives] + [CONSTRAINTS[k] for k in constraints]
     needs_data = any(METRICS[m].needs_training or METRICS[m].kind == "proxy" for m in used)
     data_spec, train = parse_train(_mapping(data, "train"), needed=needs_data)
@@ -242,8 +249,9 @@ def parse_space(data: Any, *, path: Path | None = None) -> SearchSpace:
     baselines = {str(k): dict(v or {}) for k, v in _mapping(data, "baselines").items()}
     reference = {}
     for metric, value in _mapping(data, "reference_point").items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"reference_point.{metric}: must be a number, got {value!r}")
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or not math.isfinite(value):
+            raise ValueError(f"reference_point.{metric}: must be a finite number, got {value!r}")
         reference[str(metric)] = float(value)
     fidelity = None
     if data.get("fidelity") is not None:

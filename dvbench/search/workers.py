@@ -29,7 +29,7 @@ from dvbench.runtime import usable_cores
 from dvbench.search._loop import run_search, summarize
 from dvbench.search._options import SearchOptions, SearchSummary
 from dvbench.search._study import join_study, reap_stale_trials
-from dvbench.search.storage import SQLITE_FILE, display_url, storage_scheme
+from dvbench.search.storage import SQLITE_FILE, display_url, storage_scheme, study_lock
 from dvbench.search.tables import Criteria, export_tables
 
 # torch, OpenMP and MKL read these when they start; a worker's threads are set before that.
@@ -172,7 +172,8 @@ def run_workers(
                 process.terminate()
     report_deaths()
     reap_stale_trials(study, options)
-    files = export_tables(study, options.study_dir, Criteria.of_space(options.space))
+    with study_lock(options.storage_url, options.name):
+        files = export_tables(study, options.study_dir, Criteria.of_space(options.space))
     finished = sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
     summary = summarize(
         study,
@@ -184,6 +185,7 @@ def run_workers(
         timings=summary.timings,
         workers=workers,
         worker_logs=logs,
+        failed_out=summary.failed_out,
     )
     failed = [i for i, p in enumerate(processes, start=1) if p.exitcode not in (0, 130)]
     if summary.completed < options.total_trials and not summary.interrupted:

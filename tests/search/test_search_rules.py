@@ -85,7 +85,9 @@ def test_the_study_stops_after_25_failures_in_a_row(tmp_path):
     outcomes = [fail] * 24 + [costs(0.1, 1.0)] + [fail] * 25 + [costs(0.2, 2.0)] * 10
     evaluator = scripted(load_space(write_space(tmp_path, SPACE)), outcomes)
     summary = run_search(options(tmp_path, n_trials=10), evaluator=evaluator)
-    assert summary.stopped_reason == "25 trials failed in a row; see fail_reason"
+    # the reason they failed is in the message, and the command exits non-zero
+    assert summary.stopped_reason == "25 trials failed in a row; the last: the candidate broke"
+    assert summary.failed_out and summary.exit_status == 1
     states = [t.state for t in join_study(options(tmp_path)).trials]
     assert states == [TrialState.FAIL] * 24 + [TrialState.COMPLETE] + [TrialState.FAIL] * 25
     assert summary.completed == 1 and summary.failed == 49
