@@ -234,16 +234,6 @@ def _join_changed(args: tuple) -> int:
     )
 
 
-@pytest.fixture(params=["journal", "postgresql"])
-def storage_url(request):
-    if request.param == "journal":
-        yield None
-        return
-    if not PG_URL:
-        pytest.skip("DVBENCH_TEST_PG_URL is unset: run under .ci/with-postgres for PostgreSQL")
-    yield PG_URL
-
-
 @pytest.mark.slow
 def test_recording_a_space_version_is_race_free(tmp_path, storage_url):
     """Three workers, each with its own changed space, join one study at the same moment

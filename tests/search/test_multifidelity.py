@@ -241,16 +241,6 @@ def test_a_promoted_candidate_equals_one_go_training_to_its_rung(tmp_path):
 
 
 # ---------------------------------------------------------------------- workers and kills
-@pytest.fixture(params=["journal", "postgresql"])
-def storage_url(request):
-    if request.param == "journal":
-        yield None
-        return
-    if not PG_URL:
-        pytest.skip("DVBENCH_TEST_PG_URL is unset: run under .ci/with-postgres for PostgreSQL")
-    yield PG_URL
-
-
 @pytest.mark.slow
 def test_a_worker_killed_mid_rung_loses_nothing_and_no_promotion_runs_twice(storage_url, tmp_path):
     """Two workers; one is SIGKILLed while it runs a promotion (proven before the outcome

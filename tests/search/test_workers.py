@@ -55,17 +55,6 @@ VALID_SPACE = {**TIMED_SPACE, "profile": {"res": 64}, "seeds": {}}  # every cand
 pytestmark = pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")
 
 
-@pytest.fixture(params=["journal", "postgresql"])
-def storage_url(request, tmp_path):
-    """A storage for one test's study: the default journal file, or the test PostgreSQL."""
-    if request.param == "journal":
-        yield None  # the study folder's journal.log
-        return
-    if not PG_URL:
-        pytest.skip("DVBENCH_TEST_PG_URL is unset: run under .ci/with-postgres for PostgreSQL")
-    yield PG_URL
-
-
 def _study_name(storage: str | None) -> str:
     # one PostgreSQL database serves every test: each study gets its own name
     return "costs" if storage is None else f"costs_{uuid.uuid4().hex[:10]}"
