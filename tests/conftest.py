@@ -4,6 +4,7 @@ every test's outputs kept out of the checkout."""
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
+# the search tests' spaces and helpers (search_helpers) serve the report tests too
+sys.path.insert(0, str(REPO / "tests" / "search"))
 
 # Tests run on a 2-core CI machine; keep intra-op threads predictable across tests.
 torch.set_num_threads(min(2, os.cpu_count() or 1))

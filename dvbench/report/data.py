@@ -37,6 +37,7 @@ from dvbench.search import (
     trials_frame,
     with_front_probability,
 )
+from dvbench.search.record import BASELINE_PREFIX, SEEDS_ENQUEUED
 
 __all__ = [
     "ACCURACY_METRICS",
@@ -89,6 +90,8 @@ class ReportData:
     history: pd.DataFrame  # normalised hypervolume after each trial: number, hypervolume
     dominance: Mapping[str, list[str]]  # baseline -> candidates that dominate it
     versions: tuple[SpaceVersion, ...] = ()  # the study's space versions, oldest first
+    baselines_run: tuple[str, ...] = ()  # the --baselines names the study measured
+    seeded: bool = False  # the official shapes were enqueued (--seed-official)
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -202,6 +205,12 @@ def load_report_data(study: optuna.Study) -> ReportData:
         history=history,
         dominance=beaten,
         versions=tuple(space_versions(study.user_attrs)),
+        baselines_run=tuple(
+            key.removeprefix(BASELINE_PREFIX)
+            for key in sorted(study.user_attrs)
+            if key.startswith(BASELINE_PREFIX)
+        ),
+        seeded=SEEDS_ENQUEUED in study.user_attrs,
     )
 
 

@@ -37,6 +37,7 @@ __all__ = [
     "pareto_table",
     "render_report",
     "reproduce_command",
+    "space_file_command",
     "table_metrics",
     "version_table",
 ]
@@ -475,7 +476,24 @@ def reproduce_command(data: ReportData) -> str:
     return shlex.join(parts)
 
 
-def _reproduce_lines(data: ReportData) -> list[str]:
+def space_file_command(data: ReportData, space_file: str = "space.yaml") -> str:
+    """The command that runs this study's space again, from the space file the report writes
+    beside itself (the space as the study ran it), into a new study."""
+    s = data.settings
+    parts = ["python", "cli.py", "search", "--space", space_file,
+             "--study-name", f"{data.study_name}_again"]  # fmt: skip
+    for option, key in (("--sampler", "sampler"), ("--seed", "seed"), ("--n-trials", "n_trials"),
+                        ("--device", "device")):  # fmt: skip
+        if s.get(key) is not None:
+            parts += [option, str(s[key])]
+    if data.seeded:
+        parts.append("--seed-official")
+    if data.baselines_run:
+        parts += ["--baselines", ",".join(data.baselines_run)]
+    return shlex.join(parts)
+
+
+def _reproduce_lines(data: ReportData, space_file: str | None = None) -> list[str]:
     commands = [reproduce_command(data)]
     if data.changed_space and all(version.command for version in data.versions):
         commands = [_masked(str(version.command)) for version in data.versions]
@@ -487,7 +505,18 @@ def _reproduce_lines(data: ReportData) -> list[str]:
             "```",
             "",
         ]
-    return ["```bash", *commands, "```", ""]
+    lines = ["The command that made it:", "", "```bash", *commands, "```", ""]
+    if space_file:
+        lines += [
+            "The same study again, from the space exactly as it ran (`space.yaml` beside this "
+            "page holds every setting it used):",
+            "",
+            "```bash",
+            space_file_command(data, space_file),
+            "```",
+            "",
+        ]
+    return lines
 
 
 def _masked(command: str) -> str:
@@ -507,6 +536,7 @@ def render_report(
     importance: ImportanceInfo | None = None,
     importance_plot: str | None = None,
     accuracy_axis: str | None = None,
+    space_file: str | None = None,
 ) -> str:
     """The markdown page. Plots are paths relative to the page; ``front_plots`` maps each
     Pareto-front plot's caption to its file; ``accuracy_axis`` says what the accuracy axis is
@@ -561,7 +591,7 @@ def render_report(
         markdown_table(["setting", "value"], _settings_rows(data, accuracy_axis)),
         "",
     ]
-    lines += ["## Reproduce", "", *_reproduce_lines(data)]
+    lines += ["## Reproduce", "", *_reproduce_lines(data, space_file)]
     space_yaml = data.settings.get("space_yaml")
     if space_yaml:
         what = "search space as the study used it"

@@ -67,6 +67,9 @@ def write_report(
         importance_plot=extra["importance"].name if "importance" in extra else None,
         # a study's folder is RESULTS/NAME and its report RESULTS/NAME/report
         accuracy_axis=accuracy_axis_text(data.settings, out_dir.parent.parent / "calibrate"),
+        space_file=str(out_dir / "space.yaml") if data.settings.get("space_yaml") else None,
     )
     markdown = write_text_atomic(text, out_dir / "report.md")
+    if data.settings.get("space_yaml"):  # the space as the study ran it (the Reproduce command)
+        write_text_atomic(data.settings["space_yaml"], out_dir / "space.yaml")
     return ReportFiles(markdown, {**fronts, **extra}, tuple(notes))

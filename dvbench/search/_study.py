@@ -27,6 +27,7 @@ from dvbench.files import ensure_folder
 from dvbench.search._journal import stale_trials
 from dvbench.search._knobs import param_name
 from dvbench.search._options import SearchOptions, make_sampler
+from dvbench.search._space_yaml import space_yaml
 from dvbench.search._versions import (
     VERSION_ATTR_PREFIX,
     SpaceVersion,
@@ -55,7 +56,7 @@ def study_settings(options: SearchOptions, *, space_version: int = 1) -> dict[st
     return {
         "space": space.name,
         "space_file": str(space.path) if space.path else None,
-        "space_yaml": space.path.read_text() if space.path else None,
+        "space_yaml": space_yaml(space),  # the space as run, which loads back to it
         "space_version": space_version,
         "space_record": options.space_record,
         **space.record(),
@@ -154,7 +155,7 @@ def _version(options: SearchOptions, number: int, changed: Sequence[str] = ()) -
         number=number,
         record=options.space_record,
         changed=tuple(changed),
-        space_yaml=space.path.read_text() if space.path else None,
+        space_yaml=space_yaml(space),
         space_file=str(space.path) if space.path else None,
         command=options.command,
         recorded=now(),

@@ -417,3 +417,32 @@ def test_cli_report_help(capsys):
         main(["report", "--help"])
     assert exit_info.value.code == 0
     assert "examples:" in capsys.readouterr().out
+
+
+def test_the_reproduce_command_reproduces_the_study(tmp_path, monkeypatch):
+    """A study run with a space changed in code: the report embeds the space as it ran, and
+    its Reproduce command, run again, gives the same trials."""
+    import dataclasses
+    import shlex
+
+    from search_helpers import COST_SPACE, write_space
+
+    from dvbench.search import SearchOptions, load_space, run_search
+
+    monkeypatch.setenv("DVBENCH_RESULTS_DIR", str(tmp_path / "results"))
+    monkeypatch.chdir(tmp_path)
+    space = load_space(write_space(tmp_path, {**COST_SPACE, "seeds": {}}))
+    changed = dataclasses.replace(space, constraints={"max_gflops": 0.01}, n_trials=4)
+    options = SearchOptions(space=changed, study_name="coded", seed=3, sampler="random",
+                            results_dir=tmp_path / "results", quiet=True)  # fmt: skip
+    run_search(options)
+    assert main(["report", "coded"]) == 0
+    page = (tmp_path / "results" / "coded" / "report" / "report.md").read_text()
+    command = next(line for line in page.splitlines() if "--study-name coded_again" in line)
+    recorded = load_space(tmp_path / "results" / "coded" / "report" / "space.yaml")
+    assert recorded.constraints == {"max_gflops": 0.01}  # the space as run, not the file
+    assert main(shlex.split(command)[2:] + ["--quiet"]) == 0
+    first = pd.read_csv(tmp_path / "results" / "coded" / "trials.csv")
+    again = pd.read_csv(tmp_path / "results" / "coded_again" / "trials.csv")
+    columns = [c for c in first.columns if c.startswith("knob.")] + ["gflops", "feasible", "state"]
+    pd.testing.assert_frame_equal(first[columns], again[columns])
