@@ -38,6 +38,7 @@ As a timm model (timm's ``pvt_v2``/``swin_transformer`` interface):
 """
 
 import contextlib
+import functools
 from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
@@ -210,12 +211,54 @@ class PixelFFN(nn.Module):
 
 
 class DWConv(nn.Module):
+    """Depthwise 3x3 conv (padding 1) over the token map.
+
+    On maps of at most :attr:`small_map` pixels (the last stages of a 32 px proxy: 2x2 and
+    1x1) oneDNN's depthwise kernel, above all its backward, costs 10-20x the arithmetic; there
+    each output is a sum of at most four taps, computed as one broadcast multiply and sum
+    (:func:`_small_map_depthwise`). Same function, a different summation order (float
+    rounding only, tested against the conv); maps of 224 px inputs are never this small.
+    """
+
+    small_map = 4
+    __constants__ = ["small_map"]
+
     def __init__(self, dim: int):
         super().__init__()
         self.dwconv = nn.Conv2d(dim, dim, 3, 1, 1, bias=True, groups=dim)
 
     def forward(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        if h * w <= self.small_map and not torch.jit.is_scripting():
+            return _small_map_depthwise(x, self.dwconv.weight, self.dwconv.bias, h, w)
         return _map_tokens(self.dwconv(_token_map(x, h, w)))
+
+
+@functools.lru_cache(maxsize=16)
+def _tap_index(h: int, w: int) -> torch.Tensor:
+    """(N, N) index into a kernel's 9 taps plus a zero (index 9): entry [q, p] is the tap that
+    carries input pixel q to output pixel p of a 3x3, padding-1 conv on an h x w map."""
+    index = torch.full((h * w, h * w), 9, dtype=torch.long)
+    for q in range(h * w):
+        for p in range(h * w):
+            di, dj = q // w - p // w + 1, q % w - p % w + 1
+            if 0 <= di < 3 and 0 <= dj < 3:
+                index[q, p] = di * 3 + dj
+    return index
+
+
+@torch.jit.unused
+def _small_map_depthwise(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, h: int, w: int
+) -> torch.Tensor:
+    """(B, N, C) tokens of an h x w map -> the depthwise 3x3 conv's (B, N, C) output."""
+    channels = weight.shape[0]
+    taps = weight.reshape(channels, 9)
+    if h * w == 1:  # padding leaves only the centre tap
+        out = x * taps[:, 4]
+    else:
+        kernel = F.pad(taps, (0, 1))[:, _tap_index(h, w).to(x.device)]  # (C, q, p)
+        out = (x.unsqueeze(2) * kernel.permute(1, 2, 0)).sum(1)
+    return out if bias is None else out + bias
 
 
 @register_notrace_module

@@ -240,6 +240,50 @@ def test_chunked_inference_ffn_computes_the_same_function(monkeypatch):
         assert torch.allclose(model(x), expected, atol=1e-5)
 
 
+@pytest.mark.parametrize(("h", "w"), [(1, 1), (1, 2), (2, 1), (2, 2)])
+def test_small_map_depthwise_is_the_conv(h: int, w: int):
+    """The small-map depthwise path: the conv's outputs and all three gradients."""
+    from dvbench.models.dualvit import DWConv, _map_tokens, _token_map
+
+    torch.manual_seed(0)
+    module = DWConv(6)
+    x = torch.randn(3, h * w, 6, requires_grad=True)
+    fast = module(x, h, w)
+    slow = _map_tokens(module.dwconv(_token_map(x, h, w)))
+    torch.testing.assert_close(fast, slow, atol=1e-6, rtol=1e-6)
+    upstream = torch.randn_like(fast)
+    inputs = (x, module.dwconv.weight, module.dwconv.bias)
+    for got, want in zip(
+        torch.autograd.grad(fast, inputs, upstream),
+        torch.autograd.grad(slow, inputs, upstream),
+        strict=True,
+    ):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_a_32px_proxy_trains_the_same_through_the_small_map_path(monkeypatch):
+    """At 32 px the last two stages' maps are 2x2 and 1x1: logits and every parameter's
+    gradient match the conv path to float rounding."""
+    from dvbench.models.dualvit import DWConv
+
+    torch.manual_seed(0)
+    model = DualViT(DualViTConfig(**TINY, img_size=32)).train()
+    x = torch.randn(4, 3, 32, 32)
+
+    def logits_and_grads():
+        model.zero_grad()
+        out = model(x)
+        out.square().sum().backward()
+        return out.detach(), [p.grad.clone() for p in model.parameters()]
+
+    fast, fast_grads = logits_and_grads()
+    monkeypatch.setattr(DWConv, "small_map", 0)
+    slow, slow_grads = logits_and_grads()
+    torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-5)
+    for got, want in zip(fast_grads, slow_grads, strict=True):
+        torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+
+
 def test_fused_and_explicit_attention_agree():
     torch.manual_seed(0)
     model = DualViT(DualViTConfig(**TINY, img_size=64)).eval()

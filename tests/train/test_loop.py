@@ -249,3 +249,26 @@ def test_tiny_dual_vit_learns_digits():
     result = train_candidate(TINY, data, TrainSettings(epochs=3), seed=0, device="cpu")
     assert result.ok
     assert result.top1 >= 50, f"top-1 {result.top1:.1f}% after 3 epochs (chance is 10%)"
+
+
+@pytest.mark.slow
+def test_the_small_map_depthwise_path_trains_within_seed_noise(monkeypatch):
+    """The fast path changes float rounding only; over 3 seeds its top-1 must be within seed
+    noise of the conv path's (3 standard errors of the difference of the means, the test-set
+    binomial SE as the floor)."""
+    from dvbench.models.dualvit import DWConv
+
+    data = load_data("digits", resolution=32)
+    settings = TrainSettings(epochs=2, batch_size=64, num_threads=1)
+
+    def top1s() -> list[float]:
+        return [train_candidate(MICRO, data, settings, seed=s, device="cpu").top1 for s in range(3)]
+
+    fast = top1s()
+    monkeypatch.setattr(DWConv, "small_map", 0)
+    slow = top1s()
+    seed_var = (torch.tensor(fast).var() + torch.tensor(slow).var()).item() / 2
+    p = sum(fast + slow) / 600
+    binomial_var = p * (100 - p * 100) * 100 / data.num_test  # in percent squared
+    se_diff = math.sqrt(2 * max(seed_var, binomial_var) / 3)
+    assert abs(sum(fast) / 3 - sum(slow) / 3) <= 3 * se_diff, (fast, slow, se_diff)
