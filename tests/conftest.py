@@ -35,12 +35,19 @@ def cifar10_mini(shared_dir: Path) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def _decoded_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("decoded-cache")
+
+
 @pytest.fixture(autouse=True)
-def _default_results_dir_is_temporary(tmp_path_factory, monkeypatch):
+def _default_results_dir_is_temporary(tmp_path_factory, monkeypatch, _decoded_cache):
     """Every command's default results folder ($DVBENCH_RESULTS_DIR) is a fresh temporary one,
     for this process and the commands it starts: a test that gives no --results-dir still
-    writes nothing into the checkout."""
+    writes nothing into the checkout. Decoded image folders are cached for the session only,
+    never in the user's ~/.cache."""
     monkeypatch.setenv("DVBENCH_RESULTS_DIR", str(tmp_path_factory.mktemp("default-results")))
+    monkeypatch.setenv("DVBENCH_CACHE_DIR", str(_decoded_cache))
 
 
 def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:

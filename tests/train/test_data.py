@@ -146,7 +146,7 @@ def test_bad_sources_are_usage_errors(tmp_path: Path, source: str, message: str)
 
 
 def test_val_class_unknown_to_train_is_an_error(tmp_path: Path):
-    write_class_folders(tmp_path / "train", {"cat": 3})
+    write_class_folders(tmp_path / "train", {"cat": 3, "emu": 3})
     write_class_folders(tmp_path / "val", {"dog": 1})
     with pytest.raises(UsageError, match="'dog' has no counterpart"):
         load_data(tmp_path, resolution=8)
@@ -191,6 +191,7 @@ def decode_calls(monkeypatch) -> list[Path]:
 
     data_module._read_class_folders.cache_clear()
     monkeypatch.setattr(data_module, "_decode", counted)
+    monkeypatch.setenv("DVBENCH_CACHE_DIR", "")  # count real decodes, not disk-cache hits
     yield calls
     data_module._read_class_folders.cache_clear()
 
@@ -244,3 +245,133 @@ def test_normalizer_matches_the_formula():
 def test_constant_channel_does_not_divide_by_zero():
     _, std = channel_stats(torch.zeros(4, 3, 2, 2, dtype=torch.uint8))
     assert min(std) > 0
+
+
+# ------------------------------------------------------------------ the decoded-image cache
+def _fresh_process(monkeypatch: pytest.MonkeyPatch, cache: Path) -> list[Path]:
+    """Forget the in-process cache (as a new process would) and count decodes from now on."""
+    import dvbench.train.data as data_module
+
+    monkeypatch.setenv("DVBENCH_CACHE_DIR", str(cache))
+    data_module._read_class_folders.cache_clear()
+    calls: list[Path] = []
+    decode = data_module._decode
+    monkeypatch.setattr(data_module, "_decode", lambda path: calls.append(path) or decode(path))
+    return calls
+
+
+def test_a_new_process_reads_the_decoded_folder_from_disk(
+    flat_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    calls = _fresh_process(monkeypatch, tmp_path / "cache")
+    first = load_data(flat_folder, resolution=12)
+    assert len(calls) == 30 and len(list((tmp_path / "cache").glob("*.pt"))) == 1
+    calls = _fresh_process(monkeypatch, tmp_path / "cache")
+    again = load_data(flat_folder, resolution=12)
+    assert calls == []
+    assert torch.equal(first.train_images, again.train_images)
+    assert torch.equal(first.test_labels, again.test_labels)
+    calls = _fresh_process(monkeypatch, tmp_path / "cache")
+    load_data(flat_folder, resolution=10)  # another resolution is another entry
+    assert len(calls) == 30
+
+
+def test_a_changed_image_misses_the_cache(
+    flat_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    _fresh_process(monkeypatch, tmp_path / "cache")
+    before = load_data(flat_folder, resolution=12, val_fraction=0.5, seed=1)
+    Image.fromarray(np.full((12, 12, 3), 255, np.uint8)).save(flat_folder / "cat" / "000.png")
+    calls = _fresh_process(monkeypatch, tmp_path / "cache")
+    after = load_data(flat_folder, resolution=12, val_fraction=0.5, seed=1)
+    assert len(calls) == 30
+    assert not torch.equal(
+        torch.cat([before.train_images, before.test_images]),
+        torch.cat([after.train_images, after.test_images]),
+    )
+
+
+@pytest.mark.parametrize("damage", [b"not a torch file", "pickle"])
+def test_a_damaged_or_hostile_cache_file_is_decoded_over(
+    flat_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage
+):
+    import pickle
+
+    _fresh_process(monkeypatch, tmp_path / "cache")
+    expected = load_data(flat_folder, resolution=12)
+    (entry,) = (tmp_path / "cache").glob("*.pt")
+    marker = tmp_path / "pwned"
+    if damage == "pickle":  # a payload that would run code if the cache were unpickled
+
+        class Payload:
+            def __reduce__(self):
+                return (marker.write_text, ("ran",))
+
+        damage = pickle.dumps(Payload())
+    entry.write_bytes(damage)
+    calls = _fresh_process(monkeypatch, tmp_path / "cache")
+    again = load_data(flat_folder, resolution=12)
+    assert len(calls) == 30 and not marker.exists()
+    assert torch.equal(expected.train_images, again.train_images)
+
+
+def test_an_empty_cache_setting_turns_the_cache_off(
+    flat_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    _fresh_process(monkeypatch, tmp_path / "cache")
+    monkeypatch.setenv("DVBENCH_CACHE_DIR", "")
+    load_data(flat_folder, resolution=12)
+    assert not (tmp_path / "cache").exists()
+
+
+def test_an_unwritable_cache_folder_only_costs_a_decode(
+    flat_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    (tmp_path / "file").write_text("in the way")
+    _fresh_process(monkeypatch, tmp_path / "file" / "cache")
+    assert load_data(flat_folder, resolution=12).num_train == 24
+
+
+# ------------------------------------------------------------------------- hostile images
+def test_an_absurdly_large_image_is_refused_before_decoding(
+    flat_folder: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import dvbench.train.data as data_module
+
+    monkeypatch.setenv("DVBENCH_CACHE_DIR", "")
+    data_module._read_class_folders.cache_clear()
+    monkeypatch.setattr(data_module, "MAX_IMAGE_PIXELS", 11 * 11)  # the images are 12 x 12
+    with pytest.raises(UsageError, match="12 x 12 pixels is larger than the 121-pixel limit"):
+        load_data(flat_folder, resolution=8)
+
+
+def test_a_decompression_bomb_header_is_refused(flat_folder: Path, monkeypatch):
+    """A real PNG whose header claims 100,000 x 100,000 pixels: refused from the header."""
+    import struct
+    import zlib
+
+    import dvbench.train.data as data_module
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
+    bomb = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b""))
+        + chunk(b"IEND", b"")
+    )
+    (flat_folder / "cat" / "bomb.png").write_bytes(bomb)
+    monkeypatch.setenv("DVBENCH_CACHE_DIR", "")
+    data_module._read_class_folders.cache_clear()
+    with pytest.raises(UsageError, match="bomb.png"):
+        load_data(flat_folder, resolution=8)
+
+
+def test_one_class_is_not_a_classification_set(tmp_path: Path):
+    write_class_folders(tmp_path, {"cat": 6})
+    with pytest.raises(UsageError, match="only one class folder.*'cat'"):
+        load_data(tmp_path, resolution=8)
