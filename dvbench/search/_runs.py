@@ -32,7 +32,14 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from dvbench.metrics import ACCURACY_METRICS, accuracy_standard_error
-from dvbench.search.record import FAIL_REASON, METRICS_ATTR, TIMINGS, TRAIN_SEED, run_of
+from dvbench.search.record import (
+    CHECKPOINT_NOTE,
+    FAIL_REASON,
+    METRICS_ATTR,
+    TIMINGS,
+    TRAIN_SEED,
+    run_of,
+)
 
 #: What a rung's training measures; the candidate row takes it from its highest rung.
 _TRAINED = ("train_time_s", "train_images_per_s", "test_loss")
@@ -54,6 +61,7 @@ def runs_frame(trials: Sequence[optuna.trial.FrozenTrial]) -> pd.DataFrame:
             "train_s": timings.get("train_s"),
             "resumed_from_step": timings.get("resumed_from_step"),
             "fail_reason": t.user_attrs.get(FAIL_REASON),
+            "checkpoint_note": t.user_attrs.get(CHECKPOINT_NOTE),
         })  # fmt: skip
     return pd.DataFrame(rows)
 

@@ -37,6 +37,7 @@ from dvbench.search._options import SearchOptions
 from dvbench.search._rungs import training_plan
 from dvbench.search._versions import version_of
 from dvbench.search.record import (
+    CHECKPOINT_NOTE,
     CONFIG,
     FAIL_REASON,
     METRICS_ATTR,
@@ -230,6 +231,8 @@ class TrialRunner:
             return self._fail(trial, str(exc), timings)
         metrics.update(training_metrics(result))
         timings["resumed_from_step"] = result.resumed_from_step
+        if result.note:
+            trial.set_user_attr(CHECKPOINT_NOTE, result.note)
         return self._objectives(trial, metrics, timings)
 
     def _prune(self, trial: optuna.Trial, reason: str) -> None:

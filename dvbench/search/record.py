@@ -44,6 +44,7 @@ from dvbench.search._knobs import knob_of
 
 __all__ = [
     "BASELINE_PREFIX",
+    "CHECKPOINT_NOTE",
     "CONFIG",
     "FAIL_REASON",
     "HEARTBEAT",
@@ -90,6 +91,7 @@ RUN = "run"
 TRAIN_SEED = "train_seed"
 PREFILTER = "prefilter"
 HEARTBEAT = "heartbeat"
+CHECKPOINT_NOTE = "checkpoint_note"  # a checkpoint set aside (why); the run trained afresh
 _LEGACY_RUN = "rung"  # multi-fidelity studies before repeats: {"candidate", "rung", ...}
 _LEGACY_FEASIBLE = "feasible"  # studies before constraints were Optuna's
 

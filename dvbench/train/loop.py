@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import json
+import logging
 import math
 import os
 import time
@@ -40,6 +42,8 @@ AMP_MODES = ("auto", "bf16", "fp16", "off")
 OUTPUT_SUFFIXES = (".json", ".csv")
 # Accelerators queue work asynchronously; reading the loss back every step would stall them.
 _SYNC_EVERY_ACCELERATOR = 20
+logger = logging.getLogger(__name__)
+
 _OOM_ERRORS: tuple[type[BaseException], ...] = (
     (torch.OutOfMemoryError,)
     if hasattr(torch, "OutOfMemoryError")
@@ -209,6 +213,8 @@ class TrainResult:
     settings: TrainSettings
     model_config: dict[str, Any] | None = None
     resumed_from_step: int = 0  # steps trained by earlier calls (read from the checkpoint)
+    #: what happened to a checkpoint that could not be continued (set aside, trained afresh)
+    note: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -306,6 +312,27 @@ def _module_name(model: nn.Module) -> str:
     return cfg.get("architecture") or type(model).__name__
 
 
+#: Version of the checkpoint layout (1: before identities; those are set aside, not trusted).
+CHECKPOINT_FORMAT = 2
+
+
+class _Rejected(Exception):
+    """A checkpoint that is not continued; the message says why."""
+
+
+def _load_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
+    """Tensors and plain containers only (``weights_only``): a pickle that would build any
+    other object, run code included, is refused, as is a damaged or truncated file."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - unpickling errors have many types
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise _Rejected(f"does not load as weights: {first}") from None
+    if not isinstance(state, dict):
+        raise _Rejected(f"holds a {type(state).__name__}, not a checkpoint")
+    return state
+
+
 class _Failure(Exception):
     """Ends a run early with a reason (a non-finite loss)."""
 
@@ -352,15 +379,30 @@ class _Run:
         self.order: torch.Tensor | None = None  # this epoch's shuffled sample order
         self.position = 0  # batches of ``order`` already used
         self.resumed_from_step = 0
+        self.note: str | None = None  # a checkpoint set aside, and why
         self.prior_time = 0.0  # training seconds of earlier calls
 
     # -------------------------------------------------------------------------- checkpoints
-    def _state(self) -> dict[str, Any]:
-        return {
-            "format": 1,
+    def identity(self) -> str:
+        """Which run a checkpoint belongs to: a hash of the network (every parameter's and
+        buffer's name and shape, and the config when there is one), the seed, the settings and
+        the data (name, sizes, classes, resolution)."""
+        network = [(k, tuple(v.shape)) for k, v in self.model.state_dict().items()]
+        data = self.data
+        described = {
+            "network": network,
+            "config": self.model_config,
             "seed": self.seed,
             "settings": dataclasses.asdict(self.settings),
-            "num_train": self.data.num_train,
+            "data": [data.name, data.num_train, data.num_test, data.num_classes, data.resolution],
+        }
+        return hashlib.sha256(repr(described).encode()).hexdigest()
+
+    def _state(self) -> dict[str, Any]:
+        # Only tensors, plain containers and numbers: loadable with weights_only=True.
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "identity": self.identity(),
             "step": self.step,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -379,36 +421,60 @@ class _Run:
 
     def save(self, path: Path) -> None:
         """Write the run's state atomically (a crash leaves the previous checkpoint whole)."""
+        from dvbench.files import write_with
+
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        torch.save(self._state(), tmp)
-        os.replace(tmp, path)
+        write_with(lambda tmp: torch.save(self._state(), tmp), path)
 
     def resume(self, path: Path) -> None:
-        """Continue the run saved at ``path`` (same seed, settings and data, or ValueError)."""
-        state = torch.load(path, map_location=self.device, weights_only=False)
-        same = (
-            state.get("seed") == self.seed
-            and state.get("settings") == dataclasses.asdict(self.settings)
-            and state.get("num_train") == self.data.num_train
-        )
-        if not same:
-            raise ValueError(f"checkpoint {path}: made with another seed, settings or data")
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scaler is not None and state["scaler"] is not None:
-            self.scaler.load_state_dict(state["scaler"])
-        self.generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        if state["cuda_rng"] is not None and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
-        order = state["order"]
+        """Continue the run saved at ``path``. A checkpoint that does not load (damaged,
+        truncated, or a pickle that is more than tensors) or belongs to another run (network,
+        seed, settings or data) is renamed aside with one logged line, and the run starts from
+        scratch; :attr:`note` says why."""
+        try:
+            state = _load_checkpoint(path, self.device)
+            if state.get("format") != CHECKPOINT_FORMAT:
+                raise _Rejected(f"format {state.get('format')!r}, not {CHECKPOINT_FORMAT}")
+            if state.get("identity") != self.identity():
+                raise _Rejected("made for another network, seed, settings or data")
+            self._restore(state)
+        except _Rejected as exc:
+            aside = path.with_name(f"{path.name}.rejected-{time.strftime('%Y%m%dT%H%M%S')}")
+            os.replace(path, aside)
+            self.note = (
+                f"checkpoint {path.name} set aside as {aside.name} ({exc}); trained from scratch"
+            )
+            logger.warning("%s", self.note)
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        # every field is read and checked before the model, optimizer or RNG changes
+        try:
+            fields = {
+                "model": state["model"], "optimizer": state["optimizer"],
+                "scaler": state["scaler"], "generator": state["generator"],
+                "torch_rng": state["torch_rng"], "cuda_rng": state["cuda_rng"],
+                "order": state["order"], "position": int(state["position"]),
+                "step": int(state["step"]), "losses": [float(v) for v in state["losses"]],
+                "train_time": float(state["train_time"]),
+                "first_step_time": float(state["first_step_time"]),
+            }  # fmt: skip
+        except (KeyError, TypeError, ValueError) as exc:
+            raise _Rejected(f"incomplete: {type(exc).__name__} {exc}") from None
+        self.model.load_state_dict(fields["model"])
+        self.optimizer.load_state_dict(fields["optimizer"])
+        if self.scaler is not None and fields["scaler"] is not None:
+            self.scaler.load_state_dict(fields["scaler"])
+        self.generator.set_state(fields["generator"])
+        torch.set_rng_state(fields["torch_rng"])
+        if fields["cuda_rng"] is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state(fields["cuda_rng"], self.device)
+        order = fields["order"]
         self.order = order.to(self.device) if order is not None else None
-        self.position = int(state["position"])
-        self.step = self.resumed_from_step = int(state["step"])
-        self.losses = list(state["losses"])
-        self.prior_time = self.train_time = float(state["train_time"])
-        self.first_step_time = float(state["first_step_time"])
+        self.position = fields["position"]
+        self.step = self.resumed_from_step = fields["step"]
+        self.losses = fields["losses"]
+        self.prior_time = self.train_time = fields["train_time"]
+        self.first_step_time = fields["first_step_time"]
 
     # --------------------------------------------------------------------------- top level
     def execute(self, name: str, *, checkpoint: Path | None = None) -> TrainResult:
@@ -474,6 +540,7 @@ class _Run:
             settings=self.settings,
             model_config=self.model_config,
             resumed_from_step=self.resumed_from_step,
+            note=self.note,
         )
 
     def _oom_reason(self, exc: BaseException) -> str:

@@ -34,7 +34,7 @@ def tiny_digits():
 
 
 def _weights(path) -> dict[str, torch.Tensor]:
-    return torch.load(path, weights_only=False)["model"]
+    return torch.load(path, weights_only=True)["model"]
 
 
 def test_continuing_from_a_checkpoint_equals_training_in_one_go(tiny_digits, tmp_path):
@@ -73,11 +73,71 @@ def test_a_stop_without_a_checkpoint_is_the_start_of_the_schedule(tiny_digits):
     assert rung.final_loss != short.final_loss  # different learning rates at the same steps
 
 
-def test_a_checkpoint_of_another_run_is_refused(tiny_digits, tmp_path):
+def _plant(path, kind: str, tmp_path) -> None:
+    """Damage or replace a real checkpoint at ``path``."""
+    import pickle
+
+    if kind == "truncated":
+        path.write_bytes(path.read_bytes()[:100])
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "pickle payload":
+        marker = tmp_path / "payload-ran"
+
+        class Payload:
+            def __reduce__(self):
+                return (marker.write_text, ("ran",))
+
+        torch.save({"format": 2, "model": Payload()}, path)
+    elif kind == "old format":
+        state = torch.load(path, weights_only=True)
+        state["format"] = 1
+        torch.save(state, path)
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [
+        ("another seed", "another network, seed, settings or data"),
+        ("another network", "another network, seed, settings or data"),
+        ("truncated", "does not load as weights"),
+        ("empty", "does not load as weights"),
+        ("pickle payload", "does not load as weights"),
+        ("old format", "format 1, not 2"),
+    ],
+)
+def test_a_checkpoint_that_is_not_this_run_is_set_aside(tiny_digits, tmp_path, kind, reason):
+    """Never trusted, never executed, never fatal: renamed aside, logged, trained afresh to
+    the same result as a run without any checkpoint."""
     path = tmp_path / "c.pt"
+    first_seed = 1 if kind == "another seed" else 0
+    network = MICRO.replace(semantic_grid=1) if kind == "another network" else MICRO
+    train_candidate(
+        network, tiny_digits, SCHEDULE, seed=first_seed, stop=Budget(steps=2), checkpoint=path
+    )
+    _plant(path, kind, tmp_path)
+    fresh = train_candidate(MICRO, tiny_digits, SCHEDULE, seed=0, stop=Budget(steps=5))
+    result = train_candidate(
+        MICRO, tiny_digits, SCHEDULE, seed=0, stop=Budget(steps=5), checkpoint=path
+    )
+    assert not (tmp_path / "payload-ran").exists()
+    assert result.ok and result.resumed_from_step == 0 and result.steps == 5
+    assert reason in result.note and "trained from scratch" in result.note
+    assert result.top1 == fresh.top1 and result.final_loss == pytest.approx(fresh.final_loss)
+    (aside,) = tmp_path.glob("c.pt.rejected-*")
+    assert aside.name in result.note
+    # the run's own checkpoint replaced it, and it continues like any other
+    assert (
+        train_candidate(MICRO, tiny_digits, SCHEDULE, seed=0, checkpoint=path).resumed_from_step
+        == 5
+    )
+
+
+def test_a_checkpoint_loads_without_unpickling_objects(tiny_digits, tmp_path):
+    path = tmp_path / "w.pt"
     train_candidate(MICRO, tiny_digits, SCHEDULE, seed=0, stop=Budget(steps=2), checkpoint=path)
-    with pytest.raises(ValueError, match="another seed, settings or data"):
-        train_candidate(MICRO, tiny_digits, SCHEDULE, seed=1, checkpoint=path)
+    state = torch.load(path, weights_only=True)  # raises on anything but tensors and containers
+    assert state["format"] == 2 and len(state["identity"]) == 64
 
 
 @pytest.mark.parametrize("kwargs", [{}, {"epochs": 0}, {"steps": 1.5}, {"seconds": -1}])
