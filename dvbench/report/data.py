@@ -11,7 +11,7 @@ comparisons hold the newest space version's trials only. Nothing is trained or m
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -214,7 +214,27 @@ def load_report_data(study: optuna.Study) -> ReportData:
     )
 
 
-def accuracy_axis_text(settings: Mapping[str, Any], calibrations: Path) -> str | None:
+#: An accuracy axis separates candidates when two seeds of one network agree at least this much
+#: (ICC(1,1); the yardstick experiment's threshold, benchmarks/bench_yardstick.py).
+RESOLVED_ICC = 0.7
+
+
+def _seed_agreement(summary: Mapping[str, Any], where: Path) -> str:
+    low, high = summary["icc_interval"]
+    verdict = (
+        "resolved"
+        if summary["icc"] >= RESOLVED_ICC
+        else f"NOT resolved (ICC below {RESOLVED_ICC}: its differences are mostly seed noise)"
+    )
+    return (
+        f"two seeds of one network agree at ICC {summary['icc']:.2f} [{low:.2f}, {high:.2f}] "
+        f"over {summary['measured']} candidates, so the axis is {verdict} ({where})"
+    )
+
+
+def accuracy_axis_text(
+    settings: Mapping[str, Any], calibrations: Path | Sequence[Path]
+) -> str | None:
     """What a study's accuracy axis is, and how well it is known to rank: the proxy schedule
     and, when a calibration of the same space and data lies in ``calibrations``
     (``results/calibrate``), that schedule's measured Kendall tau against the long schedule.
@@ -234,15 +254,21 @@ def accuracy_axis_text(settings: Mapping[str, Any], calibrations: Path) -> str |
             f"multi-fidelity rungs {rungs} {fidelity['unit']} (eta {fidelity['eta']}) on "
             f"{Path(source).name}; the front is at the top rung"
         )
-    for summary_path in sorted(Path(calibrations).glob("*/summary.json")):
+    folders = [calibrations] if isinstance(calibrations, (str, Path)) else calibrations
+    summaries = [path for f in folders for path in sorted(Path(f).glob("*/summary.json"))]
+    for summary_path in summaries:
         try:
             summary = json.loads(summary_path.read_text())
             signals = pd.read_csv(summary_path.with_name("signals.csv"))
         except (OSError, ValueError):
             continue
         same_data = str(summary.get("data", "")).split(":")[0] == Path(source).name
+        if summary.get("space") != settings.get("space") or not same_data:
+            continue
+        if summary.get("icc") is not None and summary.get("target_epochs") == epochs:
+            return f"{text}: {_seed_agreement(summary, summary_path.parent)}"
         row = signals[signals["signal"] == signal] if signal else signals.iloc[0:0]
-        if summary.get("space") != settings.get("space") or not same_data or row.empty:
+        if row.empty:
             continue
         r = row.iloc[0]
         reliability = f"seed-to-seed tau {summary['seed_to_seed_tau']:.2f}"

@@ -65,8 +65,15 @@ def write_report(
         hypervolume_plot=extra["hypervolume"].name if "hypervolume" in extra else None,
         importance=importance_info,
         importance_plot=extra["importance"].name if "importance" in extra else None,
-        # a study's folder is RESULTS/NAME and its report RESULTS/NAME/report
-        accuracy_axis=accuracy_axis_text(data.settings, out_dir.parent.parent / "calibrate"),
+        # a study's folder is RESULTS/NAME and its report RESULTS/NAME/report; a user's
+        # calibrations come first, then the measurements committed with the project
+        accuracy_axis=accuracy_axis_text(
+            data.settings,
+            [
+                out_dir.parent.parent / "calibrate",
+                out_dir.parent.parent / "benchmarks" / "calibrate",
+            ],
+        ),
         space_file=str(out_dir / "space.yaml") if data.settings.get("space_yaml") else None,
     )
     markdown = write_text_atomic(text, out_dir / "report.md")

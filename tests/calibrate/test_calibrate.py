@@ -175,5 +175,11 @@ def test_the_report_states_the_calibrated_accuracy_axis(tmp_path):
     text = accuracy_axis_text(settings, tmp_path / "calibrate")
     assert text.startswith("0.2-epoch schedule on digits: Kendall tau")
     assert f"{tau:.2f}" in text and "against 0.4 epochs on 3 candidates" in text
+    settings["train"]["epochs"] = 0.4  # the calibration's target: its seed agreement
+    summary = json.loads((folder / "summary.json").read_text())
+    text = accuracy_axis_text(settings, tmp_path / "calibrate")
+    assert f"two seeds of one network agree at ICC {summary['icc']:.2f}" in text
+    verdict = "resolved" if summary["icc"] >= 0.7 else "NOT resolved (ICC below 0.7"
+    assert f"the axis is {verdict}" in text
     settings["train"]["epochs"] = 3  # no calibration of a 3-epoch schedule
     assert "not calibrated" in accuracy_axis_text(settings, tmp_path / "calibrate")
