@@ -124,3 +124,42 @@ def test_default_results_dir_is_outside_the_checkout():
     from dvbench.runtime import default_results_dir
 
     assert REPO not in default_results_dir().resolve().parents
+
+
+_NO_TORCH = """
+import sys
+class Forbid:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "timm", "torchvision"):
+            raise ImportError(f"--help imported {name}")
+sys.meta_path.insert(0, Forbid())
+sys.argv = ["dvbench", *sys.argv[1:]]
+from dvbench.cli import main
+main()
+"""
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["search", "profile", "train", "proxies", "calibrate", "report", "compare", "export", None],
+)
+def test_every_help_answers_without_importing_torch(command):
+    """`--help` of each subcommand with torch, timm and torchvision made unimportable."""
+    import subprocess
+    import sys
+
+    args = [command, "--help"] if command else ["--help"]
+    done = subprocess.run(
+        [sys.executable, "-c", _NO_TORCH, *args], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "usage: dvbench" in done.stdout and "options:" in done.stdout
+
+
+def test_the_help_test_would_catch_a_torch_import():
+    import subprocess
+    import sys
+
+    code = _NO_TORCH.replace("from dvbench.cli import main", "import torch")
+    done = subprocess.run([sys.executable, "-c", code, "--help"], capture_output=True, text=True)
+    assert done.returncode != 0 and "--help imported torch" in done.stderr

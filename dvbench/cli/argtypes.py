@@ -176,7 +176,7 @@ def add_data_arguments(parser: argparse.ArgumentParser, *, full: bool = True):
         normalize = _add_full_data_arguments(data)
 
     def fill_in() -> None:
-        from dvbench.train.data import BUILTIN_SOURCES, NORMALIZATIONS
+        from dvbench.train.settings import BUILTIN_SOURCES, NORMALIZATIONS
 
         source.help = f"{', '.join(BUILTIN_SOURCES)} or an image folder (default: digits)"
         if normalize is not None:

@@ -65,14 +65,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _defaults() -> dict[str, Any]:
-    from dvbench.train import TrainSettings
+    from dvbench.train.settings import TrainSettings
 
     return {f.name: f.default for f in dataclasses.fields(TrainSettings)}
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    from dvbench.train.data import DEFAULT_DATA_DIR
-    from dvbench.train.loop import AMP_MODES
+    from dvbench.train.settings import DEFAULT_DATA_DIR
+    from dvbench.train.settings import AMP_MODES
 
     parser.epilog = EPILOG.format(data_dir=DEFAULT_DATA_DIR.relative_to(Path.home()))
     defaults = _defaults()
@@ -191,7 +191,7 @@ def run_train(args: argparse.Namespace) -> int:
     from dvbench.models import display_name
     from dvbench.runtime import check_output_path
     from dvbench.train import TrainSettings, parse_overrides, rich_progress, train_candidate
-    from dvbench.train.loop import OUTPUT_SUFFIXES
+    from dvbench.train.settings import OUTPUT_SUFFIXES
 
     overrides = parse_overrides(args.set)
     if args.out:

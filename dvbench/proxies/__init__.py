@@ -15,31 +15,49 @@ exception. ``params_m`` and ``gflops`` are in the table as the baselines to beat
     scores.values  # {"synflow": 628.9, "naswot": 602.0}
 """
 
-from dvbench.proxies._display import failure_lines, scores_table
-from dvbench.proxies._registry import BASELINES, PROXIES, Batch, Proxy, resolve_proxies
-from dvbench.proxies._runner import (
-    OUTPUT_SUFFIXES,
-    ProxyScore,
-    ProxyScores,
-    ProxySettings,
-    proxy_batches,
-    score_model,
-    score_models,
-    scores_to_frame,
-    write_scores,
-)
-from dvbench.proxies._scores import (
-    ACTIVATION_TYPES,
-    ProxyFailure,
-    grad_norm,
-    jacob_cov,
-    meco,
-    naswot,
-    snip,
-    synflow,
-    weight_layers,
-    zico,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Names resolve on first use (PEP 562): the table of proxies (``._registry``) imports no torch,
+# so ``dvbench proxies --help`` lists it without importing torch; scoring imports it.
+_WHERE = {
+    "failure_lines": "_display", "scores_table": "_display",
+    "BASELINES": "_registry", "PROXIES": "_registry", "Batch": "_registry", "Proxy": "_registry",
+    "resolve_proxies": "_registry",
+    "OUTPUT_SUFFIXES": "_runner", "ProxyScore": "_runner", "ProxyScores": "_runner",
+    "ProxySettings": "_runner", "proxy_batches": "_runner", "score_model": "_runner",
+    "score_models": "_runner", "scores_to_frame": "_runner", "write_scores": "_runner",
+    "ACTIVATION_TYPES": "_scores", "ProxyFailure": "_scores", "grad_norm": "_scores",
+    "jacob_cov": "_scores", "meco": "_scores", "naswot": "_scores", "snip": "_scores",
+    "synflow": "_scores", "weight_layers": "_scores", "zico": "_scores",
+}  # fmt: skip
+
+if TYPE_CHECKING:
+    from dvbench.proxies._display import failure_lines, scores_table
+    from dvbench.proxies._registry import BASELINES, PROXIES, Batch, Proxy, resolve_proxies
+    from dvbench.proxies._runner import (
+        OUTPUT_SUFFIXES,
+        ProxyScore,
+        ProxyScores,
+        ProxySettings,
+        proxy_batches,
+        score_model,
+        score_models,
+        scores_to_frame,
+        write_scores,
+    )
+    from dvbench.proxies._scores import (
+        ACTIVATION_TYPES,
+        ProxyFailure,
+        grad_norm,
+        jacob_cov,
+        meco,
+        naswot,
+        snip,
+        synflow,
+        weight_layers,
+        zico,
+    )
 
 __all__ = [
     "ACTIVATION_TYPES",
@@ -69,3 +87,17 @@ __all__ = [
     "write_scores",
     "zico",
 ]
+assert sorted(__all__) == sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dvbench.proxies' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"dvbench.proxies.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

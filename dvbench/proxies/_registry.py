@@ -11,13 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-import torch
-import torch.nn as nn
-
-from dvbench.profile import count_cost
-from dvbench.proxies._scores import grad_norm, jacob_cov, meco, naswot, snip, synflow, zico
+if TYPE_CHECKING:  # the table itself imports no torch: `dvbench proxies --help` lists it
+    import torch
+    import torch.nn as nn
 
 __all__ = ["BASELINES", "PROXIES", "Batch", "Proxy", "resolve_proxies"]
 
@@ -63,34 +61,50 @@ def _params_m(model: nn.Module, batches: Sequence[Batch]) -> float:
 
 
 def _gflops(model: nn.Module, batches: Sequence[Batch]) -> float:
+    from dvbench.profile import count_cost
+
     return count_cost(model, tuple(batches[0].images.shape[-2:])).gflops
 
 
 def _synflow(model: nn.Module, batches: Sequence[Batch]) -> float:
+    from dvbench.proxies._scores import synflow
+
     return synflow(model, batches[0].images.shape[1:])
 
 
 def _naswot(model: nn.Module, batches: Sequence[Batch]) -> float:
+    from dvbench.proxies._scores import naswot
+
     return naswot(model, batches[0].images)
 
 
 def _grad_norm(model: nn.Module, batches: Sequence[Batch]) -> float:
+    from dvbench.proxies._scores import grad_norm
+
     return grad_norm(model, *batches[0])
 
 
 def _snip(model: nn.Module, batches: Sequence[Batch]) -> float:
+    from dvbench.proxies._scores import snip
+
     return snip(model, *batches[0])
 
 
 def _jacob_cov(model: nn.Module, batches: Sequence[Batch]) -> float:
+    from dvbench.proxies._scores import jacob_cov
+
     return jacob_cov(model, batches[0].images)
 
 
 def _zico(model: nn.Module, batches: Sequence[Batch]) -> float:
+    from dvbench.proxies._scores import zico
+
     return zico(model, batches)
 
 
 def _meco(model: nn.Module, batches: Sequence[Batch]) -> float:
+    from dvbench.proxies._scores import meco
+
     return meco(model, batches[0].images)
 
 

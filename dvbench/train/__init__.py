@@ -6,19 +6,23 @@ model spec on them under ``TrainSettings`` and returns a ``TrainResult``. A :cla
 stops a run early and a checkpoint file continues it later, on the same schedule.
 """
 
-from dvbench.train.candidate import build_candidate, parse_overrides, scale_width, swin_window_for
-from dvbench.train.data import BUILTIN_SOURCES, DataSpec, ProxyData, load_data, random_crop_flip
-from dvbench.train.loop import (
-    Budget,
-    TrainProgress,
-    TrainResult,
-    TrainSettings,
-    evaluate,
-    make_optimizer,
-    train_candidate,
-)
-from dvbench.train.progress import rich_progress
+from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Names resolve on first use (PEP 562), so importing a torch-free part (``.settings``: what
+# ``dvbench train --help`` shows) does not import torch through this package.
+_WHERE = {
+    "build_candidate": "candidate", "parse_overrides": "candidate", "scale_width": "candidate",
+    "swin_window_for": "candidate",
+    "BUILTIN_SOURCES": "settings", "DataSpec": "data", "ProxyData": "data",
+    "load_data": "data", "random_crop_flip": "data",
+    "Budget": "settings", "TrainSettings": "settings",
+    "TrainProgress": "loop", "TrainResult": "loop", "evaluate": "loop",
+    "make_optimizer": "loop", "train_candidate": "loop",
+    "rich_progress": "progress",
+}  # fmt: skip
 __all__ = [
     "BUILTIN_SOURCES",
     "Budget",
@@ -38,3 +42,35 @@ __all__ = [
     "swin_window_for",
     "train_candidate",
 ]
+assert sorted(__all__) == sorted(_WHERE)
+
+if TYPE_CHECKING:
+    from dvbench.train.candidate import (
+        build_candidate,
+        parse_overrides,
+        scale_width,
+        swin_window_for,
+    )
+    from dvbench.train.data import DataSpec, ProxyData, load_data, random_crop_flip
+    from dvbench.train.loop import (
+        TrainProgress,
+        TrainResult,
+        evaluate,
+        make_optimizer,
+        train_candidate,
+    )
+    from dvbench.train.progress import rich_progress
+    from dvbench.train.settings import BUILTIN_SOURCES, Budget, TrainSettings
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dvbench.train' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"dvbench.train.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -34,13 +34,10 @@ import torch
 import torch.nn.functional as F
 
 from dvbench.errors import UsageError
+from dvbench.train.settings import BUILTIN_SOURCES, DEFAULT_DATA_DIR, NORMALIZATIONS
 
-BUILTIN_SOURCES = ("digits", "cifar10", "cifar100")
-NORMALIZATIONS = ("dataset", "imagenet")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-#: Where ``cifar10``/``cifar100`` are looked for (and downloaded to) without ``data_dir``.
-DEFAULT_DATA_DIR = Path.home() / ".cache" / "dvbench" / "data"
 #: Decoded image folders are cached here unless ``DVBENCH_CACHE_DIR`` names another folder
 #: (an empty value turns the cache off).
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "dvbench" / "decoded"
