@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     )
     name = args.name or f"{space.name}_{Path(data.source).name}"
     folder = results_dir(args) / "calibrate" / name
-    console = Console(stderr=True)
+    console = Console(stderr=True, log_path=False)
     result = calibrate(
         space,
         plan,

@@ -10,21 +10,11 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from dvbench.metrics import format_value
 from dvbench.search._loop import run_search
 from dvbench.search._options import SearchOptions, SearchSummary
 from dvbench.search.storage import display_url
 from dvbench.search.tables import Criteria, front_version, pareto_frame, trials_frame
-
-_METRIC_FORMATS = {
-    "top1": ".1f",
-    "top5": ".1f",
-    "gflops": ".3f",
-    "params_m": ".2f",
-    "latency_ms_median": ".1f",
-    "throughput_img_s": ".0f",
-    "peak_mem_mb": ".0f",
-    "train_time_s": ".1f",
-}
 
 
 class SearchDisplay:
@@ -32,7 +22,7 @@ class SearchDisplay:
 
     def __init__(self, options: SearchOptions):
         self.options = options
-        self.console = Console(stderr=True)
+        self.console = Console(stderr=True, log_path=False)  # no source file:line on user logs
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -67,8 +57,7 @@ class SearchDisplay:
             complete = int((frame["state"] == "COMPLETE").sum() - frame["baseline"].sum())
             if trial.state.name == "COMPLETE":
                 last = "last: " + ", ".join(
-                    f"{m}={v:{_METRIC_FORMATS.get(m, '.3g')}}"
-                    for m, v in zip(metrics, trial.values)
+                    f"{m}={format_value(m, v)}" for m, v in zip(metrics, trial.values)
                 )
             else:
                 last = (
@@ -101,7 +90,7 @@ class SearchDisplay:
 def _fmt(value, metric: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
-    return f"{float(value):{_METRIC_FORMATS.get(metric, '.3g')}}"
+    return format_value(metric, value)
 
 
 def print_summary(summary: SearchSummary, options: SearchOptions, *, quiet: bool = False) -> None:
