@@ -71,8 +71,7 @@ def _defaults() -> dict[str, Any]:
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    from dvbench.train.settings import DEFAULT_DATA_DIR
-    from dvbench.train.settings import AMP_MODES
+    from dvbench.train.settings import AMP_MODES, DEFAULT_DATA_DIR
 
     parser.epilog = EPILOG.format(data_dir=DEFAULT_DATA_DIR.relative_to(Path.home()))
     defaults = _defaults()

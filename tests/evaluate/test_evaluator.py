@@ -75,7 +75,6 @@ def test_a_stop_without_a_checkpoint_is_the_start_of_the_schedule(tiny_digits):
 
 def _plant(path, kind: str, tmp_path) -> None:
     """Damage or replace a real checkpoint at ``path``."""
-    import pickle
 
     if kind == "truncated":
         path.write_bytes(path.read_bytes()[:100])
