@@ -163,3 +163,16 @@ def test_the_help_test_would_catch_a_torch_import():
     code = _NO_TORCH.replace("from dvbench.cli import main", "import torch")
     done = subprocess.run([sys.executable, "-c", code, "--help"], capture_output=True, text=True)
     assert done.returncode != 0 and "--help imported torch" in done.stderr
+
+
+def test_search_help_lists_the_shipped_spaces_with_their_descriptions(capsys):
+    from dvbench.runtime import spaces_dir
+    from dvbench.safe_yaml import load_file
+
+    with pytest.raises(SystemExit):
+        main(["search", "--help"])
+    out = capsys.readouterr().out
+    shipped = sorted(spaces_dir().glob("*.yaml"))
+    assert {"small", "medium", "paper", "cifar"} <= {p.stem for p in shipped}
+    for path in shipped:
+        assert f"{path.stem:<8} {load_file(path)['description']}" in out

@@ -69,6 +69,7 @@ def _wheel(tmp_path: Path) -> Path:
         shutil.copy2(REPO / name, source / name)
     no_caches = shutil.ignore_patterns("__pycache__")
     shutil.copytree(REPO / "dvbench", source / "dvbench", ignore=no_caches)
+    shutil.copytree(REPO / "search_spaces", source / "search_spaces", ignore=no_caches)
     dist = tmp_path / "dist"
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation"]
@@ -134,3 +135,18 @@ def test_installed_wheel_finds_its_search_spaces_away_from_the_checkout(tmp_path
     assert installed in Path(package_file).resolve().parents, "dvbench came from the checkout"
     assert {"small", "medium", "paper"} <= set(spaces.split(","))
     assert installed in Path(small).resolve().parents
+
+
+def test_every_subpackage_is_listed_for_the_wheel():
+    """pyproject.toml lists dvbench's packages (the spaces come from search_spaces/): a new
+    subpackage left out of the list would be missing from the wheel."""
+    import tomllib
+
+    listed = set(
+        tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    found = {
+        ".".join(init.parent.relative_to(REPO).parts)
+        for init in (REPO / "dvbench").rglob("__init__.py")
+    }
+    assert found | {"dvbench.spaces"} == listed

@@ -28,6 +28,22 @@ or ~/.pgpass, not in the URL (a password in the URL is shown and stored as ***).
 """
 
 
+def _space_lines() -> str:
+    """The shipped spaces with their one-line descriptions (read as YAML: no torch)."""
+    from dvbench.runtime import spaces_dir
+    from dvbench.safe_yaml import load_file
+
+    folder = spaces_dir()
+    lines = []
+    for path in sorted(folder.glob("*.yaml")):
+        try:
+            description = str(load_file(path).get("description", ""))
+        except Exception:  # noqa: BLE001 - a broken file still gets its name listed
+            description = "(unreadable)"
+        lines.append(f"  {path.stem:<8} {description}")
+    return f"\nbuilt-in spaces ({folder}):\n" + "\n".join(lines) + "\n"
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "search",
@@ -37,7 +53,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--space", default="small", help="space name in search_spaces/ or a YAML path")
+    p.add_argument(
+        "--space",
+        default="small",
+        help="a built-in space (listed below, files in search_spaces/) or a YAML path",
+    )
+    # the shipped spaces are read when `search` is parsed or its help printed
+    p.defer(lambda parser: setattr(parser, "epilog", EPILOG + _space_lines()))
     p.add_argument("--study-name", help="a plain folder name (default: the space's name)")
     add_results_dir_argument(p)
     p.add_argument(

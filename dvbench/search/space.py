@@ -1,6 +1,6 @@
 """Search spaces: YAML files that declare knobs, fixed settings, objectives and budgets.
 
-A space file (``dvbench/spaces/<name>.yaml`` for the built-in ones) holds::
+A space file (``search_spaces/<name>.yaml`` for the built-in ones) holds::
 
     name: small
     description: one line
@@ -32,7 +32,6 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +43,7 @@ from dvbench.errors import UsageError
 from dvbench.metrics import CONSTRAINTS, METRICS
 from dvbench.models import DualViTConfig
 from dvbench.profile import ProfileSettings
+from dvbench.runtime import spaces_dir
 from dvbench.search._knobs import Knob, check_value, first_value, knobs_to_config, parse_knob
 from dvbench.search._pareto import DominanceRule
 from dvbench.search._prefilter import Prefilter
@@ -59,9 +59,8 @@ from dvbench.search._sections import (
 )
 from dvbench.train import DataSpec, TrainSettings
 
-#: The built-in spaces: package data (dvbench/spaces/*.yaml), on the file system whether the
-#: package is installed from a wheel or in place, so a plain path.
-SPACES_DIR = Path(str(resources.files("dvbench") / "spaces"))
+#: The built-in spaces, on the file system whether installed from a wheel or in place.
+SPACES_DIR = spaces_dir()
 
 
 @dataclass(frozen=True)
@@ -163,7 +162,7 @@ class SearchSpace:
 
 # --------------------------------------------------------------------------- loading
 def space_path(name_or_path: str | Path) -> Path:
-    """A space by name (``small`` -> the built-in dvbench/spaces/small.yaml) or by path."""
+    """A space by name (``small`` -> the built-in search_spaces/small.yaml) or by path."""
     text = str(name_or_path)
     path = Path(text)
     if path.suffix.lower() in (".yaml", ".yml") or path.parent != Path("."):
