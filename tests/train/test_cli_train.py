@@ -105,6 +105,11 @@ def test_train_writes_json(folder: Path, tmp_path: Path, capsys: pytest.CaptureF
     assert result["model_config"]["embed_dims"] == [16, 32, 48, 64]
     printed = capsys.readouterr().out
     assert "top-1" in printed and "images/s" in printed and "wrote" in printed
+    # the accuracy comes with its test-set standard error: sqrt(p (1 - p) / 8 images)
+    from dvbench.metrics import accuracy_standard_error, format_with_error
+
+    se = accuracy_standard_error(result["top1"], 8)
+    assert f"{format_with_error(result['top1'], se)} %  (SE over 8 test images" in printed
 
 
 def test_train_appends_csv_rows(tmp_path: Path):
