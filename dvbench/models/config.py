@@ -399,16 +399,16 @@ def load_config(path: str | Path) -> DualViTConfig:
     """
     path = Path(path)
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as exc:
         raise ValueError(f"{path}: cannot read config file ({exc.strerror or exc})") from None
     try:
         if path.suffix.lower() == ".json":
-            data = json.loads(text)
-        else:
-            import yaml
+            data = json.loads(raw)
+        else:  # no aliases (alias bombs), UTF-8 only, size-capped: as every YAML dvbench reads
+            from dvbench import safe_yaml
 
-            data = yaml.safe_load(text)
+            data = safe_yaml.load(raw)
     except Exception as exc:  # both parsers raise their own error types
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ValueError(

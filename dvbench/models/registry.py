@@ -69,7 +69,8 @@ def resolve_spec(spec: str | Path | DualViTConfig) -> DualViTConfig | str:
 
 
 def _suggest(spec: str) -> str:
-    names = list(OFFICIAL_CONFIGS) + list(BASELINE_ALIASES) + timm.list_models()
+    # dvbench's names are registered in timm too: each name once
+    names = list(dict.fromkeys([*OFFICIAL_CONFIGS, *BASELINE_ALIASES, *timm.list_models()]))
     close = difflib.get_close_matches(spec, names, n=3, cutoff=0.6)
     if not close:
         return " (dvbench names: " + ", ".join(OFFICIAL_CONFIGS) + "; or a timm model name)"

@@ -15,6 +15,7 @@ from typing import Any
 import torch.nn as nn
 import yaml
 
+from dvbench import safe_yaml
 from dvbench.errors import UsageError
 from dvbench.models import (
     DualViTConfig,
@@ -41,10 +42,10 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
             raise UsageError(f"override {item!r}: expected KEY=VALUE, e.g. depths=1,1,2,1")
         try:
             if "," in text and not text.lstrip().startswith("["):
-                value = [yaml.safe_load(part) for part in text.split(",")]
+                value = [safe_yaml.load(part) for part in text.split(",")]
             else:
-                value = yaml.safe_load(text)
-        except yaml.YAMLError:
+                value = safe_yaml.load(text)
+        except (yaml.YAMLError, ValueError):
             raise UsageError(f"override {item!r}: cannot parse the value {text!r}") from None
         out[key] = value
     return out

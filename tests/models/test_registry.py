@@ -91,3 +91,12 @@ def test_exported_trial_wrapper_is_accepted(tmp_path):
     path = tmp_path / "trial.json"
     path.write_text(json.dumps({"config": cfg.to_dict(), "metrics": {"top1": 50.0}}))
     assert load_config(path) == cfg
+
+
+def test_suggestions_name_each_model_once():
+    from dvbench.models.registry import resolve_spec
+
+    with pytest.raises(UsageError) as caught:
+        resolve_spec("dualvit_x")
+    suggested = str(caught.value).split("did you mean ")[1].rstrip("?)").split(", ")
+    assert len(suggested) == len(set(suggested)) == 3
