@@ -176,3 +176,36 @@ def test_search_help_lists_the_shipped_spaces_with_their_descriptions(capsys):
     assert {"small", "medium", "paper", "cifar"} <= {p.stem for p in shipped}
     for path in shipped:
         assert f"{path.stem:<8} {load_file(path)['description']}" in out
+
+
+def test_every_option_of_every_subcommand_has_help_text():
+    import argparse
+
+    parser = build_parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    missing = []
+    for name, sub in commands.choices.items():
+        sub.format_help()  # adds the deferred arguments
+        missing += [
+            f"{name} {action.option_strings[0]}"
+            for action in sub._actions
+            if action.option_strings and not action.help
+        ]
+    assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs"),
+    [
+        (["train", "m", "--res", "64"], ["train", "m", "--img-size", "64"]),
+        (["train", "m", "--label-smoothing", "0.2"], ["train", "m", "--smoothing", "0.2"]),
+        (["train", "m", "--warmup", "0.3"], ["train", "m", "--warmup-fraction", "0.3"]),
+        (["profile", "m", "--res", "96"], ["profile", "m", "--img-size", "96"]),
+        (["profile", "m", "--warmup", "3"], ["profile", "m", "--warmup-runs", "3"]),
+        (["profile", "m", "--out", "t.csv"], ["profile", "m", "--results-file", "t.csv"]),
+    ],
+)
+def test_timm_and_unambiguous_aliases_mean_the_same(ours, theirs):
+    """timm's flag names (and the unambiguous --warmup-runs / --warmup-fraction) are aliases."""
+    parser = build_parser()
+    assert vars(parser.parse_args(ours)) == vars(parser.parse_args(theirs))

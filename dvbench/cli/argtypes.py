@@ -91,6 +91,8 @@ def add_profiling_arguments(
     # plain ints: ProfileSettings names the field in its one-line error
     parser.add_argument(
         "--res",
+        "--img-size",  # timm's name
+        dest="res",
         type=int,
         default=224,
         help="resolution for GFLOPs, latency and memory (default 224)",
@@ -118,7 +120,14 @@ def add_profiling_arguments(
     parser.add_argument(
         "--train", action="store_true", help="time forward+backward+AdamW step, not inference"
     )
-    parser.add_argument("--warmup", type=int, default=2, help="untimed runs first (default 2)")
+    parser.add_argument(
+        "--warmup-runs",
+        "--warmup",  # the older name; train's --warmup is a fraction, hence the longer one
+        dest="warmup",
+        type=int,
+        default=2,
+        help="untimed runs first (default 2)",
+    )
     parser.add_argument("--min-runs", type=int, default=10, help="timed runs at least (default 10)")
     parser.add_argument(
         "--min-time", type=float, default=1.0, help="seconds of timed runs at least (default 1)"
@@ -163,7 +172,13 @@ def add_data_arguments(parser: argparse.ArgumentParser, *, full: bool = True):
     source = data.add_argument("--data", default="digits", metavar="SOURCE")
     data.add_argument("--data-dir", metavar="DIR", help="where cifar10/cifar100 live")
     data.add_argument(
-        "--res", type=positive_int, default=32, metavar="PX", help="input resolution (default: 32)"
+        "--res",
+        "--img-size",  # timm's name
+        dest="res",
+        type=positive_int,
+        default=32,
+        metavar="PX",
+        help="input resolution (default: 32)",
     )
     data.add_argument(
         "--train-samples",

@@ -61,7 +61,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--space", default="small", help="space name or YAML path")
     data = add_data_arguments(p)
     data.set_defaults(data=None, res=None)
-    p.add_argument("--candidates", type=positive_int, default=20)
+    p.add_argument(
+        "--candidates",
+        type=positive_int,
+        default=20,
+        help="candidates sampled from the space and trained to the target (default 20)",
+    )
     p.add_argument("--ladder", type=_epochs_list, default=(1.0, 3.0, 9.0, 15.0),
                    help="rung budgets in epochs, increasing; the last is the target "
                    "(default 1,3,9,15)")  # fmt: skip
@@ -74,15 +79,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="seeds of each repeated candidate (default 3)")  # fmt: skip
     p.add_argument("--no-holdout", dest="holdout", action="store_false",
                    help="evaluate on the whole test set only (no halves)")  # fmt: skip
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the candidates' sampling (default 0)"
+    )
+    p.add_argument("--device", default="cpu", help="training device (cpu, cuda, auto)")
     p.add_argument("--threads", type=positive_int, help="torch threads (default: all cores)")
     p.add_argument("--shard", type=_shard, metavar="I/N",
                    help="measure only candidates I, I+N, I+2N, ... (run N of these side by "
                    "side, then once without --shard to write the tables)")  # fmt: skip
     p.add_argument("--name", help="folder under results/calibrate (default: SPACE_DATA)")
     add_results_dir_argument(p)
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=run)
 
 

@@ -36,7 +36,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     add_profiling_arguments(parser, batch_help="batch sizes, e.g. 1,8,64")
     parser.add_argument("--breakdown", action="store_true", help="FLOPs/params per module")
-    parser.add_argument("--out", metavar="FILE", help="write the table: .csv, .json or .parquet")
+    parser.add_argument(
+        "--out",
+        "--results-file",  # timm's benchmark.py name
+        dest="out",
+        metavar="FILE",
+        help="write the table: .csv, .json or .parquet",
+    )
     parser.set_defaults(func=run)
     return parser
 

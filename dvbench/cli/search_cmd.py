@@ -85,7 +85,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--sampler", choices=("nsga2", "tpe", "random", "gp"), help="default: the space's (nsga2)"
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="the sampler's seed (worker i uses seed + i; default 0)",
+    )
     p.add_argument(
         "--n-trials",
         type=positive_int,

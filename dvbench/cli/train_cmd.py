@@ -122,7 +122,9 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         help="(default: %(default)s)",
     )
     opt.add_argument(
-        "--warmup",
+        "--warmup-fraction",
+        "--warmup",  # the older name; profile's --warmup-runs is a count
+        dest="warmup",
         type=fraction,
         default=defaults["warmup_fraction"],
         metavar="F",
@@ -130,6 +132,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     opt.add_argument(
         "--label-smoothing",
+        "--smoothing",  # timm's name
+        dest="label_smoothing",
         type=fraction,
         default=defaults["label_smoothing"],
         metavar="F",
