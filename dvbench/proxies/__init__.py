@@ -15,8 +15,9 @@ exception. ``params_m`` and ``gflops`` are in the table as the baselines to beat
     scores.values  # {"synflow": 628.9, "naswot": 602.0}
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from dvbench._lazy import lazy_names
 
 # Names resolve on first use (PEP 562): the table of proxies (``._registry``) imports no torch,
 # so ``dvbench proxies --help`` lists it without importing torch; scoring imports it.
@@ -90,14 +91,4 @@ __all__ = [
 assert sorted(__all__) == sorted(_WHERE)
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'dvbench.proxies' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"dvbench.proxies.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names("dvbench.proxies", _WHERE, globals())

@@ -8,8 +8,9 @@ stops a run early and a checkpoint file continues it later, on the same schedule
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from dvbench._lazy import lazy_names
 
 # Names resolve on first use (PEP 562), so importing a torch-free part (``.settings``: what
 # ``dvbench train --help`` shows) does not import torch through this package.
@@ -63,14 +64,4 @@ if TYPE_CHECKING:
     from dvbench.train.settings import BUILTIN_SOURCES, Budget, TrainSettings
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'dvbench.train' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"dvbench.train.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names("dvbench.train", _WHERE, globals())
