@@ -58,6 +58,17 @@ def _models(args: argparse.Namespace) -> list[str]:
     return models
 
 
+def _plain(console):
+    """Progress as plain lines for a log file: the timed steps only (counting takes about a
+    second a model, and a bad input then stays one line on stderr)."""
+
+    def say(message: str) -> None:
+        if not message.endswith("counting FLOPs"):
+            console.print(f"profiling {message}", highlight=False, markup=False)
+
+    return say
+
+
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
@@ -67,9 +78,17 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     if not console.is_terminal:
         console = Console(width=200)
-    errors = Console(stderr=True)
+    errors = Console(stderr=True, log_path=False)
+    from dvbench.models.registry import resolve_spec
+
+    models, settings = _models(args), profile_settings(args)
+    for model in models:  # a bad name is one line before any progress line
+        if isinstance(model, str):
+            resolve_spec(model)
     with errors.status("profiling") as status:
-        results = profile_models(_models(args), profile_settings(args), progress=status.update)
+        # piped or redirected, the spinner shows nothing: a plain line per step instead
+        progress = status.update if errors.is_terminal else _plain(errors)
+        results = profile_models(models, settings, progress=progress)
     console.print(results_table(results))
     if args.breakdown:
         for result in {r.model: r for r in results}.values():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pandas as pd
+from rich import box
 from rich.table import Table
 
 from dvbench.profile.runner import ProfileResult, results_to_frame
@@ -16,15 +17,15 @@ _DISPLAY: tuple[tuple[str, str, str], ...] = (
     ("model", "model", "{}"),
     ("resolution", "res", "{:d}"),
     ("batch_size", "batch", "{:d}"),
-    ("params_m", "params (M)", "{:.2f}"),
+    ("params_m", "params\n(M)", "{:.2f}"),
     ("gflops", "GFLOPs", "{:.2f}"),
-    ("latency_ms_median", "latency ms", "{:.2f}"),
+    ("latency_ms_median", "latency\nms", "{:.2f}"),
     ("latency_ms_p10", "p10", "{:.2f}"),
     ("latency_ms_p90", "p90", "{:.2f}"),
     ("runs", "runs", "{:.0f}"),
     ("throughput_img_s", "img/s", "{:.1f}"),
-    ("compile_s", "compile s", "{:.1f}"),
-    ("peak_mem_mb", "peak mem (MiB)", "{:.0f}"),
+    ("compile_s", "compile\ns", "{:.1f}"),
+    ("peak_mem_mb", "peak mem\n(MiB)", "{:.0f}"),
     ("status", "status", "{}"),
 )
 _TEXT_COLUMNS = {"model", "status"}
@@ -48,9 +49,21 @@ def results_table(results: Sequence[ProfileResult], *, title: str | None = None)
         and (column != "status" or (frame[column] != "ok").any())
         and (column != "batch_size" or measured or frame[column].nunique() > 1)
     ]
-    table = Table(title=title if title is not None else _title(results))
+    # no vertical rules: the twelve columns a CPU run fills fit 80 columns
+    table = Table(
+        title=title if title is not None else _title(results),
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        padding=0,  # the box draws one space between columns
+    )
+    names = [str(r) for r in frame["model"]] if "model" in frame else []
     for column, header, _ in shown:
-        table.add_column(header, justify="left" if column in _TEXT_COLUMNS else "right")
+        if column == "model":  # names whole; the other columns wrap, never cut ("para…")
+            table.add_column(header, no_wrap=True, min_width=max(map(len, names), default=5))
+        elif column in _TEXT_COLUMNS:  # a status such as "oom" may wrap
+            table.add_column(header, justify="left", overflow="fold")
+        else:  # numbers are never wrapped or cut; headers are short lines
+            table.add_column(header, justify="right", no_wrap=True)
     for record in frame.to_dict("records"):
         table.add_row(*(_cell(record[column], fmt) for column, _, fmt in shown))
     return table
