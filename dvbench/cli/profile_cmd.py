@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from dvbench.cli.argtypes import add_profiling_arguments, profile_settings
 from dvbench.errors import UsageError
@@ -36,6 +37,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     add_profiling_arguments(parser, batch_help="batch sizes, e.g. 1,8,64")
     parser.add_argument("--breakdown", action="store_true", help="FLOPs/params per module")
+    parser.add_argument(
+        "--results-dir",
+        type=Path,
+        help="where study:NAME:TRIAL references are looked up (default: $DVBENCH_RESULTS_DIR, "
+        "else results; a reference's own @DIR wins)",
+    )
     parser.add_argument(
         "--out",
         "--results-file",  # timm's benchmark.py name
@@ -82,6 +89,11 @@ def run(args: argparse.Namespace) -> int:
     from dvbench.models.registry import resolve_spec
 
     models, settings = _models(args), profile_settings(args)
+    if args.results_dir is not None:  # study:NAME:TRIAL -> study:NAME:TRIAL@DIR
+        models = [
+            f"{m}@{args.results_dir}" if m.startswith("study:") and "@" not in m else m
+            for m in models
+        ]
     for model in models:  # a bad name is one line before any progress line
         if isinstance(model, str):
             resolve_spec(model)

@@ -187,6 +187,14 @@ def test_cli_compare_default_out_with_a_study_reference(
     assert (tmp_path / "results" / "compare" / "compare.png").is_file()
 
 
+def test_profile_finds_a_study_reference_in_its_results_dir(results_dir, capsys):
+    code = main(["profile", "study:costs:0", "--results-dir", str(results_dir),
+                 "--no-latency", "--res", str(RES)])  # fmt: skip
+    assert code == 0
+    recorded = load_study("costs", results_dir).trials[0].user_attrs["metrics"]
+    assert f"{recorded['gflops']:.2f}" in capsys.readouterr().out
+
+
 def test_cli_compare_unknown_model_is_one_line(capsys, tmp_path):
     assert main(["compare", "dualvit_q", "--no-latency", "--out", str(tmp_path / "c.csv")]) == 2
     assert "unknown model 'dualvit_q'" in _error_line(capsys)
