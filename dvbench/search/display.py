@@ -65,6 +65,13 @@ class SearchDisplay:
                     + str(trial.user_attrs.get("fail_reason", ""))[:60]
                 )
             self.progress.update(task, completed=complete, front=len(front), last=last)
+            if not self.console.is_terminal and not self.options.quiet:
+                # the live bar is not drawn in a log file: one plain line a trial instead
+                self.console.print(
+                    _plain_progress(complete, self.options.total_trials, len(front),
+                                    time.monotonic() - started, last),
+                    highlight=False, markup=False,
+                )  # fmt: skip
 
         def log(message: str) -> None:
             if not self.options.quiet:
@@ -85,6 +92,20 @@ class SearchDisplay:
         summary.timings["wall_s"] = time.monotonic() - started
         self.progress.update(task, completed=summary.completed)
         return summary
+
+
+def _plain_progress(complete: int, total: int, front: int, elapsed: float, last: str) -> str:
+    """``7/20 complete, front 4, 3m12s elapsed, ETA 5m57s; last: ...`` (ETA from the mean time
+    per complete trial so far; none before the first)."""
+
+    def clock(seconds: float) -> str:
+        minutes, secs = divmod(int(round(seconds)), 60)
+        return f"{minutes}m{secs:02d}s"
+
+    eta = ""
+    if 0 < complete < total:
+        eta = f", ETA {clock(elapsed / complete * (total - complete))}"
+    return f"{complete}/{total} complete, front {front}, {clock(elapsed)} elapsed{eta}; {last}"
 
 
 def _fmt(value, metric: str) -> str:

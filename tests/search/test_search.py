@@ -314,3 +314,19 @@ def test_orphaned_running_trial_is_failed_and_retried(tmp_path):
     retry = trials[-2]
     assert retry.state.name == "WAITING" and retry.system_attrs["failed_trial"] == orphan.number
     assert retry.params == trials[orphan.number].params
+
+
+def test_a_search_in_a_log_file_prints_a_line_a_trial_with_an_eta(tmp_path, capsys):
+    """Not on a terminal the live bar is not drawn: a plain progress line after each trial,
+    with an ETA once a trial is complete."""
+    from search_helpers import write_space
+
+    space = write_space(tmp_path, {**COST_SPACE, "n_trials": 3})
+    args = ["search", "--space", str(space), "--results-dir", str(tmp_path), "--sampler", "random"]
+    assert main(args) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if " complete, front " in line]
+    counts = [int(line.split("/")[0]) for line in lines]  # one line per finished trial
+    assert counts == sorted(counts) and counts[-1] == 3 and {1, 2} <= set(counts)
+    for count, line in zip(counts, lines, strict=True):
+        assert ("ETA" in line) == (0 < count < 3), line  # no ETA before the first or at the end
+        assert "last: " in line
