@@ -58,7 +58,8 @@ def resolve_device(device: str = "auto"):
             build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
             raise UsageError(
                 f"device {device!r}: CUDA is not available on this machine "
-                f"(torch {torch.__version__}, {build})"
+                f"(torch {torch.__version__}, {build}); run on the CPU with --device cpu "
+                "(profile: drop --gpu)"
             )
         if resolved.index is not None and resolved.index >= torch.cuda.device_count():
             raise UsageError(

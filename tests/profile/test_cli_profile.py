@@ -171,7 +171,8 @@ def test_other_errors_in_a_run_still_raise():
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_gpu_without_cuda(capsys):
     assert main(["profile", "pvt_v2_b0", "--gpu"]) == 2
-    assert "CUDA is not available" in _error_line(capsys)
+    line = _error_line(capsys)
+    assert "CUDA is not available" in line and "--device cpu" in line and "drop --gpu" in line
 
 
 @pytest.mark.parametrize(
