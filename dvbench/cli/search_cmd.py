@@ -101,6 +101,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--objectives", help="e.g. top1,gflops or top1:max,latency_ms_median:min")
     p.add_argument(
+        "--device-profile",
+        metavar="FILE",
+        help="predict latency_pred_ms from this device profile (in place of the space's "
+        "device:; make one with dvbench profile --calibrate-device)",
+    )
+    p.add_argument(
         "--seed-official",
         action="store_true",
         help="enqueue the space's official-model seed trials (once per study)",
@@ -141,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     from dvbench.search import SearchOptions, command_line, load_space, parse_objectives_option
     from dvbench.search.display import SearchDisplay, print_summary
 
-    space = load_space(args.space)
+    space = load_space(args.space, device=args.device_profile)
     if args.objectives:
         space = space.with_objectives(parse_objectives_option(args.objectives))
     baselines = tuple(b.strip() for b in (args.baselines or "").split(",") if b.strip())

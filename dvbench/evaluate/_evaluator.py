@@ -70,6 +70,7 @@ class Evaluation:
     reason: str | None = None
     profile: ProfileResult | None = None
     training: TrainResult | None = None
+    notes: dict[str, Any] = field(default_factory=dict)  # e.g. latency_pred_outside
 
     @property
     def ok(self) -> bool:
@@ -100,6 +101,7 @@ class Evaluator:
         seed: int = 0,
         num_classes: int = 1000,
         proxies: Sequence[str] = (),
+        device_profile: Any = None,
     ) -> None:
         if train is not None and data is None:
             raise ValueError("data: training settings need data to train on")
@@ -120,6 +122,8 @@ class Evaluator:
         self._data_spec = data if isinstance(data, DataSpec) else None
         self._data = data if isinstance(data, ProxyData) else None
         self._num_classes = num_classes
+        #: a :class:`~dvbench.latency.DeviceProfile`: costs() adds ``latency_pred_ms``
+        self.device_profile = device_profile
 
     @classmethod
     def for_space(
@@ -138,6 +142,7 @@ class Evaluator:
             device=device,
             seed=seed,
             num_classes=int(space.fixed.get("num_classes", 1000)),
+            device_profile=space.device if space.predicts_latency else None,
             **extra,
         )
 
@@ -187,18 +192,29 @@ class Evaluator:
         *,
         overrides: Mapping[str, Any] | None = None,
         timings: dict[str, float] | None = None,
+        notes: dict[str, Any] | None = None,
     ) -> tuple[dict[str, float], ProfileResult | None]:
-        """Params and GFLOPs; latency/memory too when the profile settings measure them.
+        """Params and GFLOPs; latency/memory too when the profile settings measure them, and
+        ``latency_pred_ms`` with a device profile (``notes`` gets ``latency_pred_outside``
+        when the candidate lies outside what the profile measured).
 
-        :func:`profile_models` counts FLOPs itself, so a candidate that is timed is traced once.
+        :func:`profile_models` counts FLOPs itself, so a candidate that is timed is traced
+        once; a predicted latency comes from that same trace when nothing is timed.
         """
         timings = timings if timings is not None else {}
         start = time.perf_counter()
         model = spec if isinstance(spec, nn.Module) else self.build(spec, overrides=overrides)
+        predicted: dict[str, float] = {}
+        if self.device_profile is not None:
+            predicted = self._predicted(model, notes)
         if not self.profile_settings.measuring:
-            cost = count_cost(model, self.resolution)
+            if predicted:  # the features' trace counted FLOPs and parameters already
+                metrics = {k: predicted.pop(k) for k in ("params_m", "gflops")}
+            else:
+                cost = count_cost(model, self.resolution)
+                metrics = {"params_m": cost.params / 1e6, "gflops": cost.gflops}
             timings["count_s"] = time.perf_counter() - start
-            return {"params_m": cost.params / 1e6, "gflops": cost.gflops}, None
+            return {**metrics, **predicted}, None
         result = profile_models([model], self.profile_settings)[0]
         timings["profile_s"] = time.perf_counter() - start
         if result.status != "ok":
@@ -206,7 +222,24 @@ class Evaluator:
         metrics = {"params_m": result.cost.params / 1e6, "gflops": result.cost.gflops}
         row = result.row()
         metrics.update({k: float(row[k]) for k in _PROFILE_METRICS if row.get(k) is not None})
+        if predicted:
+            metrics["latency_pred_ms"] = predicted["latency_pred_ms"]
         return metrics, result
+
+    def _predicted(self, model: nn.Module, notes: dict[str, Any] | None) -> dict[str, float]:
+        """``latency_pred_ms`` from the device profile, with the params and GFLOPs of the
+        same trace."""
+        from dvbench.latency import cost_features
+
+        features = cost_features(model, self.resolution)
+        outside = self.device_profile.outside(features)
+        if outside and notes is not None:
+            notes["latency_pred_outside"] = "; ".join(outside)
+        return {
+            "params_m": features.params / 1e6,
+            "gflops": features.gflops,
+            "latency_pred_ms": self.device_profile.predict(features),
+        }
 
     def violations(self, metrics: Mapping[str, float]) -> dict[str, float]:
         """Constraint values in Optuna's convention: feasible when <= 0 (relative excess)."""
@@ -308,7 +341,9 @@ class Evaluator:
         result = Evaluation(name or _name(spec, overrides))
         start = time.perf_counter()
         try:
-            metrics, result.profile = self.costs(spec, overrides=overrides, timings=result.timings)
+            metrics, result.profile = self.costs(
+                spec, overrides=overrides, timings=result.timings, notes=result.notes
+            )
             result.metrics.update(metrics)
             if self.proxies:
                 result.metrics.update(

@@ -418,11 +418,26 @@ def _settings_rows(data: ReportData, accuracy_axis: str | None = None) -> list[l
         ["proxy training", _train_text(data)],
         ["accuracy axis", accuracy_axis or ""],
         ["costs", costs],
+        ["latency predicted for", _device_profile_text(s.get("device_profile"))],
         ["device", str(s.get("device", ""))],
         ["machine", str(s.get("machine", ""))],
         ["versions", versions],
     ]
     return [row for row in rows if row[1]]
+
+
+def _device_profile_text(record: Any) -> str:
+    """The device a study's ``latency_pred_ms`` is predicted for, with the profile's
+    held-out (leave-one-out) error: a predicted number is only as good as that."""
+    if not isinstance(record, Mapping):
+        return ""
+    return (
+        f"{record.get('label', '?')}: {record.get('model', '?')} model fitted on "
+        f"{record.get('samples', '?')} timed candidates of `{record.get('space', '?')}`; "
+        f"leave-one-out median error {float(record.get('loo_mdape', float('nan'))):.1f} %, "
+        f"Spearman {float(record.get('loo_spearman', float('nan'))):.2f} (predicted, not "
+        "measured: `latency_pred_ms`)"
+    )
 
 
 def _rule_text(data: ReportData) -> str:

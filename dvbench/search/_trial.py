@@ -155,6 +155,10 @@ class TrialRunner:
             return self._follow_up(trial, evaluator, cfg, mark, seed, plan.budget, checkpoint)
 
         def record_costs(partial: Evaluation) -> None:
+            if record.PREDICTION_OUTSIDE in partial.notes:  # the device profile extrapolated
+                trial.set_user_attr(
+                    record.PREDICTION_OUTSIDE, partial.notes[record.PREDICTION_OUTSIDE]
+                )
             for key, value in partial.violations.items():
                 trial.set_constraint(key, value)  # the tables read feasibility from these
             seeded = SEED_NAME in trial.user_attrs  # the official shapes always train

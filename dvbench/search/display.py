@@ -114,6 +114,28 @@ def _fmt(value, metric: str) -> str:
     return format_value(metric, value)
 
 
+def _any_value(summary: SearchSummary, metric: str) -> bool:
+    frames = [f for f in (summary.pareto, summary.baselines) if f is not None and not f.empty]
+    return any(metric in f and f[metric].notna().any() for f in frames)
+
+
+def predicted_latency_note(device, front=None) -> str:
+    """What ``latency_pred_ms`` is: predicted for which device, with the profile's held-out
+    error, and how many front candidates it extrapolates to."""
+    held = device.held_out
+    text = (
+        f"latency_pred_ms is predicted, not measured: {device.label}, from "
+        f"{len(device.samples)} timed candidates (leave-one-out median error "
+        f"{held['mdape']:.1f} %, Spearman {held['spearman']:.2f})"
+    )
+    column = "latency_pred_outside"
+    if front is not None and column in front:
+        outside = int(front[column].notna().sum())
+        if outside:
+            text += f"; {outside} front candidate(s) lie outside its measured range"
+    return text
+
+
 def print_summary(summary: SearchSummary, options: SearchOptions, *, quiet: bool = False) -> None:
     console = Console()
     metrics = options.space.metrics
@@ -132,7 +154,11 @@ def print_summary(summary: SearchSummary, options: SearchOptions, *, quiet: bool
         )
         table.add_column("trial", justify="right")
         table.add_column("name")
-        extra = [m for m in ("params_m", "gflops", "top1", "latency_ms_median") if m not in metrics]
+        extra = [
+            m
+            for m in ("params_m", "gflops", "top1", "latency_ms_median")
+            if m not in metrics and _any_value(summary, m)  # no column of dashes
+        ]
         for m in metrics + extra:
             table.add_column(m, justify="right")
         for _, row in summary.pareto.iterrows():
@@ -150,6 +176,9 @@ def print_summary(summary: SearchSummary, options: SearchOptions, *, quiet: bool
                     *[_fmt(row.get(m), m) for m in metrics + extra],
                 )
         console.print(table)
+        device = options.space.device if options.space.predicts_latency else None
+        if device is not None:
+            console.print(predicted_latency_note(device, summary.pareto), highlight=False)
         version = front_version(summary.pareto) if summary.pareto is not None else None
         if version is not None and version > 1:
             console.print(

@@ -21,6 +21,8 @@ Trial user attributes:
 ``train_seed``            the training seed it used (see ``dvbench.evaluate.training_seed``)
 ``prefilter``             ``{"signal": name, "values": [score, costs...]}`` of the pre-filter
 ``heartbeat``             ``[trial number, unix time]``: a journal worker's last sign of life
+``latency_pred_outside``  the features outside the device profile's measured range (its
+                          ``latency_pred_ms`` is an extrapolation)
 ========================  ==================================================================
 
 Study user attributes: ``dvbench`` (the study's settings), ``baseline:NAME`` (a baseline's
@@ -50,6 +52,7 @@ __all__ = [
     "HEARTBEAT",
     "METRIC_COLUMNS",
     "METRICS_ATTR",
+    "PREDICTION_OUTSIDE",
     "PREFILTER",
     "PROXY_COLUMNS",
     "RUN",
@@ -92,6 +95,7 @@ TRAIN_SEED = "train_seed"
 PREFILTER = "prefilter"
 HEARTBEAT = "heartbeat"
 CHECKPOINT_NOTE = "checkpoint_note"  # a checkpoint set aside (why); the run trained afresh
+PREDICTION_OUTSIDE = "latency_pred_outside"  # where a predicted latency extrapolates
 _LEGACY_RUN = "rung"  # multi-fidelity studies before repeats: {"candidate", "rung", ...}
 _LEGACY_FEASIBLE = "feasible"  # studies before constraints were Optuna's
 
@@ -239,6 +243,8 @@ def trial_row(trial: FrozenTrial) -> dict[str, Any]:
     row.update({column: metrics[column] for column in PROXY_COLUMNS if column in metrics})
     if PREFILTER in attrs:  # the pre-filter's training-free score (see _prefilter)
         row["prefilter_score"] = attrs[PREFILTER]["values"][0]
+    if PREDICTION_OUTSIDE in attrs:  # latency_pred_ms extrapolated (see dvbench.latency)
+        row[PREDICTION_OUTSIDE] = attrs[PREDICTION_OUTSIDE]
     timings = attrs.get(TIMINGS, {})
     for column in TIMING_COLUMNS[:-1]:
         row[column] = timings.get(column)

@@ -84,6 +84,7 @@ class SearchSpace:
     prefilter: Prefilter | None = None  # train only candidates a training-free score ranks high
     confidence: float = 0.95  # of the dominance rule (see _pareto); 0: strict
     repeats: Repeats | None = None  # more seeds where the front is unsure (see _repeats)
+    device: Any = None  # a dvbench.latency.DeviceProfile: latency_pred_ms is predicted from it
 
     # ------------------------------------------------------------------------- derived
     @property
@@ -118,10 +119,24 @@ class SearchSpace:
     def metrics(self) -> list[str]:
         return [o.metric for o in self.objectives]
 
+    @property
+    def predicts_latency(self) -> bool:
+        """Whether an objective or constraint reads ``latency_pred_ms`` (from ``device``)."""
+        return PREDICTED_LATENCY in set(self.metrics) | {CONSTRAINTS[k] for k in self.constraints}
+
     def with_objectives(self, objectives: list[Objective]) -> SearchSpace:
         """The space with other objectives (timing and memory follow what they need)."""
         space = dataclasses.replace(self, objectives=tuple(objectives))
-        return dataclasses.replace(space, profile=_needed_profile(space))
+        space = dataclasses.replace(space, profile=_needed_profile(space))
+        _check_device(space)
+        return space
+
+    def with_device(self, path: str | Path) -> SearchSpace:
+        """The space predicting latency from the device profile at ``path`` (UsageError
+        when it cannot be read or was measured under other settings)."""
+        space = dataclasses.replace(self, device=_load_device(Path(path), None))
+        _check_device(space)
+        return space
 
     def record(self) -> dict[str, Any]:
         """The space's settings as plain data, for the study's attributes and reports."""
@@ -143,6 +158,8 @@ class SearchSpace:
             if getattr(self, name) is not None:  # stay equal
                 record[name] = dataclasses.asdict(getattr(self, name))
         record["confidence"] = self.confidence
+        if self.device is not None and self.predicts_latency:  # absent otherwise, as before
+            record["device_profile"] = device_record(self.device)
         return record
 
     # ------------------------------------------------------------------------ sampling
@@ -182,8 +199,9 @@ def list_spaces() -> list[str]:
     return sorted(p.stem for p in SPACES_DIR.glob("*.yaml"))
 
 
-def load_space(name_or_path: str | Path) -> SearchSpace:
-    """Read and validate a space; UsageError naming the file and the field otherwise."""
+def load_space(name_or_path: str | Path, *, device: str | Path | None = None) -> SearchSpace:
+    """Read and validate a space; UsageError naming the file and the field otherwise.
+    ``device`` (a device profile file) replaces the space's ``device:``."""
     path = space_path(name_or_path)
     try:
         data = safe_yaml.load_file(path)
@@ -193,7 +211,7 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
     except (ValueError, OSError) as exc:  # aliases, size, encoding; unreadable
         raise UsageError(f"{path}: {exc}") from None
     try:
-        return parse_space(data, path=path)
+        return parse_space(data, path=path, device=device)
     except ValueError as exc:
         raise UsageError(f"{path}: {exc}") from None
 
@@ -216,10 +234,15 @@ _TOP_KEYS = (
     "prefilter",
     "confidence",
     "repeats",
+    "device",
 )
+#: The metric a device profile predicts.
+PREDICTED_LATENCY = "latency_pred_ms"
 
 
-def parse_space(data: Any, *, path: Path | None = None) -> SearchSpace:
+def parse_space(
+    data: Any, *, path: Path | None = None, device: str | Path | None = None
+) -> SearchSpace:
     if not isinstance(data, Mapping):
         raise ValueError("expected a mapping at the top level")
     unknown = sorted(set(data) - set(_TOP_KEYS))
@@ -277,6 +300,13 @@ def parse_space(data: Any, *, path: Path | None = None) -> SearchSpace:
         prefilter=Prefilter.parse(_mapping(data, "prefilter")) if data.get("prefilter") else None,
         confidence=_parse_confidence(data.get("confidence", 0.95)),
         repeats=Repeats.parse(_mapping(data, "repeats")) if data.get("repeats") else None,
+        device=(
+            _load_device(device, None)
+            if device is not None
+            else _load_device(data["device"], path)
+            if data.get("device") is not None
+            else None
+        ),
     )
     if space.prefilter is not None and not space.needs_training:
         raise ValueError("prefilter: only a space that trains its candidates (top1) has one")
@@ -286,8 +316,59 @@ def parse_space(data: Any, *, path: Path | None = None) -> SearchSpace:
         if space.confidence == 0:
             raise ValueError("repeats: need a confidence above 0 to tell an unsure front")
     space = dataclasses.replace(space, profile=_needed_profile(space))
+    _check_device(space)
     _check_knob_values(space)
     return space
+
+
+def _load_device(value: Any, path: Path | None):
+    """The device profile a space's ``device:`` names: relative to the space file's folder
+    when it is there, else to the working directory."""
+    from dvbench.latency import load_device_profile
+
+    if not isinstance(value, (str, Path)) or not str(value):
+        raise ValueError(f"device: a device profile file, got {value!r}")
+    file = Path(value).expanduser()
+    if not file.is_absolute() and path is not None and (path.parent / file).is_file():
+        file = path.parent / file
+    return load_device_profile(file)
+
+
+def _check_device(space: SearchSpace) -> None:
+    """``latency_pred_ms`` needs a device profile measured at the space's profiling
+    resolution and batch size, on this torch release."""
+    if not space.predicts_latency:
+        return
+    if space.device is None:
+        raise UsageError(
+            f"{PREDICTED_LATENCY}: predicted from a device profile; add device: FILE to the "
+            "space (or --device-profile FILE); make one with dvbench profile "
+            f"--calibrate-device FILE --space {space.name}"
+        )
+    space.device.check(batch_size=space.profile.batch_sizes[0], resolution=space.profile.resolution)
+
+
+def device_record(profile: Any) -> dict[str, Any]:
+    """What a study records of its device profile: where and how it was measured, the fit
+    (its coefficients give predictions their meaning) and its leave-one-out error."""
+    fit = profile.fit
+    return {
+        "label": profile.label,
+        "device": profile.device,
+        "device_name": profile.device_name,
+        "torch": profile.torch,
+        "batch_size": profile.batch_size,
+        "threads": profile.threads,
+        "resolution": profile.resolution,
+        "space": profile.space,
+        "samples": len(profile.samples),
+        "created": profile.created,
+        "model": fit.model,
+        "coef": dict(zip(fit.inputs, fit.coef)),
+        "intercept": fit.intercept,
+        "loo_mdape": profile.held_out["mdape"],
+        "loo_spearman": profile.held_out["spearman"],
+    }
 
 
 def _parse_confidence(value: Any) -> float:
