@@ -67,6 +67,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--seed", type=int, default=0, help="which random candidates are timed (default 0)"
     )
     device.add_argument(
+        "--rounds",
+        type=positive_int,
+        default=3,
+        metavar="R",
+        help="time every candidate in R interleaved rounds and keep the median (default 3: "
+        "a busy minute of the machine then touches every candidate a little)",
+    )
+    device.add_argument(
         "--device-profile",
         metavar="FILE",
         type=Path,
@@ -203,6 +211,7 @@ def _calibrate(args: argparse.Namespace) -> int:
             samples=args.samples,
             seed=args.seed,
             num_classes=_classes(space),
+            rounds=args.rounds,
             progress=progress,
         )
     path = profile.save(args.calibrate_device)

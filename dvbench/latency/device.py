@@ -53,6 +53,7 @@ class Sample:
     latency_ms_p90: float
     runs: int
     config: Mapping[str, Any] = field(default_factory=dict)
+    rounds: tuple[float, ...] = ()  # each round's median (ms); latency_ms_median is theirs
 
     def as_dict(self) -> dict:
         return {
@@ -62,6 +63,7 @@ class Sample:
             "latency_ms_p10": self.latency_ms_p10,
             "latency_ms_p90": self.latency_ms_p90,
             "runs": self.runs,
+            "rounds": list(self.rounds),
             "config": dict(self.config),
         }
 
@@ -190,6 +192,7 @@ class DeviceProfile:
                     latency_ms_p90=float(s["latency_ms_p90"]),
                     runs=int(s["runs"]),
                     config=dict(s.get("config", {})),
+                    rounds=tuple(float(x) for x in s.get("rounds", ())),
                 )
                 for s in data["samples"]
             ),
@@ -271,41 +274,71 @@ def measure_samples(
     candidates: Sequence[tuple[str, Any]],
     settings: Any,
     *,
+    rounds: int = 1,
     progress: Callable[[str], None] | None = None,
 ) -> tuple[list[Sample], dict[str, str]]:
     """Features and measured latency of each (name, config or model); the environment of
-    the measurement (device name, torch) comes back beside them."""
-    from dvbench.models.registry import create_model
+    the measurement (device name, torch) comes back beside them.
+
+    With ``rounds`` > 1 every candidate is timed once per round, the rounds one after the
+    other over all candidates (interleaved, so a slow minute of a shared machine falls on
+    every candidate a little rather than on a few a lot); a candidate's latency is the median
+    of its rounds' medians, and ``Sample.rounds`` keeps each round's."""
     from dvbench.profile import profile_models
 
     if len(settings.batch_sizes) != 1:
         raise UsageError("calibrate-device: give one batch size (a profile is for one)")
-    samples, environment = [], {}
-    for index, (name, spec) in enumerate(candidates):
-        if progress is not None:
-            progress(f"{name} ({index + 1}/{len(candidates)})")
-        model = spec if not hasattr(spec, "to_dict") else create_model(spec)
-        features = cost_features(model, settings.resolution)
-        result = profile_models([model], settings)[0]
-        if result.status != "ok" or result.measurement is None:
-            raise UsageError(f"calibrate-device: {name} could not be timed ({result.status})")
-        environment = dict(result.environment) | {
-            "device": result.settings.device,
-            "threads": result.settings.threads,
-        }
-        m = result.measurement
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+        raise UsageError(f"rounds: must be an integer >= 1, got {rounds!r}")
+    features: list[Features] = []
+    timed: list[list[Any]] = [[] for _ in candidates]
+    environment: dict[str, Any] = {}
+    for round_ in range(rounds):
+        for index, (name, spec) in enumerate(candidates):
+            if progress is not None:
+                where = f"round {round_ + 1}/{rounds}, " if rounds > 1 else ""
+                progress(f"{name} ({where}{index + 1}/{len(candidates)})")
+            model = _model(spec, settings.resolution)  # rebuilt a round: memory stays one model
+            if round_ == 0:
+                features.append(cost_features(model, settings.resolution))
+            result = profile_models([model], settings)[0]
+            del model
+            if result.status != "ok" or result.measurement is None:
+                raise UsageError(f"calibrate-device: {name} could not be timed ({result.status})")
+            environment = dict(result.environment) | {
+                "device": result.settings.device,
+                "threads": result.settings.threads,
+            }
+            timed[index].append(result.measurement)
+    samples = []
+    for (name, spec), feats, measurements in zip(candidates, features, timed):
         samples.append(
             Sample(
                 name=name,
-                features={**features.as_dict(), "gflops": features.gflops},
-                latency_ms_median=m.median_s * 1e3,
-                latency_ms_p10=m.p10_s * 1e3,
-                latency_ms_p90=m.p90_s * 1e3,
-                runs=m.runs,
+                features={**feats.as_dict(), "gflops": feats.gflops},
+                latency_ms_median=_median([m.median_s for m in measurements]) * 1e3,
+                latency_ms_p10=_median([m.p10_s for m in measurements]) * 1e3,
+                latency_ms_p90=_median([m.p90_s for m in measurements]) * 1e3,
+                runs=sum(m.runs for m in measurements),
                 config=spec.to_dict() if hasattr(spec, "to_dict") else {},
+                rounds=tuple(m.median_s * 1e3 for m in measurements) if rounds > 1 else (),
             )
         )
     return samples, environment
+
+
+def _model(spec: Any, resolution: int):
+    if not hasattr(spec, "to_dict") and not isinstance(spec, (str, os.PathLike)):
+        return spec  # a module
+    from dvbench.models.registry import create_model
+
+    return create_model(spec, img_size=resolution)
+
+
+def _median(values: Sequence[float]) -> float:
+    import statistics
+
+    return float(statistics.median(values))
 
 
 def fit_profile(
@@ -327,7 +360,8 @@ def fit_profile(
             "warmup": settings.warmup,
             "min_runs": settings.min_runs,
             "min_time_s": settings.min_time_s,
-            "statistic": "median",
+            "rounds": max([len(s.rounds) for s in samples] + [1]),
+            "statistic": "median" if all(not s.rounds for s in samples) else "median of rounds",
         },
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     )
@@ -340,10 +374,12 @@ def calibrate_device(
     samples: int = 20,
     seed: int = 0,
     num_classes: int = 1000,
+    rounds: int = 3,
     progress: Callable[[str], None] | None = None,
 ) -> DeviceProfile:
     """Measure ``samples`` random candidates of ``space`` under ``settings`` (a
-    :class:`~dvbench.profile.ProfileSettings` with one batch size) and fit the profile."""
+    :class:`~dvbench.profile.ProfileSettings` with one batch size) in ``rounds`` interleaved
+    rounds and fit the profile."""
     from dvbench.latency.predictor import MIN_SAMPLES
 
     settings = replace(settings, latency=True, memory=False)
@@ -355,5 +391,5 @@ def calibrate_device(
             f"calibrate-device: {space.name} has {len(candidates)} distinct buildable "
             f"candidates; a fit needs at least {MIN_SAMPLES}"
         )
-    measured, environment = measure_samples(candidates, settings, progress=progress)
+    measured, environment = measure_samples(candidates, settings, rounds=rounds, progress=progress)
     return fit_profile(measured, environment, settings, space=space.name)

@@ -133,8 +133,7 @@ def _loo(model: str, rows, latencies: np.ndarray) -> dict[str, float]:
         coef, intercept = _fit_one(model, [rows[j] for j in keep], latencies[keep])
         x = _columns([rows[i]], MODELS[model])[0]
         predicted.append(float(x[:-1] @ coef + intercept))
-    rho = spearmanr(predicted, latencies).statistic if len(set(latencies)) > 1 else math.nan
-    return {"mdape": mdape(predicted, latencies), "spearman": float(rho)}
+    return {"mdape": mdape(predicted, latencies), "spearman": _spearman(predicted, latencies)}
 
 
 def fit_latency(
@@ -179,7 +178,11 @@ def held_out_errors(
 ) -> dict[str, float]:
     """Spearman and median percentage error of ``fit`` on candidates it was not fitted on."""
     predicted = [fit.predict(r) for r in rows]
-    return {
-        "spearman": float(spearmanr(predicted, latencies_ms).statistic),
-        "mdape": mdape(predicted, latencies_ms),
-    }
+    return {"spearman": _spearman(predicted, latencies_ms), "mdape": mdape(predicted, latencies_ms)}
+
+
+def _spearman(a: Sequence[float], b: Sequence[float]) -> float:
+    """Spearman's rho; NaN when either side is constant (a rank order is not defined)."""
+    if len(set(a)) < 2 or len(set(b)) < 2:
+        return math.nan
+    return float(spearmanr(a, b).statistic)
