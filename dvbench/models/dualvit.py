@@ -236,7 +236,16 @@ class DWConv(nn.Module):
 @functools.lru_cache(maxsize=16)
 def _tap_index(h: int, w: int) -> torch.Tensor:
     """(N, N) index into a kernel's 9 taps plus a zero (index 9): entry [q, p] is the tap that
-    carries input pixel q to output pixel p of a 3x3, padding-1 conv on an h x w map."""
+    carries input pixel q to output pixel p of a 3x3, padding-1 conv on an h x w map.
+
+    Made outside inference mode whatever the caller's mode: the cache outlives the call, and
+    an inference tensor cannot index in a later training step (a process that times a
+    candidate under ``inference_mode`` and then trains it)."""
+    with torch.inference_mode(False):
+        return _tap_index_table(h, w)
+
+
+def _tap_index_table(h: int, w: int) -> torch.Tensor:
     index = torch.full((h * w, h * w), 9, dtype=torch.long)
     for q in range(h * w):
         for p in range(h * w):

@@ -240,6 +240,20 @@ def test_chunked_inference_ffn_computes_the_same_function(monkeypatch):
         assert torch.allclose(model(x), expected, atol=1e-5)
 
 
+def test_the_small_map_path_trains_after_an_inference_mode_call():
+    """Its cached tap index, first made under inference_mode (a profiler's timing), still
+    serves a training step afterwards (a search times a candidate, then trains it)."""
+    from dvbench.models.dualvit import DWConv, _tap_index
+
+    _tap_index.cache_clear()
+    module = DWConv(4)
+    with torch.inference_mode():
+        module(torch.randn(2, 4, 4), 2, 2)
+    x = torch.randn(2, 4, 4, requires_grad=True)
+    module(x, 2, 2).sum().backward()
+    assert x.grad is not None and module.dwconv.weight.grad is not None
+
+
 @pytest.mark.parametrize(("h", "w"), [(1, 1), (1, 2), (2, 1), (2, 2)])
 def test_small_map_depthwise_is_the_conv(h: int, w: int):
     """The small-map depthwise path: the conv's outputs and all three gradients."""
