@@ -114,6 +114,7 @@ def _imports(path: Path) -> set[str]:
         ("profile", ("dvbench.train", "dvbench.search", "dvbench.report", "dvbench.evaluate")),
         ("train", ("dvbench.profile", "dvbench.search", "dvbench.report", "dvbench.evaluate")),
         ("evaluate", ("dvbench.search", "dvbench.report", "dvbench.calibrate")),
+        ("latency", ("dvbench.train", "dvbench.evaluate", "dvbench.search", "dvbench.report")),
         ("search", ("dvbench.calibrate", "dvbench.report", "dvbench.cli")),
         ("calibrate", ("dvbench.report", "dvbench.cli", "dvbench.search._")),
         ("cli", ("dvbench.search._",)),

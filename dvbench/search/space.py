@@ -44,6 +44,7 @@ from dvbench.metrics import CONSTRAINTS, METRICS
 from dvbench.models import DualViTConfig
 from dvbench.profile import ProfileSettings
 from dvbench.runtime import spaces_dir
+from dvbench.search._device import PREDICTED_LATENCY, check_device, device_record, load_device
 from dvbench.search._knobs import Knob, check_value, first_value, knobs_to_config, parse_knob
 from dvbench.search._pareto import DominanceRule
 from dvbench.search._prefilter import Prefilter
@@ -122,20 +123,14 @@ class SearchSpace:
     @property
     def predicts_latency(self) -> bool:
         """Whether an objective or constraint reads ``latency_pred_ms`` (from ``device``)."""
-        return PREDICTED_LATENCY in set(self.metrics) | {CONSTRAINTS[k] for k in self.constraints}
+        used = set(self.metrics) | {CONSTRAINTS[k] for k in self.constraints}
+        return PREDICTED_LATENCY in used
 
     def with_objectives(self, objectives: list[Objective]) -> SearchSpace:
         """The space with other objectives (timing and memory follow what they need)."""
         space = dataclasses.replace(self, objectives=tuple(objectives))
         space = dataclasses.replace(space, profile=_needed_profile(space))
-        _check_device(space)
-        return space
-
-    def with_device(self, path: str | Path) -> SearchSpace:
-        """The space predicting latency from the device profile at ``path`` (UsageError
-        when it cannot be read or was measured under other settings)."""
-        space = dataclasses.replace(self, device=_load_device(Path(path), None))
-        _check_device(space)
+        check_device(space)
         return space
 
     def record(self) -> dict[str, Any]:
@@ -236,8 +231,6 @@ _TOP_KEYS = (
     "repeats",
     "device",
 )
-#: The metric a device profile predicts.
-PREDICTED_LATENCY = "latency_pred_ms"
 
 
 def parse_space(
@@ -301,9 +294,9 @@ def parse_space(
         confidence=_parse_confidence(data.get("confidence", 0.95)),
         repeats=Repeats.parse(_mapping(data, "repeats")) if data.get("repeats") else None,
         device=(
-            _load_device(device, None)
+            load_device(device, None)
             if device is not None
-            else _load_device(data["device"], path)
+            else load_device(data["device"], path)
             if data.get("device") is not None
             else None
         ),
@@ -316,59 +309,9 @@ def parse_space(
         if space.confidence == 0:
             raise ValueError("repeats: need a confidence above 0 to tell an unsure front")
     space = dataclasses.replace(space, profile=_needed_profile(space))
-    _check_device(space)
+    check_device(space)
     _check_knob_values(space)
     return space
-
-
-def _load_device(value: Any, path: Path | None):
-    """The device profile a space's ``device:`` names: relative to the space file's folder
-    when it is there, else to the working directory."""
-    from dvbench.latency import load_device_profile
-
-    if not isinstance(value, (str, Path)) or not str(value):
-        raise ValueError(f"device: a device profile file, got {value!r}")
-    file = Path(value).expanduser()
-    if not file.is_absolute() and path is not None and (path.parent / file).is_file():
-        file = path.parent / file
-    return load_device_profile(file)
-
-
-def _check_device(space: SearchSpace) -> None:
-    """``latency_pred_ms`` needs a device profile measured at the space's profiling
-    resolution and batch size, on this torch release."""
-    if not space.predicts_latency:
-        return
-    if space.device is None:
-        raise UsageError(
-            f"{PREDICTED_LATENCY}: predicted from a device profile; add device: FILE to the "
-            "space (or --device-profile FILE); make one with dvbench profile "
-            f"--calibrate-device FILE --space {space.name}"
-        )
-    space.device.check(batch_size=space.profile.batch_sizes[0], resolution=space.profile.resolution)
-
-
-def device_record(profile: Any) -> dict[str, Any]:
-    """What a study records of its device profile: where and how it was measured, the fit
-    (its coefficients give predictions their meaning) and its leave-one-out error."""
-    fit = profile.fit
-    return {
-        "label": profile.label,
-        "device": profile.device,
-        "device_name": profile.device_name,
-        "torch": profile.torch,
-        "batch_size": profile.batch_size,
-        "threads": profile.threads,
-        "resolution": profile.resolution,
-        "space": profile.space,
-        "samples": len(profile.samples),
-        "created": profile.created,
-        "model": fit.model,
-        "coef": dict(zip(fit.inputs, fit.coef)),
-        "intercept": fit.intercept,
-        "loo_mdape": profile.held_out["mdape"],
-        "loo_spearman": profile.held_out["spearman"],
-    }
 
 
 def _parse_confidence(value: Any) -> float:

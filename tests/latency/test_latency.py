@@ -52,11 +52,11 @@ def synthetic_ms(features) -> float:
 def _synthetic_device(monkeypatch):
     """``profile_models`` replaced by a device whose latency is :func:`synthetic_ms`."""
 
-    known: dict[str, float] = {}  # by the module's repr: a rebuilt candidate is not retraced
+    known: dict[str, float] = {}  # by config: a candidate rebuilt for a round is not retraced
 
     def fake_profile_models(models, settings, progress=None):
         model = models[0]
-        key = repr(model)
+        key = json.dumps(model.cfg.to_dict(), sort_keys=True)
         if key not in known:
             known[key] = synthetic_ms(cost_features(model, settings.resolution))
         ms = known[key]
