@@ -328,6 +328,7 @@ class Evaluator:
         name: str | None = None,
         on_costs: Callable[[Evaluation], None] | None = None,
         constrained: bool = True,
+        progress: ProgressCallback | None = None,
     ) -> Evaluation:
         """Costs, constraints, then (when feasible and this evaluator trains) training.
 
@@ -368,6 +369,7 @@ class Evaluator:
                     budget=budget,
                     checkpoint=checkpoint,
                     timings=result.timings,
+                    progress=progress,
                 )
                 result.training = training
                 result.metrics.update(training_metrics(training))

@@ -47,6 +47,8 @@ MAX_CONSECUTIVE_FAILURES = 25
 
 Log = Callable[[str], None]
 OnTrial = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
+#: ``(trial number, the training loop's progress)`` while a trial trains in this process.
+OnProgress = Callable[[int, Any], None]
 
 
 class SearchLoop:
@@ -188,12 +190,14 @@ def run_search(
     evaluator: Evaluator | None = None,
     log: Log | None = None,
     on_trial: OnTrial | None = None,
+    on_progress: OnProgress | None = None,
 ) -> SearchSummary:
     """Run (or continue) the study until it holds ``n_trials`` COMPLETE trials.
 
     ``evaluator`` measures each candidate (default: :meth:`Evaluator.for_space` of the
-    options' space; tests and benchmarks pass their own). Safe to run in any number of
-    processes on one study (see the module docstring).
+    options' space; tests and benchmarks pass their own). ``on_progress`` hears how far the
+    trial training in this process is (a display's ETA before the first trial ends). Safe to
+    run in any number of processes on one study (see the module docstring).
     """
     log = log or (lambda message: None)
     if options.threads:
@@ -202,6 +206,7 @@ def run_search(
     if evaluator is None:
         evaluator = Evaluator.for_space(options.space, device=options.device, seed=options.seed)
     loop = SearchLoop(options, evaluator, study, log)
+    loop.runner.on_progress = on_progress
     interrupted = False
     try:
         loop.run(on_trial)

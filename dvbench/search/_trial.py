@@ -18,6 +18,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
@@ -78,6 +79,14 @@ class TrialRunner:
         self.finished_before = 0
         self._space_version: int | None = None
         self._heartbeat = options.journal_heartbeat
+        self.on_progress: Callable[[int, Any], None] | None = None  # set by the loop
+
+    def _progress(self, trial: optuna.Trial):
+        """The training loop's callback for ``trial`` (None when nobody listens)."""
+        if self.on_progress is None:
+            return None
+        listener, number = self.on_progress, trial.number
+        return lambda progress: listener(number, progress)
 
     def __call__(self, trial: optuna.Trial) -> list[float]:
         # First write of every trial: marks it as started by a live worker (see
@@ -166,8 +175,9 @@ class TrialRunner:
                 self._prefilter(trial, evaluator, cfg, partial)  # may end it as PRUNED
 
         result = evaluator.evaluate(
-            cfg, seed=seed, on_costs=record_costs, budget=plan.budget, checkpoint=checkpoint
-        )
+            cfg, seed=seed, on_costs=record_costs, budget=plan.budget, checkpoint=checkpoint,
+            progress=self._progress(trial),
+        )  # fmt: skip
         if result.status == "failed":
             return self._fail(trial, result.reason, result.timings)
         if result.status == "over_budget":
@@ -229,8 +239,9 @@ class TrialRunner:
         metrics = dict(first.user_attrs[METRICS_ATTR])  # costs; training's are replaced below
         try:
             result = evaluator.train(
-                cfg, seed=seed, timings=timings, budget=budget, checkpoint=checkpoint
-            )
+                cfg, seed=seed, timings=timings, budget=budget, checkpoint=checkpoint,
+                progress=self._progress(trial),
+            )  # fmt: skip
         except EvaluationFailure as exc:
             return self._fail(trial, str(exc), timings)
         metrics.update(training_metrics(result))

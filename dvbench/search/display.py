@@ -16,6 +16,9 @@ from dvbench.search._options import SearchOptions, SearchSummary
 from dvbench.search.storage import display_url
 from dvbench.search.tables import Criteria, front_version, pareto_frame, trials_frame
 
+#: Seconds between the plain progress lines a trial in training sends to a log file.
+PLAIN_EVERY_S = 30.0
+
 
 class SearchDisplay:
     """Runs the search under a rich progress bar (trial n/N, front size, ETA)."""
@@ -26,7 +29,7 @@ class SearchDisplay:
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
-            TextColumn("{task.completed}/{task.total} complete"),
+            TextColumn("{task.fields[complete]}/{task.total} complete"),
             TextColumn("front {task.fields[front]}"),
             TextColumn("{task.fields[last]}"),
             TimeElapsedColumn(),
@@ -45,11 +48,34 @@ class SearchDisplay:
     def run(self, workers: int = 1) -> SearchSummary:
         """Run the search here (``workers`` 1) or in ``workers`` local processes."""
         task = self.progress.add_task(
-            f"search {self.options.name}", total=self.options.total_trials, front="-", last=""
+            f"search {self.options.name}",
+            total=self.options.total_trials,
+            front="-",
+            last="",
+            complete=0,
         )
         metrics = self.options.space.metrics
         criteria = Criteria.of_space(self.options.space)
         started = time.monotonic()
+        done = {"complete": 0, "printed": started}  # complete trials; the last plain line
+
+        def on_progress(number: int, progress) -> None:
+            """A trial training here: the bar moves by its fraction (so the ETA shows before
+            the first trial ends), and a log file gets a plain line every 30 s."""
+            fraction = min(max(float(progress.fraction), 0.0), 1.0)
+            now = time.monotonic()
+            running = f"trial {number}: {fraction:.0%} trained, epoch {progress.epoch:.1f}"
+            self.progress.update(task, completed=done["complete"] + fraction, last=running)
+            if self.console.is_terminal or self.options.quiet:
+                return
+            if now - done["printed"] < PLAIN_EVERY_S:
+                return
+            done["printed"] = now
+            self.console.print(
+                _plain_progress(done["complete"], self.options.total_trials, None,
+                                now - started, running, running=fraction),
+                highlight=False, markup=False,
+            )  # fmt: skip
 
         def on_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
             frame = trials_frame(study)
@@ -64,7 +90,10 @@ class SearchDisplay:
                     f"last: trial {trial.number} {trial.state.name} "
                     + str(trial.user_attrs.get("fail_reason", ""))[:60]
                 )
-            self.progress.update(task, completed=complete, front=len(front), last=last)
+            done["complete"], done["printed"] = complete, time.monotonic()
+            self.progress.update(
+                task, completed=complete, complete=complete, front=len(front), last=last
+            )
             if not self.console.is_terminal and not self.options.quiet:
                 # the live bar is not drawn in a log file: one plain line a trial instead
                 self.console.print(
@@ -88,24 +117,36 @@ class SearchDisplay:
                 on_trial=on_trial,
             )
         else:
-            summary = run_search(self.options, log=log, on_trial=on_trial)
+            summary = run_search(self.options, log=log, on_trial=on_trial, on_progress=on_progress)
         summary.timings["wall_s"] = time.monotonic() - started
-        self.progress.update(task, completed=summary.completed)
+        self.progress.update(task, completed=summary.completed, complete=summary.completed)
         return summary
 
 
-def _plain_progress(complete: int, total: int, front: int, elapsed: float, last: str) -> str:
-    """``7/20 complete, front 4, 3m12s elapsed, ETA 5m57s; last: ...`` (ETA from the mean time
-    per complete trial so far; none before the first)."""
+def _plain_progress(
+    complete: int,
+    total: int,
+    front: int | None,
+    elapsed: float,
+    last: str,
+    *,
+    running: float = 0.0,
+) -> str:
+    """``7/20 complete, front 4, 3m12s elapsed, ETA 5m57s; last: ...``. The ETA is the mean
+    time per trial so far, counting the ``running`` fraction of the trial training now: a
+    first estimate before the first trial ends; none before anything has moved. ``front``
+    None (a line sent while a trial trains) leaves the front out."""
 
     def clock(seconds: float) -> str:
         minutes, secs = divmod(int(round(seconds)), 60)
         return f"{minutes}m{secs:02d}s"
 
+    done = complete + running
     eta = ""
-    if 0 < complete < total:
-        eta = f", ETA {clock(elapsed / complete * (total - complete))}"
-    return f"{complete}/{total} complete, front {front}, {clock(elapsed)} elapsed{eta}; {last}"
+    if 0 < done < total:
+        eta = f", ETA {clock(elapsed / done * (total - done))}"
+    where = "" if front is None else f", front {front}"
+    return f"{complete}/{total} complete{where}, {clock(elapsed)} elapsed{eta}; {last}"
 
 
 def _fmt(value, metric: str) -> str:

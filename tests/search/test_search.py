@@ -316,6 +316,34 @@ def test_orphaned_running_trial_is_failed_and_retried(tmp_path):
     assert retry.params == trials[orphan.number].params
 
 
+def test_the_eta_counts_the_trial_in_training():
+    from dvbench.search.display import _plain_progress
+
+    line = _plain_progress(0, 4, None, 60.0, "trial 0: 50% trained", running=0.5)
+    assert line == "0/4 complete, 1m00s elapsed, ETA 7m00s; trial 0: 50% trained"
+    assert "ETA" not in _plain_progress(0, 4, None, 5.0, "trial 0: 0% trained")
+    assert _plain_progress(2, 4, 1, 60.0, "last: x").startswith("2/4 complete, front 1, 1m00s")
+
+
+def test_a_log_file_hears_of_the_first_trial_before_it_ends(tmp_path, capsys, monkeypatch):
+    """The first trial of a training search sends lines with an ETA while it trains."""
+    from search_helpers import write_space
+
+    import dvbench.search.display
+
+    monkeypatch.setattr(dvbench.search.display, "PLAIN_EVERY_S", 0.0)
+    train = {"data": "digits", "resolution": 32, "train_samples": 8, "epochs": 2}
+    knobs = {**COST_SPACE["knobs"], "semantic_grid": {"choices": [1, 2]}}
+    space = {**COST_SPACE, "knobs": knobs, "objectives": ["top1", "gflops"], "n_trials": 2,
+             "seeds": {}, "train": train}  # fmt: skip
+    args = ["search", "--space", str(write_space(tmp_path, space)), "--results-dir",
+            str(tmp_path), "--sampler", "random"]  # fmt: skip
+    assert main(args) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if "trial 0: " in line]
+    assert lines and all(line.startswith("0/2 complete, ") for line in lines), lines
+    assert any("ETA" in line and "% trained, epoch" in line for line in lines), lines
+
+
 def test_a_search_in_a_log_file_prints_a_line_a_trial_with_an_eta(tmp_path, capsys):
     """Not on a terminal the live bar is not drawn: a plain progress line after each trial,
     with an ETA once a trial is complete."""
