@@ -71,8 +71,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         type=positive_int,
         default=3,
         metavar="R",
-        help="time every candidate in R interleaved rounds and keep the median (default 3: "
-        "a busy minute of the machine then touches every candidate a little)",
+        help="time every candidate in R interleaved rounds and keep its fastest round's "
+        "median (default 3: a slow spell of a shared machine then misses some round)",
     )
     device.add_argument(
         "--device-profile",

@@ -15,6 +15,7 @@ from dvbench.latency.device import (
     fit_profile,
     load_device_profile,
     measure_samples,
+    round_latency,
     sample_candidates,
 )
 from dvbench.latency.features import FEATURES, Features, cost_features
@@ -37,5 +38,6 @@ __all__ = [
     "load_device_profile",
     "mdape",
     "measure_samples",
+    "round_latency",
     "sample_candidates",
 ]

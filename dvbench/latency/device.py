@@ -34,6 +34,7 @@ __all__ = [
     "fit_profile",
     "load_device_profile",
     "measure_samples",
+    "round_latency",
     "sample_candidates",
 ]
 
@@ -281,9 +282,10 @@ def measure_samples(
     the measurement (device name, torch) comes back beside them.
 
     With ``rounds`` > 1 every candidate is timed once per round, the rounds one after the
-    other over all candidates (interleaved, so a slow minute of a shared machine falls on
-    every candidate a little rather than on a few a lot); a candidate's latency is the median
-    of its rounds' medians, and ``Sample.rounds`` keeps each round's."""
+    other over all candidates (interleaved: a slow spell of a shared machine then falls on
+    different candidates in different rounds); a candidate's latency is its fastest round's
+    median (:func:`round_latency`: interference only ever adds time), and ``Sample.rounds``
+    keeps each round's."""
     from dvbench.profile import profile_models
 
     if len(settings.batch_sizes) != 1:
@@ -316,9 +318,9 @@ def measure_samples(
             Sample(
                 name=name,
                 features={**feats.as_dict(), "gflops": feats.gflops},
-                latency_ms_median=_median([m.median_s for m in measurements]) * 1e3,
-                latency_ms_p10=_median([m.p10_s for m in measurements]) * 1e3,
-                latency_ms_p90=_median([m.p90_s for m in measurements]) * 1e3,
+                latency_ms_median=round_latency([m.median_s for m in measurements]) * 1e3,
+                latency_ms_p10=min(m.p10_s for m in measurements) * 1e3,
+                latency_ms_p90=min(m.p90_s for m in measurements) * 1e3,
                 runs=sum(m.runs for m in measurements),
                 config=spec.to_dict() if hasattr(spec, "to_dict") else {},
                 rounds=tuple(m.median_s * 1e3 for m in measurements) if rounds > 1 else (),
@@ -335,10 +337,11 @@ def _model(spec: Any, resolution: int):
     return create_model(spec, img_size=resolution)
 
 
-def _median(values: Sequence[float]) -> float:
-    import statistics
-
-    return float(statistics.median(values))
+def round_latency(round_medians: Sequence[float]) -> float:
+    """A candidate's latency from its rounds' medians: the lowest. A busy neighbour, a
+    page-cache miss or a frequency dip only ever slows a round down, so the fastest round is
+    the one least disturbed (the same reason ``timeit`` reports a minimum)."""
+    return float(min(round_medians))
 
 
 def fit_profile(
@@ -361,7 +364,7 @@ def fit_profile(
             "min_runs": settings.min_runs,
             "min_time_s": settings.min_time_s,
             "rounds": max([len(s.rounds) for s in samples] + [1]),
-            "statistic": "median" if all(not s.rounds for s in samples) else "median of rounds",
+            "statistic": "median" if all(not s.rounds for s in samples) else "lowest round median",
         },
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     )
