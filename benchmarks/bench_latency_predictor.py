@@ -11,7 +11,8 @@ chosen by leave-one-out error), and judged on the remaining candidates, which it
 Spearman's rho and the median absolute percentage error (MdAPE). Beside it, FLOPs alone
 (``a * GFLOPs + b``, fitted on the same N), the baseline to beat, and the noise ceiling: how
 well the held-out candidates' first round agrees with their second (Spearman, MdAPE) -- no
-predictor can be judged finer than the measurement repeats. Output: ``results/benchmarks/latency_predictor.csv``.
+predictor can be judged finer than the measurement repeats.
+Output: ``results/benchmarks/latency_predictor.csv``.
 
     python benchmarks/bench_latency_predictor.py                 # every setting, resumable
     python benchmarks/bench_latency_predictor.py --only small-1t-b1-224px

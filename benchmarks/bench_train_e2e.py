@@ -55,7 +55,8 @@ def run(tree: Path, args: list[str], env: dict[str, str]) -> tuple[float, float 
     wall = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"bench_train_e2e: {tree} failed:\n{done.stderr[-2000:]}")
-    top1 = re.search(r"top-1\s*│\s*([0-9.]+) %", done.stdout)
+    # "40.6 %" (the old trainer) or "40.5 ± 1.6 %" (with its standard error)
+    top1 = re.search(r"top-1\s*│\s*([0-9.]+)(?: ± [0-9.]+)? %", done.stdout)
     return wall, float(top1.group(1)) if top1 else None
 
 
