@@ -10,13 +10,20 @@ variant is the default now.
     python benchmarks/bench_speed_levers.py [--rounds 5] [--steps 15]
     python benchmarks/bench_speed_levers.py --compile     # adds torch.compile (minutes)
     python benchmarks/bench_speed_levers.py --cores       # 2 one-thread workers vs 1 two-thread
+    python benchmarks/bench_speed_levers.py --inference --no-training   # inference levers only
 Writes results/benchmarks/speed_levers.csv; the profile of one training step (torch.profiler,
 top operators) goes to results/benchmarks/train_step_profile.txt.
+
+``--inference`` times levers of the issue's inference setting instead: dualvit_s, batch 8,
+224 px, fp32, all cores, one forward per variant and round (``--rounds`` x 4, alternating);
+the alternatives are written here, as patches of the model's forward, and must give the same
+logits (<= 1e-5). Its profile goes to results/benchmarks/inference_profile.txt.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
@@ -25,13 +32,14 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from unittest import mock
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from dvbench.models import DualViTConfig
-from dvbench.models.dualvit import DWConv
+from dvbench.models import DualViTConfig, create_model
+from dvbench.models.dualvit import DualBlock, DWConv, PixelFFN, Stem, _map_tokens
 from dvbench.train import TrainSettings, build_candidate, load_data
 from dvbench.train.data import Normalizer
 from dvbench.train.loop import evaluate, make_optimizer
@@ -234,6 +242,86 @@ def cores_lever(args) -> list[dict]:
              "note": "search --workers / calibrate --shard: one process a core"}]  # fmt: skip
 
 
+def _folded_stem(self, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+    """Stem.forward with each eval-mode BatchNorm folded into the conv before it."""
+    x = x.contiguous(memory_format=torch.channels_last)
+    layers = list(self.conv)
+    for conv, bn in zip(layers[0::3], layers[1::3], strict=True):
+        scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+        weight, bias = conv.weight * scale.view(-1, 1, 1, 1), bn.bias - bn.running_mean * scale
+        x = torch.relu_(F.conv2d(x, weight, bias, conv.stride, conv.padding))
+    x = self.proj(x)
+    return self.norm(_map_tokens(x)), x.shape[2], x.shape[3]
+
+
+_plain_dual_block = DualBlock.forward
+
+
+def _chunked_dual_block(self, x, semantics, h, w):
+    """DualBlock.forward a few images at a time, as PixelFFN's inference path chunks: the
+    pixel q/k/v (B x N x 3C, 19 MB at stage 1 of batch 8) is page-faulted in on every call."""
+    per_chunk = max(1, PixelFFN.chunk_elements // (3 * x.shape[1] * x.shape[2]))
+    parts = [
+        _plain_dual_block(self, pixels, semantic, h, w)
+        for pixels, semantic in zip(x.split(per_chunk), semantics.split(per_chunk), strict=True)
+    ]
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+
+def inference_levers(args) -> list[dict]:
+    torch.set_num_threads(os.cpu_count() or 1)
+    model = create_model("dualvit_s").eval()
+    for module in model.modules():  # BatchNorm statistics as a trained model has them
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.normal_(0, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+    x = torch.randn(8, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+
+    def forward(*patches) -> Callable[[], float]:
+        def go() -> float:
+            with contextlib.ExitStack() as stack, torch.inference_mode():
+                for cls, name, function in patches:
+                    stack.enter_context(mock.patch.object(cls, name, function))
+                start = time.perf_counter()
+                model(x)
+                return time.perf_counter() - start
+
+        return go
+
+    folded = (Stem, "forward", _folded_stem)
+    chunked = (DualBlock, "forward", _chunked_dual_block)
+    with torch.inference_mode():
+        want = model(x)
+        for patch in (folded, chunked):
+            with mock.patch.object(*patch):
+                diff = (model(x) - want).abs().max().item()
+            if diff > 1e-5:
+                raise SystemExit(f"bench_speed_levers: {patch[2].__name__} changes the logits")
+        forward()()  # warm-up
+    rounds = argparse.Namespace(rounds=args.rounds * 4)
+    setting = "inference, dualvit_s batch 8 224 px, all cores"
+    rows = [
+        compare("stem BatchNorm folded into its convs (vs conv + BN)", forward(),
+                forward(folded), rounds, kept=False, note=setting),
+        compare("dual block run per image chunk (vs whole batch)", forward(),
+                forward(chunked), rounds, kept=False, note=setting),
+    ]  # fmt: skip
+    with torch.inference_mode(), torch.profiler.profile(record_shapes=True) as prof:
+        for _ in range(3):
+            model(x)
+    header = (f"torch.profiler, 3 forwards of dualvit_s (batch 8, 224 px, fp32, "
+              f"{os.cpu_count()} threads), torch {torch.__version__}\n")  # fmt: skip
+    from dvbench.files import write_text_atomic
+
+    write_text_atomic(
+        header + prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25)
+        + "\n\nby input shape\n" + prof.key_averages(group_by_input_shape=True).table(
+            sort_by="self_cpu_time_total", row_limit=25),
+        OUT / "inference_profile.txt",
+    )  # fmt: skip
+    return rows
+
+
 def profile_table(steps: int = 5) -> str:
     from torch.profiler import profile
 
@@ -260,11 +348,19 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=15)
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--cores", action="store_true")
+    parser.add_argument("--inference", action="store_true", help="add the inference levers")
+    parser.add_argument("--no-training", action="store_true", help="skip the training levers")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    data = load_data(MINI, resolution=32) if MINI.is_dir() else load_data("digits", resolution=32)
-    print(f"small Dual-ViT, batch {BATCH}, 32 px, one thread, torch {torch.__version__}")
-    rows = training_levers(args) + evaluation_levers(args, data) + data_lever()
+    rows = []
+    if not args.no_training:
+        data = MINI if MINI.is_dir() else "digits"
+        data = load_data(data, resolution=32)
+        print(f"small Dual-ViT, batch {BATCH}, 32 px, one thread, torch {torch.__version__}")
+        rows += training_levers(args) + evaluation_levers(args, data) + data_lever()
+    if args.inference:
+        rows += inference_levers(args)
+        torch.set_num_threads(1)
     if args.compile:
         rows += compile_lever(args)
     if args.cores:
@@ -276,12 +372,13 @@ def main() -> int:
     table = pd.DataFrame(rows)
     kept_rows = previous[~previous["lever"].isin(table["lever"])]  # levers not re-run this time
     table = pd.concat([table, kept_rows], ignore_index=True)
-    table["torch"] = table.get("torch", pd.Series(dtype=str)).fillna(torch.__version__)
+    table["torch"] = table.get("torch", pd.Series(dtype=str)).fillna(str(torch.__version__))
     write_atomic(table, path)
-    header = (f"torch.profiler, 5 training steps of the small Dual-ViT (batch {BATCH}, 32 px, one "
-              f"thread), torch {torch.__version__}\n")  # fmt: skip
-    write_text_atomic(header + profile_table(), OUT / "train_step_profile.txt")
-    print(f"wrote {path.relative_to(REPO)} and train_step_profile.txt")
+    if not args.no_training:
+        header = (f"torch.profiler, 5 training steps of the small Dual-ViT (batch {BATCH}, 32 px, "
+                  f"one thread), torch {torch.__version__}\n")  # fmt: skip
+        write_text_atomic(header + profile_table(), OUT / "train_step_profile.txt")
+    print(f"wrote {path.relative_to(REPO)} and the profile tables")
     return 0
 
 
