@@ -277,30 +277,31 @@ def inference_levers(args) -> list[dict]:
             module.running_var.uniform_(0.5, 1.5)
     x = torch.randn(8, 3, 224, 224, generator=torch.Generator().manual_seed(0))
 
-    def forward(*patches) -> Callable[[], float]:
-        def go() -> float:
-            with contextlib.ExitStack() as stack, torch.inference_mode():
-                for cls, name, function in patches:
-                    stack.enter_context(mock.patch.object(cls, name, function))
-                start = time.perf_counter()
-                model(x)
-                return time.perf_counter() - start
+    def run(*patches) -> tuple[torch.Tensor, float]:
+        """Logits and seconds of one forward with ``(owner, attribute, value)`` patches."""
+        with contextlib.ExitStack() as stack, torch.inference_mode():
+            for owner, name, value in patches:
+                stack.enter_context(mock.patch.object(owner, name, value))
+            start = time.perf_counter()
+            logits = model(x)
+            return logits, time.perf_counter() - start
 
-        return go
+    def forward(*patches) -> Callable[[], float]:
+        return lambda: run(*patches)[1]
 
     folded = (Stem, "forward", _folded_stem)
     chunked = (DualBlock, "forward", _chunked_dual_block)
-    with torch.inference_mode():
-        want = model(x)
-        for patch in (folded, chunked):
-            with mock.patch.object(*patch):
-                diff = (model(x) - want).abs().max().item()
-            if diff > 1e-5:
-                raise SystemExit(f"bench_speed_levers: {patch[2].__name__} changes the logits")
-        forward()()  # warm-up
+    explicit = [(m, "fused_attn", False) for m in model.modules() if hasattr(m, "fused_attn")]
+    want = run()[0]  # also the warm-up
+    for name, patches in {"folded stem": [folded], "chunked dual block": [chunked],
+                          "explicit attention": explicit}.items():  # fmt: skip
+        if (run(*patches)[0] - want).abs().max().item() > 1e-5:
+            raise SystemExit(f"bench_speed_levers: the {name} changes the logits")
     rounds = argparse.Namespace(rounds=args.rounds * 4)
     setting = "inference, dualvit_s batch 8 224 px, all cores"
     rows = [
+        compare("SDPA fused (vs explicit softmax attention), inference", forward(*explicit),
+                forward(), rounds, kept=True, note=setting + "; the default before"),
         compare("stem BatchNorm folded into its convs (vs conv + BN)", forward(),
                 forward(folded), rounds, kept=False, note=setting),
         compare("dual block run per image chunk (vs whole batch)", forward(),
