@@ -127,8 +127,6 @@ def gemm_ceiling(device: torch.device, size: int = 2048, runs: int = 15) -> floa
 
 def _official_model(path: Path, name: str, ours: torch.nn.Module, x: torch.Tensor):
     """The official factory ``name`` from ``path`` with ``ours``' weights, outputs checked."""
-    if not path.is_file():
-        raise SystemExit(f"bench_dualvit_speed: --official {path}: no such file")
     spec = importlib.util.spec_from_file_location("official_dualvit", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
@@ -171,6 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.runs < 7:
         parser.error("--runs: at least 7, so that medians mean something")
+    if args.official and not args.official.is_file():
+        parser.error(f"--official {args.official}: no such file")
+    if args.official and args.model not in {"dualvit_s", "dualvit_b", "dualvit_l"}:
+        parser.error(f"--official: the official file has dualvit_s/b/l, not {args.model}")
 
     rows = measure(args)
     header = (
