@@ -14,8 +14,9 @@ variant is the default now.
 Writes results/benchmarks/speed_levers.csv; the profile of one training step (torch.profiler,
 top operators) goes to results/benchmarks/train_step_profile.txt.
 
-``--inference`` times levers of the issue's inference setting instead: dualvit_s, batch 8,
-224 px, fp32, all cores, one forward per variant and round (``--rounds`` x 4, alternating);
+``--inference`` adds levers of the issue's inference setting (alone with ``--no-training``):
+dualvit_s, batch 8, 224 px, fp32, all cores, one forward per variant and round (``--rounds`` x 4,
+alternating);
 the alternatives are written here, as patches of the model's forward, and must give the same
 logits (<= 1e-5). Its profile goes to results/benchmarks/inference_profile.txt.
 """
@@ -269,7 +270,16 @@ def _chunked_dual_block(self, x, semantics, h, w):
 
 
 def inference_levers(args) -> list[dict]:
+    """The inference levers on all cores; the caller's thread count is restored after."""
+    threads = torch.get_num_threads()
     torch.set_num_threads(os.cpu_count() or 1)
+    try:
+        return _inference_levers(args)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _inference_levers(args) -> list[dict]:
     model = create_model("dualvit_s").eval()
     for module in model.modules():  # BatchNorm statistics as a trained model has them
         if isinstance(module, torch.nn.BatchNorm2d):
@@ -307,25 +317,16 @@ def inference_levers(args) -> list[dict]:
         compare("dual block run per image chunk (vs whole batch)", forward(),
                 forward(chunked), rounds, kept=False, note=setting),
     ]  # fmt: skip
-    with torch.inference_mode(), torch.profiler.profile(record_shapes=True) as prof:
-        for _ in range(3):
-            model(x)
     header = (f"torch.profiler, 3 forwards of dualvit_s (batch 8, 224 px, fp32, "
-              f"{os.cpu_count()} threads), torch {torch.__version__}\n")  # fmt: skip
+              f"{torch.get_num_threads()} threads), torch {torch.__version__}\n")  # fmt: skip
     from dvbench.files import write_text_atomic
 
-    write_text_atomic(
-        header + prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25)
-        + "\n\nby input shape\n" + prof.key_averages(group_by_input_shape=True).table(
-            sort_by="self_cpu_time_total", row_limit=25),
-        OUT / "inference_profile.txt",
-    )  # fmt: skip
+    table = operator_table(lambda: run()[0], 3, by_shape=True)
+    write_text_atomic(header + table, OUT / "inference_profile.txt")
     return rows
 
 
 def profile_table(steps: int = 5) -> str:
-    from torch.profiler import profile
-
     torch.manual_seed(0)
     model = build_candidate(SMALL, num_classes=10, resolution=32).train()
     optimizer, (x, y) = default(model), batch()
@@ -337,10 +338,21 @@ def profile_table(steps: int = 5) -> str:
         optimizer.step()
 
     step(), step()
-    with profile(record_shapes=True) as prof:
-        for _ in range(steps):
-            step()
-    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25)
+    return operator_table(step, steps)
+
+
+def operator_table(call: Callable[[], object], times: int, *, by_shape: bool = False) -> str:
+    """torch.profiler's top operators over ``times`` calls (and, with ``by_shape``, the top
+    operator-and-input-shape pairs below them)."""
+    with torch.profiler.profile(record_shapes=True) as prof:
+        for _ in range(times):
+            call()
+    text = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25)
+    if by_shape:
+        text += "\n\nby input shape\n" + prof.key_averages(group_by_input_shape=True).table(
+            sort_by="self_cpu_time_total", row_limit=25
+        )
+    return text
 
 
 def main() -> int:
@@ -355,13 +367,11 @@ def main() -> int:
     torch.set_num_threads(1)
     rows = []
     if not args.no_training:
-        data = MINI if MINI.is_dir() else "digits"
-        data = load_data(data, resolution=32)
+        data = load_data(MINI if MINI.is_dir() else "digits", resolution=32)
         print(f"small Dual-ViT, batch {BATCH}, 32 px, one thread, torch {torch.__version__}")
         rows += training_levers(args) + evaluation_levers(args, data) + data_lever()
     if args.inference:
         rows += inference_levers(args)
-        torch.set_num_threads(1)
     if args.compile:
         rows += compile_lever(args)
     if args.cores:
