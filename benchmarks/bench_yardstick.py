@@ -40,6 +40,33 @@ is the reported figure. `small-300-32-15` is not re-run: its 2-seed record (ICC 
 baseline row. If none qualifies within the budget, the nearest setting and the seeds it would
 take to reach 0.7 (Spearman-Brown: the reliability of a mean of k seeds) are reported.
 
+EQUAL-COST EXTENSION (declared 2026-12-06, before any of its runs was read; issue #35)
+-------------------------------------------------------------------------------------
+Why: at cifar-300-32-15, log(params) explains R^2 = 0.91 of the 8 candidate means; the question is
+whether a signal separates candidates *of the same cost*.
+
+Runs: the next 6 candidates the same sampler draws (indices 8-13 of `--candidates 14`, seed 0;
+indices 0-7 are the committed ones, checked identical), 3 seeds each (seeds keyed to the
+network), the same setting, evaluated on both halves at EVERY epoch 1..15 (full learning curves)
+with every test image's outcome kept (records.jsonl `outcomes`), folder
+`calibrate/yardstick_cifar-300-32-15_curves`. Predicted: about 2.4 one-core hours (18 runs,
+~290 s of training each plus 15 evaluations of 8,000 images). Regime check: candidate 4 of the
+committed 8 re-run with today's code (all three seeds) must reproduce its committed top-1 exactly;
+otherwise the two folders are different regimes and that is reported.
+
+Measure, on the 14 candidates' epoch-15 runs: for top-1 and the test loss, the equal-cost ICC --
+ICC(1,1) of the runs' residuals after an ordinary least-squares line of the candidate means on
+log10 GFLOPs, between-candidate degrees of freedom k - 2 -- with its F-interval, the minimum over
+leaving one candidate out, and the seeds n a mean needs to reach 0.7 (Spearman-Brown).
+
+Criterion: on half A, for each signal, n_A = the fewest seeds (1, 2 or 3) whose mean reaches an
+equal-cost ICC of 0.7; the signal with the smallest n_A is chosen (ties: the higher ICC). It
+QUALIFIES AT EQUAL COST when the same signal's n_A-seed mean reaches 0.7 on half B. The `cifar`
+space then optimises that signal with n_A seeds; if none qualifies, the space and the README say
+that its front is decided by cost, and by how much (R^2 of the cost line).
+
+    python benchmarks/bench_yardstick.py --equal-cost          # re-reads both folders
+
     python benchmarks/bench_yardstick.py                       # the plan, stopping early
     python benchmarks/bench_yardstick.py --settings cifar-300-32-15 --device cuda
 """

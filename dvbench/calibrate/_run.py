@@ -49,7 +49,8 @@ from dvbench.files import ensure_folder
 from dvbench.search.space import SearchSpace
 from dvbench.train import Budget, DataSpec, ProxyData, TrainSettings, build_candidate
 from dvbench.train.data import Normalizer
-from dvbench.train.loop import evaluate
+from dvbench.stats.outcomes import ImageOutcomes
+from dvbench.train.loop import evaluate_images
 
 
 def sample_candidates(
@@ -125,10 +126,18 @@ class _Records:
         self._write(json.dumps(record, sort_keys=True) + "\n")
 
     def _write(self, text: str) -> None:
-        with self.path.open("a") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
+        # one write() of the whole line on an O_APPEND descriptor: shards appending to the
+        # same file never interleave parts of their lines (a buffered file may split a long
+        # line, such as one carrying per-image outcomes, into several writes)
+        data = text.encode()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            written = os.write(fd, data)
+            while written < len(data):  # only on a full disk or a signal; finish the line
+                written += os.write(fd, data[written:])
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _parse_line(line: str) -> dict[str, Any] | None:
@@ -204,6 +213,8 @@ class _Unit:
         )  # fmt: skip
         if self.holdout is not None:
             record.update(self._both_halves(result))
+        elif result.outcomes is not None:
+            record["outcomes"] = result.outcomes.pack()
         return record
 
     def _both_halves(self, result) -> dict[str, Any]:
@@ -218,18 +229,22 @@ class _Unit:
         state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
         model.load_state_dict(state["model"])
         model.to(self.device)
-        top1_b, _, loss_b = evaluate(
+        half_b, _ = evaluate_images(
             model, images, labels,
             normalizer=Normalizer(data.mean, data.std, device=self.device),
             batch_size=self.evaluator.train_settings.eval_batch_size,
         )  # fmt: skip
+        top1_b, loss_b = half_b.top1, half_b.mean_loss
         n_a, n_b = data.num_test, len(labels)
         mean = lambda a, b: (a * n_a + b * n_b) / (n_a + n_b)  # noqa: E731
-        return {
+        out = {
             "top1_a": result.top1, "top1_b": top1_b, "loss_a": result.test_loss, "loss_b": loss_b,
             "top1": mean(result.top1, top1_b), "test_loss": mean(result.test_loss, loss_b),
             "test_images": n_a + n_b,
         }  # fmt: skip
+        if result.outcomes is not None:  # the whole test set, in its own order
+            out["outcomes"] = ImageOutcomes.interleave(result.outcomes, half_b).pack()
+        return out
 
 
 def calibrate(
@@ -243,6 +258,7 @@ def calibrate(
     log: Callable[[str], None] | None = None,
     on_unit: Callable[[str], None] | None = None,
     shard: tuple[int, int] | None = None,
+    only: frozenset[int] | None = None,
 ):
     """Measure every signal of ``plan`` on ``space``'s candidates, trained on ``data`` with
     ``train`` (its budget replaced by the plan's), recording into ``folder``.
@@ -251,10 +267,15 @@ def calibrate(
     measures the rest. ``on_unit`` is told the kind of each unit measured (tests count them).
     ``shard=(i, n)`` measures only the candidates whose index is ``i`` modulo ``n`` and returns
     None: n processes (one core each) then share one folder, and a last run without ``shard``
-    measures nothing new and returns the summary (a :class:`Calibration`).
+    measures nothing new and returns the summary (a :class:`Calibration`). ``only`` (candidate
+    indices) measures just those of the sampled candidates (an experiment extending an earlier
+    calibration of the same plan measures the ones it lacks) and returns None too.
     """
     if shard is not None and not 0 <= shard[0] < shard[1]:
         raise UsageError(f"shard: want I/N with 0 <= I < N, got {shard[0]}/{shard[1]}")
+    if only is not None and not all(0 <= i < plan.candidates for i in only):
+        raise UsageError(f"only: candidate indices from 0 to {plan.candidates - 1}, got "
+                         f"{sorted(only)}")  # fmt: skip
     from dvbench.proxies import ProxySettings, score_model
 
     log = log or (lambda message: None)
@@ -287,6 +308,8 @@ def calibrate(
 
     for index, (knobs, cfg) in enumerate(pairs):
         if shard is not None and index % shard[1] != shard[0]:
+            continue
+        if only is not None and index not in only:
             continue
         where = f"candidate {index + 1}/{len(pairs)}"
         if ("proxies", index, None, 0) not in records.done:
@@ -321,7 +344,7 @@ def calibrate(
                         device)  # fmt: skip
             finish(run.train({"unit": "schedule", "candidate": index, "epochs": epochs}, None))
             run.checkpoint.unlink(missing_ok=True)
-    if shard is not None:
+    if shard is not None or only is not None:
         return None
     return summarize_calibration(
         list(records.done.values()), plan, space=space.name, data=dataset.describe(),

@@ -48,6 +48,20 @@ def _shard(text: str) -> tuple[int, int]:
     return shard
 
 
+def _indices(text: str) -> frozenset[int]:
+    """Candidate indices like ``8-13`` or ``2,5,7`` (ranges inclusive)."""
+    out: set[int] = set()
+    try:
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            low, dash, high = part.partition("-")
+            out.update(range(int(low), int(high) + 1) if dash else [int(low)])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected indices like 8-13 or 2,5, got {text!r}") from None
+    if not out or min(out) < 0:
+        raise argparse.ArgumentTypeError(f"expected indices from 0, like 8-13, got {text!r}")
+    return frozenset(out)
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "calibrate",
@@ -87,6 +101,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--shard", type=_shard, metavar="I/N",
                    help="measure only candidates I, I+N, I+2N, ... (run N of these side by "
                    "side, then once without --shard to write the tables)")  # fmt: skip
+    p.add_argument("--only", type=_indices, metavar="INDICES",
+                   help="measure only these of the sampled candidates, e.g. 8-13 (to extend an "
+                   "earlier calibration of the same plan); writes no tables")  # fmt: skip
     p.add_argument("--name", help="folder under results/calibrate (default: SPACE_DATA)")
     add_results_dir_argument(p)
     p.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -144,11 +161,13 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         log=None if args.quiet else console.log,
         shard=args.shard,
+        only=args.only,
     )
     if result is None:
+        what = f"shard {args.shard[0]}/{args.shard[1]}" if args.shard else "the chosen candidates"
         console.print(
-            f"shard {args.shard[0]}/{args.shard[1]} measured; run the command again without "
-            "--shard to write the tables (it measures only what is missing)"
+            f"{what} measured; run the command again without --shard/--only to write the "
+            "tables (it measures only what is missing)"
         )
         return 0
     files = save_calibration(result, folder)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -35,6 +36,7 @@ from timm.optim import param_groups_weight_decay
 from dvbench.errors import UsageError
 from dvbench.models import display_name
 from dvbench.runtime import check_output_path, num_threads, resolve_device
+from dvbench.stats.outcomes import ImageOutcomes
 from dvbench.train.candidate import ModelSpec, build_candidate
 from dvbench.train.data import Normalizer, ProxyData, random_crop_flip
 from dvbench.train.settings import OUTPUT_SUFFIXES, Budget, TrainSettings
@@ -102,14 +104,19 @@ class TrainResult:
     resumed_from_step: int = 0  # steps trained by earlier calls (read from the checkpoint)
     #: what happened to a checkpoint that could not be continued (set aside, trained afresh)
     note: str | None = None
+    #: every test image's outcome (paired comparisons); not part of the flat record
+    outcomes: ImageOutcomes | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready; the settings are a nested mapping."""
-        return dataclasses.asdict(self)
+        """JSON-ready; the settings are a nested mapping (the per-image outcomes are left
+        out: :meth:`ImageOutcomes.pack` stores them)."""
+        fields = dataclasses.asdict(dataclasses.replace(self, outcomes=None))
+        fields.pop("outcomes")
+        return fields
 
     def to_row(self) -> dict[str, Any]:
         """One flat table row: settings become ``settings.<field>`` columns, the config JSON."""
@@ -366,14 +373,14 @@ class _Run:
     # --------------------------------------------------------------------------- top level
     def execute(self, name: str, *, checkpoint: Path | None = None) -> TrainResult:
         status, reason = "ok", None
-        top1 = top5 = test_loss = None
+        top1 = top5 = test_loss = outcomes = None
         try:
             self._train()
             if checkpoint is not None:
                 self.save(checkpoint)
             self.phase = "evaluation"
             start = time.perf_counter()
-            top1, top5, test_loss = evaluate(
+            outcomes, top5 = evaluate_images(
                 self.model,
                 self.data.test_images,
                 self.data.test_labels,
@@ -382,6 +389,7 @@ class _Run:
                 amp_dtype=self.amp_dtype,
                 memory_format=self.memory_format,
             )
+            top1, test_loss = (outcomes.top1, outcomes.mean_loss) if len(outcomes) else (0.0, 0.0)
             self.eval_time = time.perf_counter() - start
         except _Failure as exc:
             status, reason = "failed", str(exc)
@@ -428,6 +436,7 @@ class _Run:
             model_config=self.model_config,
             resumed_from_step=self.resumed_from_step,
             note=self.note,
+            outcomes=outcomes if status == "ok" else None,
         )
 
     def _oom_reason(self, exc: BaseException) -> str:
@@ -601,7 +610,7 @@ def _logits(output: Any) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def evaluate(
+def evaluate_images(
     model: nn.Module,
     images: torch.Tensor,
     labels: torch.Tensor,
@@ -610,13 +619,13 @@ def evaluate(
     batch_size: int = 500,
     amp_dtype: torch.dtype | None = None,
     memory_format: torch.memory_format | None = None,
-) -> tuple[float, float, float]:
-    """Top-1 and top-5 accuracy (percent; top-k with k = min(5, classes)) and mean loss."""
+) -> tuple[ImageOutcomes, float]:
+    """Every test image's outcome (right or wrong at top-1, its loss) and the top-5 accuracy
+    (percent; top-k with k = min(5, classes))."""
     model.eval()
     device = next(model.parameters()).device
-    correct1 = torch.zeros((), dtype=torch.long, device=device)
+    correct1, losses = [], []
     correct5 = torch.zeros((), dtype=torch.long, device=device)
-    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     for start in range(0, len(labels), batch_size):
         x = images[start : start + batch_size].to(device, non_blocking=True)
         y = labels[start : start + batch_size].to(device, non_blocking=True)
@@ -629,8 +638,32 @@ def evaluate(
             logits = _logits(model(x)).float()
         k = min(5, logits.shape[1])
         hits = logits.topk(k, dim=1).indices.eq(y[:, None])
-        correct1 += hits[:, 0].sum()
+        correct1.append(hits[:, 0])
         correct5 += hits.any(dim=1).sum()
-        loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
-    n = max(len(labels), 1)
-    return 100.0 * correct1.item() / n, 100.0 * correct5.item() / n, loss_sum.item() / n
+        losses.append(F.cross_entropy(logits, y, reduction="none"))
+    if not correct1:
+        return ImageOutcomes(np.zeros(0, bool), np.zeros(0, np.float32)), 0.0
+    outcomes = ImageOutcomes(
+        torch.cat(correct1).cpu().numpy(), torch.cat(losses).double().cpu().numpy()
+    )
+    return outcomes, 100.0 * correct5.item() / len(labels)
+
+
+def evaluate(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    normalizer: Normalizer,
+    batch_size: int = 500,
+    amp_dtype: torch.dtype | None = None,
+    memory_format: torch.memory_format | None = None,
+) -> tuple[float, float, float]:
+    """Top-1 and top-5 accuracy (percent; top-k with k = min(5, classes)) and mean loss."""
+    outcomes, top5 = evaluate_images(
+        model, images, labels, normalizer=normalizer, batch_size=batch_size,
+        amp_dtype=amp_dtype, memory_format=memory_format,
+    )  # fmt: skip
+    if not len(outcomes):
+        return 0.0, 0.0, 0.0
+    return outcomes.top1, top5, outcomes.mean_loss
