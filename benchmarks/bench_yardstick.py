@@ -82,6 +82,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
@@ -216,6 +217,149 @@ def setting_row(name: str, signals: pd.DataFrame) -> dict:
     return out
 
 
+# ------------------------------------------------------------------------- equal cost (#35)
+CURVES = OUT / "calibrate" / "yardstick_cifar-300-32-15_curves"
+EQUAL_COST_SETTING = "cifar-300-32-15"
+#: (label, record field, sign): the signals judged at equal cost, larger is better
+EQUAL_COST_SIGNALS = (
+    ("top1", "top1", 1.0), ("top1 (half A)", "top1_a", 1.0), ("top1 (half B)", "top1_b", 1.0),
+    ("-test loss", "test_loss", -1.0), ("-test loss (half A)", "loss_a", -1.0),
+    ("-test loss (half B)", "loss_b", -1.0),
+)  # fmt: skip
+
+
+def pooled_records(folders: list[Path], epochs: float = 15.0) -> pd.DataFrame:
+    """One row per (candidate, seed) at ``epochs`` from every folder (candidate indices are the
+    shared sampler's, so folders of the same plan extend each other), with the candidate's
+    GFLOPs and the folder it came from."""
+    from dvbench.calibrate import read_records
+
+    rows, gflops = [], {}
+    for where in folders:
+        if not (where / "records.jsonl").is_file():
+            continue
+        for record in read_records(where)[1:]:
+            if record["unit"] == "proxies":
+                gflops[record["candidate"]] = record["values"]["gflops"]
+            elif record["unit"] == "rung" and record["epochs"] == epochs:
+                row = {"candidate": record["candidate"], "seed": record["seed"],
+                       "folder": where.name, "resumed": record.get("tse") is None}  # fmt: skip
+                row.update({field: record.get(field) for _, field, _ in EQUAL_COST_SIGNALS})
+                rows.append(row)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    frame["gflops"] = frame["candidate"].map(gflops)
+    return frame.sort_values(["candidate", "seed"]).reset_index(drop=True)
+
+
+def _table(frame: pd.DataFrame, field: str, sign: float) -> tuple[list, list, list]:
+    """candidates x seeds of the signal, each candidate's log10 GFLOPs and its folder's index
+    (the folders were measured with different versions of the code)."""
+    rows, cost, version = [], [], []
+    folders = list(dict.fromkeys(frame["folder"]))
+    for _, runs in frame.groupby("candidate"):
+        rows.append((sign * runs[field].astype(float)).tolist())
+        cost.append(math.log10(float(runs["gflops"].iloc[0])))
+        version.append(folders.index(runs["folder"].iloc[0]))
+    return rows, cost, version
+
+
+def equal_cost_rows(frame: pd.DataFrame) -> list[dict]:
+    """Per signal: the ICC, the ICC at equal cost (log10 GFLOPs) with its interval, the smallest
+    over leaving one candidate out, the seeds a mean needs for 0.7 at equal cost, and the R^2 of
+    the cost line on the candidate means."""
+    from dvbench.stats.reliability import icc, leave_one_out_icc, mean_reliability, seeds_for
+
+    out = []
+    for label, field, sign in EQUAL_COST_SIGNALS:
+        rows, cost, version = _table(frame, field, sign)
+        plain, equal = icc(rows), icc(rows, covariate=cost)
+        # a shift between the folders' code versions is absorbed by a term of its own
+        both = np.column_stack([cost, version]) if len(set(version)) > 1 else None
+        versioned = icc(rows, covariate=both) if both is not None else equal
+        means = np.array([np.mean(r) for r in rows])
+        r2 = float(np.corrcoef(cost, means)[0, 1] ** 2)
+        out.append({
+            "setting": EQUAL_COST_SETTING, "signal": label, "candidates": equal.candidates,
+            "seeds": equal.seeds, "icc": plain.icc, "icc_low": plain.icc_low,
+            "icc_high": plain.icc_high, "icc_equal_cost": equal.icc,
+            "icc_equal_cost_low": equal.icc_low, "icc_equal_cost_high": equal.icc_high,
+            "icc_equal_cost_loo_min": leave_one_out_icc(rows, covariate=cost),
+            "icc_equal_cost_and_version": versioned.icc,
+            "icc_equal_cost_and_version_low": versioned.icc_low,
+            "icc_equal_cost_and_version_high": versioned.icc_high,
+            "icc_equal_cost_2_seeds": mean_reliability(equal.icc, 2),
+            "icc_equal_cost_3_seeds": mean_reliability(equal.icc, 3),
+            "seeds_for_0.7_equal_cost": seeds_for(equal.icc, QUALIFIES),
+            "seed_sd": equal.seed_sd, "between_sd_equal_cost": equal.between_sd,
+            "cost_r2_of_means": r2,
+        })  # fmt: skip
+    return out
+
+
+def equal_cost_verdict(rows: list[dict]) -> dict:
+    """The declared criterion (module docstring): on half A the signal whose mean reaches 0.7
+    at equal cost with the fewest seeds (1-3; ties: the higher ICC); it qualifies when the same
+    mean reaches 0.7 on half B."""
+    by = {r["signal"]: r for r in rows}
+    choices = []
+    for whole in ("top1", "-test loss"):
+        a = by[f"{whole} (half A)"]
+        needed = next((n for n in (1, 2, 3) if a[f"icc_equal_cost_{n}_seeds" if n > 1
+                       else "icc_equal_cost"] >= QUALIFIES), None)  # fmt: skip
+        choices.append((needed if needed is not None else 99, -a["icc_equal_cost"], whole))
+    needed, _, chosen = min(choices)
+    b = by[f"{chosen} (half B)"]
+    seeds = needed if needed != 99 else 3
+    confirm = b["icc_equal_cost"] if seeds == 1 else b[f"icc_equal_cost_{seeds}_seeds"]
+    return {
+        "setting": EQUAL_COST_SETTING, "signal": chosen,
+        "seeds_needed_half_a": needed if needed != 99 else None,
+        "icc_equal_cost_half_a": by[f"{chosen} (half A)"]["icc_equal_cost"],
+        "icc_equal_cost_half_b": b["icc_equal_cost"],
+        f"icc_equal_cost_half_b_{seeds}_seeds": confirm,
+        "qualifies_equal_cost": bool(needed != 99 and confirm >= QUALIFIES),
+    }  # fmt: skip
+
+
+def equal_cost(folders: list[Path]) -> int:
+    """Re-read the yardstick folders and write the equal-cost columns (see the plan)."""
+    from dvbench.files import write_atomic
+
+    frame = pooled_records(folders)
+    if frame.empty:
+        print("bench_yardstick: no yardstick records to judge", file=sys.stderr)
+        return 2
+    rows = equal_cost_rows(frame)
+    verdict = equal_cost_verdict(rows)
+    table = pd.DataFrame(rows)
+    signals = pd.read_csv(OUT / "yardstick_signals.csv")
+    columns = [c for c in table.columns if c.startswith(("icc_equal_cost", "seeds_for",
+                                                          "between_sd_equal", "cost_r2"))]
+    keyed = table.set_index("signal")[columns + ["candidates"]].add_prefix("ec_")
+    signals = signals.drop(columns=[c for c in signals.columns if c.startswith(("ec_",
+                           "icc_equal", "seeds_for", "between_sd_equal", "cost_r2"))])
+    merged = signals.merge(keyed, left_on="signal", right_index=True, how="left")
+    merged.loc[merged["setting"] != EQUAL_COST_SETTING, keyed.columns] = np.nan
+    merged = merged.rename(columns={f"ec_{c}": c for c in columns})
+    merged = merged.rename(columns={"ec_candidates": "candidates_equal_cost"})
+    write_atomic(merged, OUT / "yardstick_signals.csv")
+    setting = pd.read_csv(OUT / "yardstick.csv")
+    for key, value in verdict.items():
+        if key != "setting":
+            setting.loc[setting["setting"] == EQUAL_COST_SETTING, key] = value
+    chosen = table.set_index("signal").loc[verdict["signal"] + " (half B)"]
+    for c in ("icc_equal_cost", "icc_equal_cost_low", "icc_equal_cost_high"):
+        setting.loc[setting["setting"] == EQUAL_COST_SETTING, c] = chosen[c]
+    write_atomic(setting, OUT / "yardstick.csv")
+    write_atomic(frame.drop(columns=[]), OUT / "yardstick_equal_cost_runs.csv")
+    pd.set_option("display.width", 220)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(verdict)
+    return 0
+
+
 def main() -> int:
     from dvbench.files import write_atomic
 
@@ -228,7 +372,12 @@ def main() -> int:
     parser.add_argument(
         "--all", action="store_true", help="do not stop at the first that qualifies"
     )
+    parser.add_argument("--equal-cost", action="store_true",
+                        help="judge cifar-300-32-15 at equal cost from its committed records "
+                        "(both folders; see the plan) and add the columns")  # fmt: skip
     args = parser.parse_args()
+    if args.equal_cost:
+        return equal_cost([folder(SETTINGS[0]), CURVES])
     if not args.data.is_dir():
         print(f"bench_yardstick: {args.data} not found (the shared CIFAR-10)", file=sys.stderr)
         return 2

@@ -18,7 +18,7 @@ from dvbench.calibrate._run import (
     sample_candidates,
     split_test,
 )
-from dvbench.calibrate._stats import (
+from dvbench.stats.reliability import (
     RankAgreement,
     Reliability,
     accuracy_standard_error,

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from dvbench.calibrate._plan import CalibrationPlan, record_key
-from dvbench.calibrate._stats import (
+from dvbench.stats.reliability import (
     expected_tau_ceiling,
     icc,
     paired_tau_difference,

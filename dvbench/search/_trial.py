@@ -182,6 +182,7 @@ class TrialRunner:
             return self._fail(trial, result.reason, result.timings)
         if result.status == "over_budget":
             trial.set_user_attr(record.SKIPPED, result.reason)
+        _keep_outcomes(trial, result.training)
         return self._objectives(trial, result.metrics, result.timings)
 
     def _objectives(self, trial: optuna.Trial, metrics: dict, timings: dict) -> list[float]:
@@ -245,6 +246,7 @@ class TrialRunner:
         except EvaluationFailure as exc:
             return self._fail(trial, str(exc), timings)
         metrics.update(training_metrics(result))
+        _keep_outcomes(trial, result)
         timings["resumed_from_step"] = result.resumed_from_step
         if result.note:
             trial.set_user_attr(CHECKPOINT_NOTE, result.note)
@@ -333,4 +335,14 @@ def run_baselines(
             entry.update(state="FAIL", fail_reason=result.reason, metrics={})
         else:
             entry.update(state="COMPLETE", metrics=result.metrics)
+            if result.training is not None and result.training.outcomes is not None:
+                entry[record.OUTCOMES] = result.training.outcomes.pack()
         study.set_user_attr(key, entry)
+
+
+def _keep_outcomes(trial: optuna.Trial, training) -> None:
+    """Store the run's per-image outcomes with the trial (paired comparisons, see
+    dvbench.stats); a run that did not train or evaluate has none."""
+    outcomes = getattr(training, "outcomes", None)
+    if outcomes is not None:
+        trial.set_user_attr(record.OUTCOMES, outcomes.pack())

@@ -23,6 +23,8 @@ Trial user attributes:
 ``heartbeat``             ``[trial number, unix time]``: a journal worker's last sign of life
 ``latency_pred_outside``  the features outside the device profile's measured range (its
                           ``latency_pred_ms`` is an extrapolation)
+``outcomes``              every test image's outcome of its training run, packed
+                          (:class:`~dvbench.stats.ImageOutcomes`): paired comparisons
 ========================  ==================================================================
 
 Study user attributes: ``dvbench`` (the study's settings), ``baseline:NAME`` (a baseline's
@@ -43,6 +45,7 @@ from dvbench.errors import UsageError
 from dvbench.metrics import METRICS
 from dvbench.models import DualViTConfig
 from dvbench.search._knobs import knob_of
+from dvbench.stats.outcomes import ImageOutcomes
 
 __all__ = [
     "BASELINE_PREFIX",
@@ -52,6 +55,7 @@ __all__ = [
     "HEARTBEAT",
     "METRIC_COLUMNS",
     "METRICS_ATTR",
+    "OUTCOMES",
     "PREDICTION_OUTSIDE",
     "PREFILTER",
     "PROXY_COLUMNS",
@@ -69,6 +73,7 @@ __all__ = [
     "RunMark",
     "baseline_rows",
     "is_feasible",
+    "outcomes_of",
     "recorded_config",
     "run_of",
     "started_by",
@@ -96,6 +101,7 @@ PREFILTER = "prefilter"
 HEARTBEAT = "heartbeat"
 CHECKPOINT_NOTE = "checkpoint_note"  # a checkpoint set aside (why); the run trained afresh
 PREDICTION_OUTSIDE = "latency_pred_outside"  # where a predicted latency extrapolates
+OUTCOMES = "outcomes"  # per-image outcomes of the run (packed ImageOutcomes)
 _LEGACY_RUN = "rung"  # multi-fidelity studies before repeats: {"candidate", "rung", ...}
 _LEGACY_FEASIBLE = "feasible"  # studies before constraints were Optuna's
 
@@ -185,6 +191,21 @@ def has_runs(trials: list[FrozenTrial]) -> bool:
 
 
 # ------------------------------------------------------------------------------ the readings
+def outcomes_of(trial_or_record: FrozenTrial | Mapping[str, Any]) -> ImageOutcomes | None:
+    """The per-image outcomes a trial (or a baseline's record) stored; None when it has none
+    (a study from before they were kept, a run that failed) or they do not unpack."""
+    attrs = trial_or_record
+    if isinstance(trial_or_record, FrozenTrial):
+        attrs = trial_or_record.user_attrs
+    packed = attrs.get(OUTCOMES)
+    if not isinstance(packed, Mapping):
+        return None
+    try:
+        return ImageOutcomes.unpack(packed)
+    except ValueError:
+        return None
+
+
 def started_by(trial: FrozenTrial) -> str | None:
     """host:pid of the worker that started this trial, or None if none did (yet).
 
@@ -276,6 +297,7 @@ def baseline_rows(study: optuna.Study) -> list[dict[str, Any]]:
         row["test_images"] = metrics.get("test_images")
         row.update({c: record.get(TIMINGS, {}).get(c) for c in TIMING_COLUMNS})
         row[CONFIG] = json.dumps(record.get("overrides") or {}, sort_keys=True)
+        row[OUTCOMES] = outcomes_of(record)  # paired comparisons (the tables drop it)
         rows.append(row)
     return rows
 

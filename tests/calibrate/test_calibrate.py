@@ -183,3 +183,73 @@ def test_the_report_states_the_calibrated_accuracy_axis(tmp_path):
     assert f"the axis is {verdict}" in text
     settings["train"]["epochs"] = 3  # no calibration of a 3-epoch schedule
     assert "not calibrated" in accuracy_axis_text(settings, tmp_path / "calibrate")
+
+
+def test_every_rung_keeps_each_test_image_outcome_and_only_measures_the_chosen(tmp_path):
+    from dvbench.calibrate import read_records
+    from dvbench.stats import ImageOutcomes
+
+    space = load_space("small")
+    plan = CalibrationPlan(
+        candidates=3, ladder=(0.2, 0.4), schedules=(), proxies=("params_m",), repeats=3, seeds=1
+    )
+    data = DataSpec("digits", resolution=16, train_samples=8, test_samples=6)
+    train = TrainSettings(batch_size=16, num_threads=1)
+    out = calibrate(space, plan, data=data, train=train, folder=tmp_path, only=frozenset({1}))
+    assert out is None
+    rungs = [r for r in read_records(tmp_path)[1:] if r["unit"] == "rung"]
+    assert {r["candidate"] for r in rungs} == {1} and len(rungs) == 2
+    for record in rungs:
+        outcomes = ImageOutcomes.unpack(record["outcomes"])
+        assert len(outcomes) == record["test_images"] == 60
+        # the whole set in its own order: half A the even images, half B the odd ones
+        assert outcomes.half("a").top1 == pytest.approx(record["top1_a"])
+        assert outcomes.half("b").top1 == pytest.approx(record["top1_b"])
+        assert outcomes.top1 == pytest.approx(record["top1"])
+        assert outcomes.mean_loss == pytest.approx(record["test_loss"], rel=1e-3)  # float16
+    with pytest.raises(UsageError, match="only"):
+        calibrate(space, plan, data=data, train=train, folder=tmp_path, only=frozenset({3}))
+
+
+@pytest.mark.slow
+def test_a_rung_whose_record_was_lost_after_its_checkpoint_measures_the_same(tmp_path):
+    """The yardstick's resumed run: killed after a rung's checkpoint was written but before its
+    record, the rung is measured again from that checkpoint (no steps trained twice) and gives
+    the record of an uninterrupted calibration."""
+    space = load_space("small")
+    plan = CalibrationPlan(
+        candidates=3, ladder=(0.2, 0.4, 0.6), schedules=(), proxies=("params_m",), repeats=0
+    )
+    data = DataSpec("digits", resolution=16, train_samples=8, test_samples=4)
+    train = TrainSettings(batch_size=16, num_threads=1)
+    whole = tmp_path / "whole"
+    calibrate(space, plan, data=data, train=train, folder=whole, only=frozenset({0}))
+    cut = tmp_path / "cut"
+    calibrate(space, plan, data=data, train=train, folder=cut, only=frozenset({0}))
+    lines = (cut / "records.jsonl").read_text().splitlines()
+    # drop the last rung's record; rebuild the checkpoint it had written at that rung
+    kept = [line for line in lines if json.loads(line).get("epochs") != 0.6]
+    (cut / "records.jsonl").write_text("\n".join(kept) + "\n")
+    from dvbench.evaluate import Evaluator, training_seed
+    from dvbench.train import Budget
+
+    cfg = sample_candidates(space, 3, num_classes=10, img_size=16, seed=0)[0][1]
+    dataset = data.load(seed=0)
+    from dvbench.calibrate._run import split_test
+
+    evaluator = Evaluator(profile=space.profile, data=split_test(dataset)[0],
+                          train=TrainSettings(batch_size=16, num_threads=1, epochs=0.6))  # fmt: skip
+    checkpoint = cut / "checkpoints" / "candidate_0_seed0.pt"
+    for epochs in (0.2, 0.4, 0.6):  # the run up to the lost rung, checkpoint written
+        evaluator.train(cfg, seed=training_seed(cfg, 0), budget=Budget(epochs=epochs),
+                        checkpoint=checkpoint)  # fmt: skip
+    calibrate(space, plan, data=data, train=train, folder=cut, only=frozenset({0}))
+
+    def last_rung(folder):
+        lines = (folder / "records.jsonl").read_text().splitlines()
+        return next(json.loads(x) for x in lines if json.loads(x).get("epochs") == 0.6)
+
+    again, reference = last_rung(cut), last_rung(whole)
+    for field in ("top1", "top1_a", "top1_b", "test_loss", "steps", "outcomes"):
+        assert again[field] == reference[field], field
+    assert again["tse"] is None and reference["tse"] is not None  # the TSE could not be summed

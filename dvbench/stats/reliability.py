@@ -1,10 +1,16 @@
-"""Statistics of the fidelity benchmark: how reliable is a measurement, and how well does a
-cheap signal rank candidates the way the (noisy) target does?
+"""Reliability and rank agreement: how reliable is a measurement, and how well does a cheap
+signal rank candidates the way the (noisy) target does? (The fidelity benchmark's and the
+yardstick's statistics; ``calibrate`` and the benchmarks read them.)
 
 - :func:`icc` -- the intraclass correlation ICC(1,1) of a candidates x seeds table (Shrout &
   Fleiss 1979, one-way random effects): the share of a single measurement's variance that is
   between candidates, with its exact F-distribution 95 % interval; plus the seed sd and the
-  between-candidate sd behind it.
+  between-candidate sd behind it. With ``covariate`` (each candidate's log cost) it is the
+  ICC *at equal cost*: of the residuals after a least-squares line of the candidate means on
+  the covariate, the between-candidate degrees of freedom reduced by the slope's one.
+- :func:`leave_one_out_icc` -- the smallest ICC over leaving one candidate out (does the
+  figure rest on one network?).
+- :func:`seeds_for` -- the seeds a mean needs to reach a reliability (Spearman-Brown).
 - :func:`expected_tau_ceiling` -- what a perfect predictor's Kendall tau against the target
   can be at most, given the target's reliability: for bivariate normal values tau is
   (2/pi) asin(r), and a perfect predictor correlates with a k-seed mean at sqrt(reliability of
@@ -37,6 +43,9 @@ __all__ = [
     "accuracy_standard_error",
     "expected_tau_ceiling",
     "icc",
+    "leave_one_out_icc",
+    "mean_reliability",
+    "seeds_for",
     "paired_tau_difference",
     "rank_agreement",
     "top_overlap",
@@ -58,29 +67,58 @@ class Reliability:
     between_sd: float  # sd of the candidates' true values (from the variance components)
 
 
-def icc(table: Sequence[Sequence[float]], *, level: float = 0.95) -> Reliability:
+def icc(
+    table: Sequence[Sequence[float]],
+    *,
+    level: float = 0.95,
+    covariate: Sequence[float] | Sequence[Sequence[float]] | None = None,
+) -> Reliability:
     """ICC(1,1) of ``table`` (rows: candidates, columns: seeds; NaN where missing; rows with
     fewer than two values are left out). One-way random effects: MSB and MSW the between- and
     within-candidate mean squares, k the seeds per candidate (the harmonic mean when
-    unequal), ICC = (MSB - MSW) / (MSB + (k - 1) MSW), and the interval from F = MSB / MSW."""
-    rows = [np.asarray(r, float)[np.isfinite(np.asarray(r, float))] for r in table]
-    rows = [r for r in rows if len(r) >= 2]
+    unequal), ICC = (MSB - MSW) / (MSB + (k - 1) MSW), and the interval from F = MSB / MSW.
+
+    ``covariate`` (one value per row, e.g. log10 GFLOPs) makes it the ICC at equal cost: the
+    candidate means are fitted by a line in the covariate (least squares weighted by each
+    row's seeds), MSB is taken of the means' residuals with n - 2 degrees of freedom, and
+    ``between_sd`` is the sd of the true values around that line. Several covariates (rows x
+    p, e.g. log cost and an indicator of the code version a row was measured with) are fitted
+    together, with n - 1 - p degrees of freedom."""
+    values = [np.asarray(r, float) for r in table]
+    keep = [i for i, r in enumerate(values) if np.isfinite(r).sum() >= 2]
+    x_all = None
+    if covariate is not None:
+        x_all = np.asarray(covariate, float)
+        x_all = x_all.reshape(len(x_all), -1)
+        if len(x_all) != len(values):
+            raise ValueError(f"covariate: {len(x_all)} values for {len(values)} rows")
+        keep = [i for i in keep if np.isfinite(x_all[i]).all()]
+    rows = [values[i][np.isfinite(values[i])] for i in keep]
     n = len(rows)
-    if n < 2:
+    fitted = 1 if x_all is None else 1 + x_all.shape[1]  # parameters fitted to the means
+    if n < fitted + 1:
         return Reliability(n, math.nan, math.nan, math.nan, math.nan, math.nan, math.nan)
     sizes = np.array([len(r) for r in rows], float)
     total = sizes.sum()
     k = float(n / np.sum(1 / sizes))
-    grand = np.concatenate(rows).mean()
-    msb = float(np.sum(sizes * (np.array([r.mean() for r in rows]) - grand) ** 2) / (n - 1))
+    means = np.array([r.mean() for r in rows])
+    if x_all is None:
+        centre = np.full(n, np.concatenate(rows).mean())
+    else:
+        design = np.column_stack([np.ones(n), x_all[keep]])
+        weight = np.sqrt(sizes)[:, None]
+        coef, *_ = np.linalg.lstsq(design * weight, means * weight[:, 0], rcond=None)
+        centre = design @ coef
+    dfb = n - fitted
+    msb = float(np.sum(sizes * (means - centre) ** 2) / dfb)
     dfw = total - n
     msw = float(sum(((r - r.mean()) ** 2).sum() for r in rows) / dfw)
     if msw == 0:
         value = 1.0 if msb > 0 else math.nan
         return Reliability(n, k, value, value, value, 0.0, math.sqrt(msb / k))
     ratio = msb / msw
-    upper_q = stats.f.ppf(1 - (1 - level) / 2, n - 1, dfw)
-    lower_q = stats.f.ppf(1 - (1 - level) / 2, dfw, n - 1)
+    upper_q = stats.f.ppf(1 - (1 - level) / 2, dfb, dfw)
+    lower_q = stats.f.ppf(1 - (1 - level) / 2, dfw, dfb)
     f_low, f_high = ratio / upper_q, ratio * lower_q
     value = (msb - msw) / (msb + (k - 1) * msw)
     between = max((msb - msw) / k, 0.0)
@@ -93,6 +131,32 @@ def icc(table: Sequence[Sequence[float]], *, level: float = 0.95) -> Reliability
         seed_sd=math.sqrt(msw),
         between_sd=math.sqrt(between),
     )
+
+
+def leave_one_out_icc(
+    table: Sequence[Sequence[float]], *, covariate: Sequence[float] | None = None
+) -> float:
+    """The smallest ICC (as :func:`icc`) over the tables with one candidate left out."""
+    rows = list(table)
+    values = []
+    for out in range(len(rows)):
+        kept = rows[:out] + rows[out + 1 :]
+        x = None if covariate is None else [c for i, c in enumerate(covariate) if i != out]
+        values.append(icc(kept, covariate=x).icc)
+    finite = [v for v in values if math.isfinite(v)]
+    return min(finite) if finite else math.nan
+
+
+def seeds_for(single: float, target: float = 0.7) -> float:
+    """Spearman-Brown: the (fractional) number of seeds whose mean reaches reliability
+    ``target`` from a single-seed reliability ``single`` (inf when ``single`` <= 0)."""
+    if not math.isfinite(single):
+        return math.nan
+    if single <= 0:
+        return math.inf
+    if single >= target:
+        return 1.0
+    return target * (1 - single) / (single * (1 - target))
 
 
 def mean_reliability(single: float, seeds: float) -> float:
