@@ -118,6 +118,11 @@ def _imports(path: Path) -> set[str]:
         ("search", ("dvbench.calibrate", "dvbench.report", "dvbench.cli")),
         ("calibrate", ("dvbench.report", "dvbench.cli", "dvbench.search._")),
         ("cli", ("dvbench.search._",)),
+        # the shared statistics sit below every room that compares candidates
+        ("stats", tuple(f"dvbench.{room}" for room in (
+            "models", "profile", "train", "evaluate", "latency", "search", "calibrate",
+            "report", "cli", "proxies",
+        ))),  # fmt: skip
     ],
 )
 def test_imports_point_one_way(room, forbidden):
