@@ -259,6 +259,7 @@ def calibrate(
     on_unit: Callable[[str], None] | None = None,
     shard: tuple[int, int] | None = None,
     only: frozenset[int] | None = None,
+    only_seeds: frozenset[int] | None = None,
 ):
     """Measure every signal of ``plan`` on ``space``'s candidates, trained on ``data`` with
     ``train`` (its budget replaced by the plan's), recording into ``folder``.
@@ -269,7 +270,9 @@ def calibrate(
     None: n processes (one core each) then share one folder, and a last run without ``shard``
     measures nothing new and returns the summary (a :class:`Calibration`). ``only`` (candidate
     indices) measures just those of the sampled candidates (an experiment extending an earlier
-    calibration of the same plan measures the ones it lacks) and returns None too.
+    calibration of the same plan measures the ones it lacks) and returns None too, and so does
+    ``only_seeds`` (seed indices): just those seeds of each candidate (every candidate's first
+    seeds before any third one, when time is short).
     """
     if shard is not None and not 0 <= shard[0] < shard[1]:
         raise UsageError(f"shard: want I/N with 0 <= I < N, got {shard[0]}/{shard[1]}")
@@ -323,6 +326,8 @@ def calibrate(
                 "failures": scores.failures,
             })  # fmt: skip
         for s in range(plan.seeds_of(index)):
+            if only_seeds is not None and s not in only_seeds:
+                continue
             run = _Unit(ladder, cfg, training_seed(cfg, plan.seed, repeat=s),
                         checkpoints / f"candidate_{index}_seed{s}.pt", holdout, device)  # fmt: skip
             previous = None
@@ -344,7 +349,7 @@ def calibrate(
                         device)  # fmt: skip
             finish(run.train({"unit": "schedule", "candidate": index, "epochs": epochs}, None))
             run.checkpoint.unlink(missing_ok=True)
-    if shard is not None or only is not None:
+    if shard is not None or only is not None or only_seeds is not None:
         return None
     return summarize_calibration(
         list(records.done.values()), plan, space=space.name, data=dataset.describe(),

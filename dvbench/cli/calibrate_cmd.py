@@ -104,6 +104,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--only", type=_indices, metavar="INDICES",
                    help="measure only these of the sampled candidates, e.g. 8-13 (to extend an "
                    "earlier calibration of the same plan); writes no tables")  # fmt: skip
+    p.add_argument("--only-seeds", type=_indices, metavar="INDICES",
+                   help="measure only these seed indices of each candidate, e.g. 0-1 (every "
+                   "candidate's first two seeds before any third); writes no tables")  # fmt: skip
     p.add_argument("--name", help="folder under results/calibrate (default: SPACE_DATA)")
     add_results_dir_argument(p)
     p.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -119,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
 
     from dvbench.calibrate import CalibrationPlan, calibrate, save_calibration
     from dvbench.errors import UsageError
+    from dvbench.names import check_folder_name
     from dvbench.report.fidelity import draw_fidelity, get_fidelity_info
     from dvbench.search import load_space
     from dvbench.train import DataSpec, TrainSettings
@@ -150,6 +154,10 @@ def run(args: argparse.Namespace) -> int:
         holdout=args.holdout,
     )
     name = args.name or f"{space.name}_{Path(data.source).name}"
+    where = "a calibration's tables go to --results-dir/calibrate/NAME"
+    if args.name is None:  # the default is made of the space's name: that is checked too
+        check_folder_name(space.name, what="space name", where=f"{where} (give --name)")
+    check_folder_name(name, what="calibrate name", where=where)
     folder = results_dir(args) / "calibrate" / name
     console = Console(stderr=True, log_path=False)
     result = calibrate(
@@ -162,12 +170,13 @@ def run(args: argparse.Namespace) -> int:
         log=None if args.quiet else console.log,
         shard=args.shard,
         only=args.only,
+        only_seeds=args.only_seeds,
     )
     if result is None:
-        what = f"shard {args.shard[0]}/{args.shard[1]}" if args.shard else "the chosen candidates"
+        what = f"shard {args.shard[0]}/{args.shard[1]}" if args.shard else "the chosen runs"
         console.print(
-            f"{what} measured; run the command again without --shard/--only to write the "
-            "tables (it measures only what is missing)"
+            f"{what} measured; run the command again without --shard/--only/--only-seeds to "
+            "write the tables (it measures only what is missing)"
         )
         return 0
     files = save_calibration(result, folder)

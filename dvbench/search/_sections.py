@@ -181,3 +181,25 @@ def _renamed(raw: Mapping, where: str) -> dict[str, Any]:
             raise ValueError(f"{where}.res: give resolution or res, not both")
         out["resolution"] = out.pop("res")
     return out
+
+
+def parse_noise(raw: Mapping) -> dict[str, tuple[float, float]]:
+    """A space's ``noise:`` section: for an accuracy metric, the seed sd of one run measured by
+    a calibration and its degrees of freedom (``top1: {seed_sd: 0.49, df: 16}``), the prior of
+    the seed variance until the study's own repeats pool one (see ``dvbench.stats.noise``)."""
+    out: dict[str, tuple[float, float]] = {}
+    for metric, entry in raw.items():
+        where = f"noise.{metric}"
+        if metric not in METRICS or METRICS[metric].kind != "accuracy":
+            names = ", ".join(m for m, v in METRICS.items() if v.kind == "accuracy")
+            raise ValueError(f"{where}: not a trained metric ({names})")
+        if not isinstance(entry, Mapping) or set(entry) != {"seed_sd", "df"}:
+            raise ValueError(f"{where}: want {{seed_sd: NUMBER, df: NUMBER}}, got {entry!r}")
+        sd, df = entry["seed_sd"], entry["df"]
+        for key, value in (("seed_sd", sd), ("df", df)):
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not number or not math.isfinite(value) or value < 0 or (key == "df" and value < 1):
+                raise ValueError(f"{where}.{key}: a finite number >= {0 if key == 'seed_sd' else 1}"
+                                 f", got {value!r}")  # fmt: skip
+        out[str(metric)] = (float(sd), float(df))
+    return out

@@ -53,6 +53,7 @@ from dvbench.search._rungs import Fidelity
 from dvbench.search._sections import (
     Objective,
     parse_constraints,
+    parse_noise,
     parse_objectives,
     parse_profile,
     parse_sampler,
@@ -86,6 +87,8 @@ class SearchSpace:
     confidence: float = 0.95  # of the dominance rule (see _pareto); 0: strict
     repeats: Repeats | None = None  # more seeds where the front is unsure (see _repeats)
     device: Any = None  # a dvbench.latency.DeviceProfile: latency_pred_ms is predicted from it
+    #: metric -> (seed sd of one run, its df) from a calibration: the seed variance's prior
+    noise: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
     # ------------------------------------------------------------------------- derived
     @property
@@ -153,6 +156,8 @@ class SearchSpace:
             if getattr(self, name) is not None:  # stay equal
                 record[name] = dataclasses.asdict(getattr(self, name))
         record["confidence"] = self.confidence
+        if self.noise:  # absent when unset: older records stay equal
+            record["noise"] = {m: {"seed_sd": sd, "df": df} for m, (sd, df) in self.noise.items()}
         if self.device is not None and self.predicts_latency:  # absent otherwise, as before
             record["device_profile"] = device_record(self.device)
         return record
@@ -230,6 +235,7 @@ _TOP_KEYS = (
     "confidence",
     "repeats",
     "device",
+    "noise",
 )
 
 
@@ -293,6 +299,7 @@ def parse_space(
         prefilter=Prefilter.parse(_mapping(data, "prefilter")) if data.get("prefilter") else None,
         confidence=_parse_confidence(data.get("confidence", 0.95)),
         repeats=Repeats.parse(_mapping(data, "repeats")) if data.get("repeats") else None,
+        noise=parse_noise(_mapping(data, "noise")),
         device=(
             load_device(device, None)
             if device is not None
