@@ -65,6 +65,7 @@ QUALIFIES AT EQUAL COST when the same signal's n_A-seed mean reaches 0.7 on half
 space then optimises that signal with n_A seeds; if none qualifies, the space and the README say
 that its front is decided by cost, and by how much (R^2 of the cost line).
 
+    python benchmarks/bench_yardstick.py --extend              # the runs (resumable), then:
     python benchmarks/bench_yardstick.py --equal-cost          # re-reads both folders
 
     python benchmarks/bench_yardstick.py                       # the plan, stopping early
@@ -323,6 +324,39 @@ def equal_cost_verdict(rows: list[dict]) -> dict:
     }  # fmt: skip
 
 
+#: the extension's candidates, split in two one-core shards of about equal GFLOPs
+EXTENSION_SHARDS = ("8,11,12", "9,10,13")
+EXTENSION_SECOND_PASS = ("8,12,13", "9,10,11")  # the third seeds, once every candidate has two
+
+
+def extension_command(args: argparse.Namespace) -> list[str]:
+    return [
+        sys.executable, str(REPO / "cli.py"), "calibrate", "--space", "cifar",
+        "--data", str(args.data), "--res", "32", "--train-samples", "300",
+        "--candidates", "14", "--repeats", "14", "--seeds", "3",
+        "--ladder", ",".join(str(e) for e in range(1, 16)), "--schedules", "",
+        "--device", args.device, "--threads", "1", "--results-dir", str(OUT),
+        "--name", CURVES.name, "--quiet",
+    ]  # fmt: skip
+
+
+def extend(args: argparse.Namespace) -> int:
+    """The equal-cost extension's runs (plan above): two one-core processes, every candidate's
+    first two seeds, then the third seeds. Resumable: re-run after a kill."""
+    cores = sorted(os.sched_getaffinity(0))
+    command = extension_command(args)
+    for shards, seeds in ((EXTENSION_SHARDS, "0,1"), (EXTENSION_SECOND_PASS, "2")):
+        running = []
+        for index, only in enumerate(shards):
+            pin = ["taskset", "-c", str(cores[index % len(cores)])] if args.device == "cpu" else []
+            running.append(subprocess.Popen(
+                [*pin, *command, "--only", only, "--only-seeds", seeds]
+            ))  # fmt: skip
+        if any(p.wait() != 0 for p in running):
+            raise SystemExit("bench_yardstick: an extension shard failed")
+    return 0
+
+
 def equal_cost(folders: list[Path]) -> int:
     """Re-read the yardstick folders and write the equal-cost columns (see the plan)."""
     from dvbench.files import write_atomic
@@ -375,7 +409,11 @@ def main() -> int:
     parser.add_argument("--equal-cost", action="store_true",
                         help="judge cifar-300-32-15 at equal cost from its committed records "
                         "(both folders; see the plan) and add the columns")  # fmt: skip
+    parser.add_argument("--extend", action="store_true",
+                        help="run the equal-cost extension's training runs (resumable)")
     args = parser.parse_args()
+    if args.extend:
+        return extend(args)
     if args.equal_cost:
         return equal_cost([folder(SETTINGS[0]), CURVES])
     if not args.data.is_dir():
