@@ -275,7 +275,7 @@ def equal_cost_rows(frame: pd.DataFrame) -> list[dict]:
     out = []
     for label, field, sign in EQUAL_COST_SIGNALS:
         rows, cost, version = _table(frame, field, sign)
-        plain, equal = icc(rows), icc(rows, covariate=cost)
+        plain, equal = icc(rows), icc(rows, covariate=cost)  # plain: over the pooled folders
         # a shift between the folders' code versions is absorbed by a term of its own
         both = np.column_stack([cost, version]) if len(set(version)) > 1 else None
         versioned = icc(rows, covariate=both) if both is not None else equal
@@ -283,8 +283,8 @@ def equal_cost_rows(frame: pd.DataFrame) -> list[dict]:
         r2 = float(np.corrcoef(cost, means)[0, 1] ** 2)
         out.append({
             "setting": EQUAL_COST_SETTING, "signal": label, "candidates": equal.candidates,
-            "seeds": equal.seeds, "icc": plain.icc, "icc_low": plain.icc_low,
-            "icc_high": plain.icc_high, "icc_equal_cost": equal.icc,
+            "seeds": equal.seeds, "icc_pooled": plain.icc, "icc_pooled_low": plain.icc_low,
+            "icc_pooled_high": plain.icc_high, "icc_equal_cost": equal.icc,
             "icc_equal_cost_low": equal.icc_low, "icc_equal_cost_high": equal.icc_high,
             "icc_equal_cost_loo_min": leave_one_out_icc(rows, covariate=cost),
             "icc_equal_cost_and_version": versioned.icc,
@@ -357,6 +357,30 @@ def extend(args: argparse.Namespace) -> int:
     return 0
 
 
+REGIME_CANDIDATE = 4  # the cheapest of the committed 8: its 3 seeds re-run in minutes
+
+
+def regime_rows(reruns: dict[str, Path]) -> pd.DataFrame:
+    """Candidate 4's committed records beside re-runs of it (same plan, folders made with
+    ``calibrate ... --only 4``): does a run reproduce, and under which code?"""
+    from dvbench.calibrate import read_records
+
+    def runs(where: Path) -> dict[tuple, dict]:
+        return {(r["seed"], r["epochs"]): r for r in read_records(where)[1:]
+                if r["unit"] == "rung" and r["candidate"] == REGIME_CANDIDATE}  # fmt: skip
+
+    committed = runs(folder(SETTINGS[0]))
+    rows = []
+    for label, where in {"committed": folder(SETTINGS[0]), **reruns}.items():
+        for (seed, epochs), record in sorted(runs(where).items()):
+            same = committed.get((seed, epochs), {})
+            rows.append({"records": label, "candidate": REGIME_CANDIDATE, "seed": seed,
+                         "epochs": epochs, "top1": record["top1"],
+                         "test_loss": record["test_loss"],
+                         "top1_equals_committed": record["top1"] == same.get("top1")})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def equal_cost(folders: list[Path]) -> int:
     """Re-read the yardstick folders and write the equal-cost columns (see the plan)."""
     from dvbench.files import write_atomic
@@ -370,10 +394,12 @@ def equal_cost(folders: list[Path]) -> int:
     table = pd.DataFrame(rows)
     signals = pd.read_csv(OUT / "yardstick_signals.csv")
     columns = [c for c in table.columns if c.startswith(("icc_equal_cost", "seeds_for",
-                                                          "between_sd_equal", "cost_r2"))]
+                                                          "between_sd_equal", "cost_r2",
+                                                          "icc_pooled"))]
     keyed = table.set_index("signal")[columns + ["candidates"]].add_prefix("ec_")
     signals = signals.drop(columns=[c for c in signals.columns if c.startswith(("ec_",
-                           "icc_equal", "seeds_for", "between_sd_equal", "cost_r2"))])
+                           "icc_equal", "seeds_for", "between_sd_equal", "cost_r2",
+                           "icc_pooled"))])
     merged = signals.merge(keyed, left_on="signal", right_index=True, how="left")
     merged.loc[merged["setting"] != EQUAL_COST_SETTING, keyed.columns] = np.nan
     merged = merged.rename(columns={f"ec_{c}": c for c in columns})
