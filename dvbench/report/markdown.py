@@ -552,10 +552,12 @@ def render_report(
     importance_plot: str | None = None,
     accuracy_axis: str | None = None,
     space_file: str | None = None,
+    knob_effects: Sequence[str] = (),
 ) -> str:
     """The markdown page. Plots are paths relative to the page; ``front_plots`` maps each
     Pareto-front plot's caption to its file; ``accuracy_axis`` says what the accuracy axis is
-    and how well it is known to rank (:func:`~dvbench.report.data.accuracy_axis_text`)."""
+    and how well it is known to rank (:func:`~dvbench.report.data.accuracy_axis_text`);
+    ``knob_effects``: that section's lines (:func:`~dvbench.report.effects.effects_section`)."""
     counts = (
         f"{_plural(data.count('COMPLETE'), 'completed trial')} ({data.infeasible} over "
         f"budget), {data.count('FAIL')} failed, {_plural(len(data.baseline_rows), 'baseline')}; "
@@ -600,6 +602,7 @@ def render_report(
     if hypervolume_plot:
         lines += [f"![hypervolume]({hypervolume_plot})", ""]
     lines += ["## Parameter importance", "", *_importance_lines(importance, importance_plot), ""]
+    lines += knob_effects
     lines += [
         "## Settings",
         "",

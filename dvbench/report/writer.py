@@ -9,6 +9,7 @@ import optuna
 
 from dvbench.files import ensure_folder, write_text_atomic
 from dvbench.report.data import accuracy_axis_text, load_report_data, metric_name
+from dvbench.report.effects import effects_section, get_effects_info, write_effects_table
 from dvbench.report.markdown import render_report
 from dvbench.report.plots import (
     draw_hypervolume,
@@ -59,6 +60,8 @@ def write_report(
         extra["importance"] = draw_importance(importance_info, out_dir / "importance.png")
     elif importance_info is not None:
         notes.append(f"importance.png: {importance_info.skipped}")
+    effects = get_effects_info(data)
+    write_effects_table(effects, out_dir)
     text = render_report(
         data,
         front_plots={caption: path.name for caption, path in fronts.items()},
@@ -75,6 +78,7 @@ def write_report(
             ],
         ),
         space_file=str(out_dir / "space.yaml") if data.settings.get("space_yaml") else None,
+        knob_effects=effects_section(effects),
     )
     markdown = write_text_atomic(text, out_dir / "report.md")
     if data.settings.get("space_yaml"):  # the space as the study ran it (the Reproduce command)
