@@ -399,7 +399,7 @@ def equal_cost(folders: list[Path]) -> int:
     keyed = table.set_index("signal")[columns + ["candidates"]].add_prefix("ec_")
     signals = signals.drop(columns=[c for c in signals.columns if c.startswith(("ec_",
                            "icc_equal", "seeds_for", "between_sd_equal", "cost_r2",
-                           "icc_pooled"))])
+                           "icc_pooled", "candidates_equal_cost"))])
     merged = signals.merge(keyed, left_on="signal", right_index=True, how="left")
     merged.loc[merged["setting"] != EQUAL_COST_SETTING, keyed.columns] = np.nan
     merged = merged.rename(columns={f"ec_{c}": c for c in columns})
