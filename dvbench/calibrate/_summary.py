@@ -30,6 +30,8 @@ import pandas as pd
 
 from dvbench.calibrate._plan import CalibrationPlan, record_key
 from dvbench.stats.reliability import (
+    RankAgreement,
+    Reliability,
     expected_tau_ceiling,
     icc,
     paired_tau_difference,
@@ -109,7 +111,24 @@ def reliability_table(units, plan: CalibrationPlan) -> pd.DataFrame:
             continue
         rows.append({"measurement": name, **dataclasses.asdict(result),
                      "seconds_per_candidate": _mean_seconds(units, "rung", target)})  # fmt: skip
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=RELIABILITY_COLUMNS)
+
+
+#: The reliability table's columns: a calibration with one seed has none of its rows, and its
+#: CSV is then this header alone (a table that always parses).
+RELIABILITY_COLUMNS = (
+    "measurement",
+    *(f.name for f in dataclasses.fields(Reliability)),
+    "seconds_per_candidate",
+)
+#: The signals table's columns (the ``tau_minus_params`` ones only with params_m measured).
+SIGNAL_COLUMNS = (
+    "signal",
+    "kind",
+    *(f.name for f in dataclasses.fields(RankAgreement)),
+    "seconds_per_candidate",
+    "compute_fraction",
+)
 
 
 def _label(epochs: Sequence[float]) -> str:
@@ -187,7 +206,7 @@ def summarize_calibration(
         signals.append(row)
     reliability = reliability_table(units, plan)
     return Calibration(
-        signals=pd.DataFrame(signals),
+        signals=pd.DataFrame(signals) if signals else pd.DataFrame(columns=SIGNAL_COLUMNS),
         candidates=table,
         summary=_summary(
             units,
@@ -255,8 +274,9 @@ def _summary(units, plan, target, reliability, *, space, data, test_images, targ
 
 
 def save_calibration(result: Calibration, folder: Path) -> dict[str, Path]:
-    """``signals``, ``candidates`` and ``reliability`` as CSV and Parquet, and
-    ``summary.json``."""
+    """``signals``, ``candidates`` and ``reliability`` as CSV and Parquet (a header alone
+    when a table has no rows), and ``summary.json`` as strict JSON (``null`` for a figure
+    that could not be computed)."""
     ensure_folder(folder, "calibration folder")
     paths = {}
     frames = (("signals", result.signals), ("candidates", result.candidates),
@@ -264,6 +284,21 @@ def save_calibration(result: Calibration, folder: Path) -> dict[str, Path]:
     for stem, frame in frames:
         paths[f"{stem}.csv"] = write_atomic(frame, folder / f"{stem}.csv")
         paths[f"{stem}.parquet"] = write_atomic(frame, folder / f"{stem}.parquet")
-    text = json.dumps(result.summary, indent=2, default=float) + "\n"
+    text = json.dumps(strict_json_value(result.summary), indent=2, allow_nan=False) + "\n"
     paths["summary.json"] = write_text_atomic(text, folder / "summary.json")
     return paths
+
+
+def strict_json_value(value: Any) -> Any:
+    """``value`` as strict JSON can hold it: NumPy scalars as Python numbers, tuples as lists,
+    and every NaN or infinity as None (``null``: a figure that could not be computed, such
+    as seed-to-seed tau with one seed)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): strict_json_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [strict_json_value(v) for v in value]
+    return value

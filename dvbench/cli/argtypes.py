@@ -28,6 +28,18 @@ def positive_float(text: str) -> float:
     return value
 
 
+#: Most epochs a command accepts: beyond it a budget is a typo (or ``inf``), not a plan.
+MAX_EPOCHS = 10_000
+
+
+def epochs_float(text: str) -> float:
+    """A number of epochs: positive, finite, at most :data:`MAX_EPOCHS`."""
+    value = positive_float(text)
+    if not value <= MAX_EPOCHS:  # also refuses inf
+        raise argparse.ArgumentTypeError(f"at most {MAX_EPOCHS} epochs, got {text}")
+    return value
+
+
 def non_negative_float(text: str) -> float:
     value = _parse(text, float, "a number")
     if not value >= 0:
@@ -56,7 +68,11 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="STUDY",
         help="study name under --results-dir, or a study folder (holding journal.log)",
     )
-    parser.add_argument("--results-dir", type=Path, help="where studies live (default: results)")
+    parser.add_argument(
+        "--results-dir",
+        type=Path,
+        help="where studies live (default: $DVBENCH_RESULTS_DIR, else results)",
+    )
     parser.add_argument(
         "--storage",
         metavar="URL",

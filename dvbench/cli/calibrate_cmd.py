@@ -9,6 +9,7 @@ import argparse
 from dvbench.cli.argtypes import (
     add_data_arguments,
     add_results_dir_argument,
+    epochs_float,
     positive_int,
     results_dir,
 )
@@ -31,10 +32,9 @@ reliability as .csv/.parquet, summary.json, fidelity.png).
 
 def _epochs_list(text: str) -> tuple[float, ...]:
     try:
-        values = tuple(float(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected epochs like 1,3,9,15, got {text!r}") from None
-    return values
+        return tuple(epochs_float(part.strip()) for part in text.split(",") if part.strip())
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"expected epochs like 1,3,9,15: {exc}") from None
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -56,7 +56,9 @@ def _indices(text: str) -> frozenset[int]:
             low, dash, high = part.partition("-")
             out.update(range(int(low), int(high) + 1) if dash else [int(low)])
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected indices like 8-13 or 2,5, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected indices like 8-13 or 2,5, got {text!r}"
+        ) from None
     if not out or min(out) < 0:
         raise argparse.ArgumentTypeError(f"expected indices from 0, like 8-13, got {text!r}")
     return frozenset(out)

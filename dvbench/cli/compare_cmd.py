@@ -7,7 +7,7 @@ from pathlib import Path
 
 from dvbench.cli.argtypes import (
     add_profiling_arguments,
-    positive_float,
+    epochs_float,
     positive_int,
     profile_settings,
     results_dir,
@@ -50,7 +50,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="digits, cifar10, cifar100 or an image folder: train each model",
     )
     train.add_argument(
-        "--epochs", type=positive_float, default=3.0, help="training epochs per model (default 3)"
+        "--epochs", type=epochs_float, default=3.0, help="training epochs per model (default 3)"
     )
     train.add_argument(
         "--train-res", type=positive_int, default=32, help="training resolution in px (default 32)"

@@ -170,6 +170,8 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         allow_space_change=args.allow_space_change,
     )
+    if space.data is not None:  # a download that fails is one line now, not a FAIL per trial
+        space.data.ensure_available()
     with SearchDisplay(options) as display:
         summary = display.run(workers=args.workers)
     print_summary(summary, options, quiet=args.quiet)

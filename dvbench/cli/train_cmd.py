@@ -13,6 +13,7 @@ from dvbench.cli.argtypes import (
     data_spec,
     fraction,
     non_negative_float,
+    epochs_float,
     positive_float,
     positive_int,
 )
@@ -87,7 +88,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     budget = parser.add_argument_group("budget (the first one reached stops training)")
     budget.add_argument(
         "--epochs",
-        type=positive_float,
+        type=epochs_float,
         metavar="E",
         help=f"epochs, may be fractional (default: {defaults['epochs']:g} "
         "when no other budget is given)",

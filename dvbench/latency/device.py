@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from dvbench.errors import UsageError
+from dvbench.latency._schema import check_profile, read_json_file
 from dvbench.latency.features import Features, cost_features
 from dvbench.latency.predictor import LatencyFit, fit_latency
 
@@ -170,7 +172,8 @@ class DeviceProfile:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.as_dict(), indent=1) + "\n")
+        # strict JSON: an undefined figure (a constant rank order's Spearman) is null
+        tmp.write_text(json.dumps(_nulls(self.as_dict()), indent=1, allow_nan=False) + "\n")
         os.replace(tmp, path)
         return path
 
@@ -183,7 +186,7 @@ class DeviceProfile:
             batch_size=int(data["batch_size"]),
             threads=None if data.get("threads") is None else int(data["threads"]),
             resolution=int(data["resolution"]),
-            space=str(data.get("space", "")),
+            space=str(data.get("space") or ""),
             samples=tuple(
                 Sample(
                     name=str(s["name"]),
@@ -192,16 +195,27 @@ class DeviceProfile:
                     latency_ms_p10=float(s["latency_ms_p10"]),
                     latency_ms_p90=float(s["latency_ms_p90"]),
                     runs=int(s["runs"]),
-                    config=dict(s.get("config", {})),
-                    rounds=tuple(float(x) for x in s.get("rounds", ())),
+                    config=dict(s.get("config") or {}),
+                    rounds=tuple(float(x) for x in s.get("rounds") or ()),
                 )
                 for s in data["samples"]
             ),
             fit=LatencyFit.from_dict(data["fit"]),
-            timing=dict(data.get("timing", {})),
-            created=str(data.get("created", "")),
+            timing=dict(data.get("timing") or {}),
+            created=str(data.get("created") or ""),
             path=path,
         )
+
+
+def _nulls(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None (``null`` in the file)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _nulls(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_nulls(v) for v in value]
+    return value
 
 
 def _row(features: Features | Mapping[str, float]) -> dict[str, float]:
@@ -211,16 +225,18 @@ def _row(features: Features | Mapping[str, float]) -> dict[str, float]:
 
 
 def load_device_profile(path: str | os.PathLike) -> DeviceProfile:
-    """Read a device profile; UsageError (one line) for a missing, foreign or broken file."""
+    """Read a device profile; UsageError (one line naming the file and the field) for a
+    missing, foreign, oversized, non-regular, non-strict or out-of-schema file
+    (:mod:`dvbench.latency._schema`)."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
+        data = read_json_file(path)
     except FileNotFoundError:
         raise UsageError(
             f"{path}: no such device profile (make one: dvbench profile --calibrate-device "
             f"{path} --space small)"
         ) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except ValueError as exc:
         raise UsageError(f"{path}: not a readable device profile ({exc})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise UsageError(f"{path}: not a dvbench device profile (no format: {FORMAT})")
@@ -230,9 +246,10 @@ def load_device_profile(path: str | os.PathLike) -> DeviceProfile:
             f"version {VERSION}; re-run `dvbench profile --calibrate-device`"
         )
     try:
+        check_profile(data)
         return DeviceProfile.from_dict(data, path=path)
     except (KeyError, TypeError, ValueError) as exc:
-        raise UsageError(f"{path}: broken device profile ({type(exc).__name__}: {exc})") from None
+        raise UsageError(f"{path}: broken device profile: {exc}") from None
 
 
 def sample_candidates(

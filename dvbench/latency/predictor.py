@@ -74,10 +74,14 @@ class LatencyFit:
     ranges: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
     def predict(self, row: Mapping[str, float]) -> float:
-        """Predicted latency (ms) of a candidate given its features and ``gflops``."""
-        return float(
+        """Predicted latency (ms) of a candidate given its features and ``gflops``: never
+        negative (a time is not); ``ValueError`` rather than a non-finite number."""
+        value = float(
             sum(c * float(row[n]) for c, n in zip(self.coef, self.inputs)) + self.intercept
         )
+        if not math.isfinite(value):
+            raise ValueError(f"latency fit: predicted {value} ms (a coefficient is out of range)")
+        return max(value, 0.0)
 
     def outside(self, row: Mapping[str, float], *, margin: float = 0.0) -> list[str]:
         """``name value (measured lo..hi)`` for each input of ``row`` outside the measured
@@ -116,8 +120,11 @@ class LatencyFit:
             coef=coef,
             intercept=float(data["intercept"]),
             samples=int(data["samples"]),
-            loo={k: {m: float(x) for m, x in v.items()} for k, v in data.get("loo", {}).items()},
-            ranges={k: (float(v[0]), float(v[1])) for k, v in data.get("ranges", {}).items()},
+            loo={
+                k: {m: math.nan if x is None else float(x) for m, x in v.items()}
+                for k, v in (data.get("loo") or {}).items()
+            },
+            ranges={k: (float(v[0]), float(v[1])) for k, v in (data.get("ranges") or {}).items()},
         )
 
 

@@ -4,20 +4,18 @@
 from __future__ import annotations
 
 import functools
-import os
 import shlex
-import socket
 import sys
-import unicodedata
-import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PureWindowsPath
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 
 from dvbench.errors import UsageError
+from dvbench.names import check_folder_name
 from dvbench.runtime import default_results_dir
 from dvbench.search._versions import space_record
 from dvbench.search.space import SearchSpace
@@ -31,7 +29,8 @@ class SearchOptions:
     ``n_trials`` (default: the space's) is the study's total of COMPLETE trials. RDB and
     journal storages get a heartbeat every ``heartbeat_interval`` s; a RUNNING trial silent
     for ``grace_period`` s (its worker died) is failed and retried once by a live worker.
-    ``worker_index`` (set by ``--workers``) picks the sampler seed; ``threads`` caps this
+    ``worker_index`` (set by ``--workers``) is added to the sampler's base seed (every process
+    gets its own stream of it: :attr:`sampler_seed`); ``threads`` caps this
     worker's torch threads; ``poll_interval`` is how often a waiting worker looks again.
     ``allow_space_change`` continues a study whose space changed what a trial means, as the
     study's next space version (else that is refused). The study's name must be a plain
@@ -87,16 +86,12 @@ class SearchOptions:
 
     @property
     def sampler_seed(self) -> int:
-        """The sampler's seed: ``seed`` for a lone worker, distinct for each shared worker.
-
-        Workers with the same seed would propose the same candidates. ``run_workers`` numbers
-        its workers; a worker started by hand on a shared ``--storage`` mixes in host:pid.
-        """
-        if self.worker_index is not None:
-            return self.seed + self.worker_index
-        if self.storage:
-            return self.seed + zlib.crc32(f"{socket.gethostname()}:{os.getpid()}".encode()) % 10**6
-        return self.seed
+        """The sampler's base seed: ``seed``, plus ``worker_index`` for a ``--workers``
+        worker. Each process draws its own stream from it (:class:`StreamSampler`): the one
+        that asks for trial 0 of a study uses the base seed itself, any other mixes in the
+        number of the first trial it asks for, so workers on one study (started together or
+        by hand, on any storage) and a resumed search never repeat each other's proposals."""
+        return self.seed + (self.worker_index or 0)
 
     @property
     def journal_heartbeat(self) -> int | None:
@@ -145,7 +140,14 @@ class SearchSummary:
 
 
 def make_sampler(name: str, space: SearchSpace, seed: int) -> optuna.samplers.BaseSampler:
-    """The Optuna sampler ``name`` with the space's sampler settings (population size, ...)."""
+    """The Optuna sampler ``name`` with the space's sampler settings (population size, ...),
+    in a :class:`StreamSampler`: its random stream is this process's own in the study."""
+    make_sampler_of(name, space, seed)  # an unknown name or a missing package: refused now
+    return StreamSampler(lambda stream: make_sampler_of(name, space, stream), seed)
+
+
+def make_sampler_of(name: str, space: SearchSpace, seed: int) -> optuna.samplers.BaseSampler:
+    """The bare Optuna sampler ``name`` seeded with ``seed``."""
     settings = space.sampler
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(
@@ -172,6 +174,64 @@ def make_sampler(name: str, space: SearchSpace, seed: int) -> optuna.samplers.Ba
     raise UsageError(f"unknown sampler {name!r} (nsga2, tpe, random, gp)")
 
 
+def stream_seed(seed: int, first_trial: int) -> int:
+    """The seed of a process whose first trial in the study is number ``first_trial``:
+    ``seed`` for trial 0 (a fresh study run by one process is reproducible), else ``seed``
+    mixed with that number. Trial numbers are unique in a study, so no two processes -- two
+    workers joining together, or a search resumed later -- share a stream."""
+    if first_trial == 0:
+        return seed
+    mixed = np.random.SeedSequence([seed & 0xFFFFFFFF, first_trial]).generate_state(1)
+    return int(mixed[0])
+
+
+class StreamSampler(optuna.samplers.BaseSampler):
+    """An Optuna sampler whose seed is settled when its process asks for its first trial.
+
+    Two processes with one ``--seed`` on one study would otherwise propose the same
+    candidates in pairs, and a resumed search would start by repeating trial 0's knobs.
+    At the first :meth:`before_trial` the sampler is rebuilt with :func:`stream_seed` of the
+    base seed and that trial's number; every call is then the rebuilt sampler's.
+    """
+
+    def __init__(self, build: Callable[[int], optuna.samplers.BaseSampler], seed: int) -> None:
+        self._build = build
+        self._seed = seed
+        self._inner = build(seed)
+        self.stream: int | None = None  # the seed in use, once the first trial is asked
+
+    @property
+    def inner(self) -> optuna.samplers.BaseSampler:
+        """The Optuna sampler that does the sampling."""
+        return self._inner
+
+    def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if self.stream is None:
+            self.stream = stream_seed(self._seed, trial.number)
+            if self.stream != self._seed:
+                self._inner = self._build(self.stream)
+        self._inner.before_trial(study, trial)
+
+    # Optuna's signatures, passed through
+    def infer_relative_search_space(self, study, trial):  # noqa: ANN001, ANN201
+        return self._inner.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study, trial, search_space):  # noqa: ANN001, ANN201
+        return self._inner.sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study, trial, name, distribution):  # noqa: ANN001, ANN201
+        return self._inner.sample_independent(study, trial, name, distribution)
+
+    def after_trial(self, study, trial, state, values) -> None:  # noqa: ANN001
+        self._inner.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self._inner.reseed_rng()
+
+    def __repr__(self) -> str:
+        return f"StreamSampler({self._inner!r}, seed={self._seed}, stream={self.stream})"
+
+
 def command_line(argv: Sequence[str] | None = None) -> str:
     """The command that reproduces this run, for the study's record; a password in a storage
     URL (``--storage URL`` or ``--storage=URL``) is shown as ``***``."""
@@ -179,38 +239,10 @@ def command_line(argv: Sequence[str] | None = None) -> str:
     return "python cli.py " + " ".join(shlex.quote(display_url(a)) for a in argv)
 
 
-#: A study name's longest UTF-8 form: a folder name (255 bytes on common file systems) with
-#: room for suffixes, and well within Optuna's database column.
-MAX_NAME_BYTES = 128
-
-
 def check_study_name(name: str) -> str:
-    """``name`` if it is a plain folder name, else :class:`UsageError` saying why.
-
-    A study's tables go to ``results_dir/NAME``: a path separator, ``.`` or ``..``, or an
-    absolute path would put them elsewhere, and a control character makes a name no one can
-    type. (``report`` and ``export`` also take a study's folder as a path.)
-    """
-    why = None
-    if not name:
-        why = "it is empty"
-    elif not name.strip():
-        why = "it is blank"
-    elif name != name.strip():
-        why = "it starts or ends with a space"
-    elif len(name.encode()) > MAX_NAME_BYTES:
-        why = f"it is longer than {MAX_NAME_BYTES} bytes (UTF-8), more than every storage accepts"
-    elif name in (".", ".."):
-        why = "it names the current or the parent folder"
-    elif name.startswith(("/", "\\")) or PureWindowsPath(name).is_absolute():
-        why = "it is an absolute path"
-    elif "/" in name or "\\" in name:  # either system's separator
-        why = "it holds a path separator"
-    elif any(unicodedata.category(c) == "Cc" for c in name):
-        why = "it holds a control character"
-    if why:
-        raise UsageError(
-            f"study name {name!r} is not a plain folder name ({why}); "
-            "a study's tables go to --results-dir/NAME"
-        )
-    return name
+    """``name`` if it is a plain folder name (:func:`dvbench.names.check_folder_name`, the
+    rule every name that becomes a path follows), else :class:`UsageError` saying why.
+    (``report`` and ``export`` also take a study's folder as a path.)"""
+    return check_folder_name(
+        name, what="study name", where="a study's tables go to --results-dir/NAME"
+    )

@@ -5,7 +5,8 @@ hand on another machine runs. This process creates (or joins) the study first, s
 set-up -- seed trials, settings, baselines -- happens once; it starts workers 1..K-1 as new
 processes (``spawn``: no torch state is forked) and is worker 0 itself (its imports are done,
 so it starts trials while the others start up), then waits for them and exports the tables.
-Workers get ``cores // K`` torch threads each and their own sampler seed (``seed + index``);
+Workers get ``cores // K`` torch threads each and their own sampler stream (base seed
+``seed + index``, mixed with the number of the first trial each asks for: ``StreamSampler``);
 the started workers' output goes to ``<study folder>/workers/worker-<index>.log``.
 
 A worker that dies is reported; its RUNNING trial is failed once its heartbeat is stale and
@@ -60,7 +61,7 @@ def _worker_main(options: SearchOptions, log_path: str) -> None:
         sys.stdout = sys.stderr = log_file
         print(
             f"worker {options.worker_index} pid {os.getpid()}: {options.threads} threads, "
-            f"sampler seed {options.sampler_seed}, storage {display_url(options.storage_url)}",
+            f"sampler base seed {options.sampler_seed}, storage {display_url(options.storage_url)}",
             flush=True,
         )
         try:

@@ -21,7 +21,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import http.client
 import os
+import pickle
+import tarfile
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -127,6 +130,21 @@ class DataSpec:
         """The images, decoded once per process (the same spec and seed: the same split)."""
         return _load(self, seed)
 
+    def ensure_available(self) -> None:
+        """Make sure the images can be had, before anything is started that needs them: an
+        image folder exists; CIFAR's files are under ``data_dir`` (downloaded now when
+        ``download`` is on). :class:`UsageError` (one line saying what to give instead)
+        otherwise -- a failed download included (no network, a proxy refusing, a full disk).
+        Nothing is decoded."""
+        key = self.source
+        if key in ("cifar10", "cifar100"):
+            root = Path(self.data_dir).expanduser() if self.data_dir else DEFAULT_DATA_DIR
+            _cifar_files(key, str(root), download=self.download)
+        elif key != "digits":
+            folder = Path(key)
+            if not folder.is_dir():
+                _image_folder(folder, self.resolution, self.val_fraction, 0)  # its one line
+
 
 def load_data(
     source: str | Path,
@@ -203,17 +221,61 @@ def _digits(res: int) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
     return images, labels, tuple(str(name) for name in digits.target_names)
 
 
-@functools.lru_cache(maxsize=4)
-def _cifar(name: str, root: str, *, train: bool, download: bool, res: int):
+def _cifar_class(name: str):
     import torchvision.datasets
 
-    cls = torchvision.datasets.CIFAR10 if name == "cifar10" else torchvision.datasets.CIFAR100
-    try:
-        dataset = cls(root, train=train, download=download)
-    except RuntimeError:
+    return torchvision.datasets.CIFAR10 if name == "cifar10" else torchvision.datasets.CIFAR100
+
+
+def _instead(name: str, root: str) -> str:
+    """What to give in place of a CIFAR set that cannot be had."""
+    folder = Path(root) / _cifar_class(name).base_folder.rstrip("/")
+    return (
+        f"give --data DIR with an ImageFolder copy of it, or --data-dir DIR holding its "
+        f"extracted files ({folder.name}/; in a space: train: data: or data_dir:)"
+    )
+
+
+#: What a failed download raises: no network, a refused or broken connection, a proxy's
+#: answer (``URLError``/``HTTPError`` are ``OSError``), a full disk, a cut-off transfer.
+_DOWNLOAD_ERRORS = (OSError, http.client.HTTPException, EOFError, tarfile.TarError)
+
+
+def _cifar_files(name: str, root: str, *, download: bool) -> None:
+    """The CIFAR files under ``root``: there already, or downloaded now (``download``);
+    :class:`UsageError` in one line otherwise."""
+    cls = _cifar_class(name)
+    folder = Path(root) / cls.base_folder
+    if all((folder / file).is_file() for file, _ in cls.train_list + cls.test_list):
+        return
+    if not download:
         raise UsageError(
-            f"{name} not found under {root}: put the extracted python version there "
-            f"({Path(root) / cls.base_folder}/, from {cls.url}) or pass --download"
+            f"{name} not found under {root} ({folder}/, from {cls.url}); pass --download, "
+            f"or {_instead(name, root)}"
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cls(root, train=True, download=True)
+    except (*_DOWNLOAD_ERRORS, RuntimeError) as exc:
+        reason = (str(getattr(exc, "reason", "") or exc).strip().splitlines() or [""])[0]
+        reason = reason or type(exc).__name__
+        raise UsageError(
+            f"{name}: could not be downloaded from {cls.url} into {root} ({reason}); "
+            f"{_instead(name, root)}"
+        ) from None
+
+
+@functools.lru_cache(maxsize=4)
+def _cifar(name: str, root: str, *, train: bool, download: bool, res: int):
+    cls = _cifar_class(name)
+    _cifar_files(name, root, download=download)
+    try:
+        dataset = cls(root, train=train, download=False)
+    except (RuntimeError, OSError, EOFError, pickle.UnpicklingError):
+        raise UsageError(
+            f"{name}: the files under {Path(root) / cls.base_folder}/ are damaged; "
+            f"{_instead(name, root)}"
         ) from None
     images = _to_nchw(dataset.data)
     labels = torch.tensor(dataset.targets, dtype=torch.long)
