@@ -26,6 +26,8 @@ from dvbench.report.data import (
     metric_text,
     metric_unit,
 )
+from dvbench.report.escape import markdown_cell, markdown_text
+from dvbench.report.left_off import get_left_off_info, left_off_text
 from dvbench.report.plots import ImportanceInfo
 from dvbench.search import SPACE_VERSION, display_url, provisional_frame
 
@@ -56,7 +58,7 @@ MAX_NAMES = 12  # longest list of dominating candidates written out in full
 
 
 def _escape(cell: Any) -> str:
-    return str(cell).replace("|", "\\|").replace("\n", " ")
+    return markdown_cell(cell)
 
 
 def _plural(count: int, noun: str) -> str:
@@ -316,23 +318,23 @@ def _dominance_lines(data: ReportData) -> list[str]:
         name = row["name"]
         if row.get("state") != "COMPLETE":
             reason = row.get("fail_reason") or "no reason recorded"
-            lines.append(f"- **{name}**: not compared, it failed ({reason}).")
+            lines.append(f"- **{markdown_text(name)}**: not compared, it failed ({reason}).")
         elif not _same_version(row, data):
             lines.append(
-                f"- **{name}**: not compared, it was measured under space version "
+                f"- **{markdown_text(name)}**: not compared, it was measured under space version "
                 f"{row[SPACE_VERSION]} and the front is version {data.front_version} "
                 f"(`dvbench search ... --baselines {name}` measures it again)."
             )
         elif name not in data.dominance:
-            lines.append(f"- **{name}**: not compared, it lacks an objective value.")
+            lines.append(f"- **{markdown_text(name)}**: not compared, it lacks an objective value.")
         elif not data.dominance[name]:
-            lines.append(f"- **{name}**: no candidate dominates it (within the noise).")
+            lines.append(f"- **{markdown_text(name)}**: no candidate dominates it (within the noise).")
         else:
             beaten_by = data.dominance[name]
             shown = ", ".join(f"`{n}`" for n in beaten_by[:MAX_NAMES])
             more = f" and {len(beaten_by) - MAX_NAMES} more" if len(beaten_by) > MAX_NAMES else ""
             lines.append(
-                f"- **{name}** is dominated by {_plural(len(beaten_by), 'candidate')}: "
+                f"- **{markdown_text(name)}** is dominated by {_plural(len(beaten_by), 'candidate')}: "
                 f"{shown}{more}."
             )
     if not lines:
@@ -590,6 +592,9 @@ def render_report(
             pareto_table(data),
             "",
         ]
+        left_off = left_off_text(get_left_off_info(data.trials, data.metrics))
+        if left_off:  # completed trials the front could not place (non-finite metrics)
+            lines += [left_off, ""]
     if "final" in data.trials.columns:
         lines += ["### Multi-fidelity rungs", "", *_rung_lines(data), ""]
     knobs = knob_table(data)
