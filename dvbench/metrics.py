@@ -103,6 +103,16 @@ _TABLE = (
     ),
     Metric("top1", "maximize", "top-1 accuracy", "%", ".2f", kind="accuracy"),
     Metric("top5", "maximize", "top-5 accuracy", "%", ".2f", kind="accuracy"),
+    # mean cross-entropy on the test set: noisy like an accuracy (seeds, images), no binomial
+    Metric(
+        "test_loss",
+        "minimize",
+        "test loss",
+        "",
+        ".4f",
+        kind="accuracy",
+        constraint="max_test_loss",
+    ),
     Metric("train_time_s", "minimize", "proxy training time", "s", ".1f", kind="time"),
     Metric("train_images_per_s", "maximize", "training speed", "img/s", ".0f", kind="time"),
     # training-free scores of dvbench.proxies (higher predicts higher accuracy); a space bounds

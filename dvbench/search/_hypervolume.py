@@ -106,9 +106,9 @@ def hypervolume_summary(
     reference, scale, sources = hypervolume_reference(frame, criteria, fixed)
     if pool.empty or not all(math.isfinite(r) for r in reference):
         return None
-    values, errors = criteria.values(pool), criteria.errors(pool)
+    values, noise = criteria.values(pool), criteria.noise(pool)
     value = hypervolume(values, criteria.directions, reference, scale)
-    low, high = hypervolume_interval(values, criteria.directions, reference, errors, scale=scale)
+    low, high = hypervolume_interval(values, criteria.directions, reference, noise, scale=scale)
     cost = next((i for i, d in enumerate(criteria.directions) if d == "minimize"), None)
     cheapest = values[[int(np.argmin(values[:, cost]))]] if cost is not None else values[:0]
     alone = hypervolume(cheapest, criteria.directions, reference, scale)

@@ -26,7 +26,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from dvbench.metrics import ACCURACY_METRICS, accuracy_standard_error
+from dvbench.metrics import METRICS, accuracy_standard_error
 from dvbench.search._options import SearchOptions
 from dvbench.search._repeats import repeats_due
 from dvbench.search._rungs import Measured, beyond_promotion, promotions
@@ -86,7 +86,8 @@ class Ladder:
             measured = trial.user_attrs.get(METRICS_ATTR, {})
             images = measured.get("test_images")
             errors = [
-                accuracy_standard_error(v, images) if m in ACCURACY_METRICS else 0.0
+                # the binomial SE of a proportion (top1, top5); never of a loss
+                accuracy_standard_error(v, images) if METRICS[m].unit == "%" else 0.0
                 for m, v in zip(metrics, trial.values)
             ]
             completed.setdefault(mark.candidate, {})[mark.rung] = Measured(trial.values, errors)
@@ -140,7 +141,7 @@ class Ladder:
                 seeds_at_top.setdefault(mark.candidate, set()).add(mark.repeat)
         runs_at_top = {c: max(seeds) + 1 for c, seeds in seeds_at_top.items()}
         due = repeats_due(
-            pool, self.criteria.metrics, self.criteria.directions, self.criteria.errors(pool),
+            pool, self.criteria.metrics, self.criteria.directions, self.criteria.noise(pool),
             confidence=self.criteria.confidence, repeats=self.repeats,
             runs_at_top=runs_at_top, live=live,
         )  # fmt: skip

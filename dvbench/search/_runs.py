@@ -12,41 +12,57 @@ per first run (a candidate, or a failed try at one) and folds its other runs int
 - ``train_s`` is the sum over every run (rungs and repeats): seeds are compute;
 - ``trials``: the Optuna numbers of its completed runs (``optuna best-trials`` names those).
 
-**Standard errors** (``<metric>_se``, used by every comparison, see ``_pareto``): one
-evaluation of a network has the variance its seeds show -- pooled over every candidate with
-two or more seeds at the same budget (within-candidate variance, which holds the test set's
-sampling) -- and never less than the binomial variance of an accuracy on ``test_images``
-images; a mean over ``n`` seeds has that over ``n``. Until some candidate has two seeds, the
-binomial term alone is known: a lower bound, and the tables say so (``<metric>_se_from``).
-Baselines get the same.
+**Standard errors** (``<metric>_se``, used by every comparison; the model is
+:mod:`dvbench.stats.noise`, its reasoning ``docs/statistics.md``): a mean over ``n`` seeds has
+variance ``sigma²/n + tau²``. ``sigma²``, the seed variance of one run, is pooled over every
+candidate with two or more seeds at the same budget, combined with the caller's calibration
+prior where there is one; ``tau²``, the test set's, is the variance over images of the
+candidate's seed-averaged per-image values over their number (the runs' stored outcomes,
+:func:`record.outcomes_of`), else the binomial one of an accuracy in percent, else unknown (a
+lower bound) -- less the seeds' own per-image flips where some candidate's repeats measured
+them (``phi``, pooled like ``sigma²``, which holds them already). ``<metric>_se_from`` says
+which (``seeds (pooled, df=4)``, ``calibration (df=16)``, ``test set only (lower bound)``...)
+and ``<metric>_df`` gives the SE's Welch–Satterthwaite degrees of freedom. Each row keeps its
+:class:`~dvbench.stats.noise.Estimate` of every noisy metric in the column ``noise``
+(per-image values included, for the paired comparisons of ``tables``); that column is not
+written to files. Baselines get the same.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
-from dvbench.metrics import ACCURACY_METRICS, accuracy_standard_error
+from dvbench.metrics import ACCURACY_METRICS, METRICS, accuracy_standard_error
 from dvbench.search.record import (
     CHECKPOINT_NOTE,
     FAIL_REASON,
     METRICS_ATTR,
+    OUTCOMES,
     TIMINGS,
     TRAIN_SEED,
+    outcomes_of,
     run_of,
 )
+from dvbench.stats import Estimate, ImageOutcomes, SeedVariance, flip_variance
 
 #: What a rung's training measures; the candidate row takes it from its highest rung.
-_TRAINED = ("train_time_s", "train_images_per_s", "test_loss")
+_TRAINED = ("train_time_s", "train_images_per_s")
+#: The column of each row's noise estimates (metric -> Estimate); never written to a file.
+NOISE = "noise"
+_IMAGES = "image_values"  # fold_runs -> add_uncertainty: metric -> seed-averaged per image
 
 
-def runs_frame(trials: Sequence[optuna.trial.FrozenTrial]) -> pd.DataFrame:
-    """Every run: its trial number, candidate, rung, repeat, budget, state, what it measured."""
+def runs_frame(
+    trials: Sequence[optuna.trial.FrozenTrial], *, outcomes: bool = False
+) -> pd.DataFrame:
+    """Every run: its trial number, candidate, rung, repeat, budget, state, what it measured
+    (with ``outcomes``: its per-image :class:`ImageOutcomes`, or None, in column ``outcomes``)."""
     rows = []
     for t in trials:
         mark = run_of(t)
@@ -63,6 +79,8 @@ def runs_frame(trials: Sequence[optuna.trial.FrozenTrial]) -> pd.DataFrame:
             "fail_reason": t.user_attrs.get(FAIL_REASON),
             "checkpoint_note": t.user_attrs.get(CHECKPOINT_NOTE),
         })  # fmt: skip
+        if outcomes:
+            rows[-1][OUTCOMES] = outcomes_of(t) if done else None
     return pd.DataFrame(rows)
 
 
@@ -89,10 +107,12 @@ def fold_runs(frame: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
         out[column] = None
     by_number = frame.set_index("number", drop=False)
     groups = dict(tuple(done.groupby("candidate"))) if not done.empty else {}
-    for index, row in out.iterrows():
+    images: list[dict[str, tuple]] = [{} for _ in range(len(out))]
+    for place, (index, row) in enumerate(out.iterrows()):
         if row["baseline"]:
             for m in accuracy:
                 out.at[index, f"{m}_seeds"] = 1 if _finite(row[m]) else 0
+            images[place] = _image_values([row.get(OUTCOMES)], accuracy)
             continue
         reached = groups.get(row["candidate"])
         if row["state"] != "COMPLETE" or reached is None:
@@ -123,7 +143,28 @@ def fold_runs(frame: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
         if len(trained):  # every run's seconds (an over-budget candidate trained none)
             out.at[index, "train_s"] = float(trained.sum())
         out.at[index, "trials"] = " ".join(str(n) for n in sorted(reached["number"]))
-    return out.reset_index(drop=True)
+        if OUTCOMES in at_top.columns:
+            images[place] = _image_values(at_top[OUTCOMES].tolist(), accuracy)
+    out[_IMAGES] = images
+    return out.drop(columns=[OUTCOMES], errors="ignore").reset_index(drop=True)
+
+
+def _image_values(
+    outcomes: Sequence[ImageOutcomes | None], metrics: Sequence[str]
+) -> dict[str, tuple[np.ndarray, float, int]]:
+    """Per metric with per-image values: their mean over the runs' outcomes (the runs with
+    outcomes of the first one's length: one test set), the runs' :func:`flip_variance` (NaN
+    for one run) and the number of runs."""
+    usable = [o for o in outcomes if isinstance(o, ImageOutcomes) and len(o)]
+    usable = [o for o in usable if len(o) == len(usable[0])]
+    out = {}
+    for m in metrics if usable else ():
+        try:
+            runs = np.stack([o.metric(m) for o in usable])
+        except KeyError:  # no per-image values for it (top5)
+            continue
+        out[m] = (runs.mean(axis=0), flip_variance(runs), len(usable))
+    return out
 
 
 def _finite(value) -> bool:
@@ -133,33 +174,62 @@ def _finite(value) -> bool:
         return False
 
 
-def add_uncertainty(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with ``<metric>_se`` (and ``<metric>_se_from``: ``seeds`` when a pooled seed
-    variance is known, ``test set`` otherwise) for every accuracy metric."""
+def _column(frame: pd.DataFrame, name: str) -> pd.Series:
+    """Column ``name`` as numbers (NaN where missing or not a number, or no such column)."""
+    if name not in frame.columns:
+        return pd.Series(math.nan, index=frame.index)
+    return pd.to_numeric(frame[name], errors="coerce")
+
+
+def add_uncertainty(
+    frame: pd.DataFrame, *, prior: Mapping[str, Sequence[float]] | None = None
+) -> pd.DataFrame:
+    """``frame`` with ``<metric>_se``, ``<metric>_se_from`` and ``<metric>_df`` for every
+    accuracy metric, and the column ``noise`` (see the module docstring). ``prior``: metric ->
+    ``(seed_sd, df)`` or ``(seed_sd, df, flip_sd)`` of a calibration, used before (and pooled
+    with) the study's own repeats (:meth:`SeedVariance.pooled`)."""
     frame = frame.copy()
     budgets = frame["budget"] if "budget" in frame.columns else pd.Series(None, index=frame.index)
     group = budgets.astype(object).where(budgets.notna(), "")
+    images = frame[_IMAGES] if _IMAGES in frame.columns else pd.Series(None, index=frame.index)
+    estimates: list[dict[str, Estimate]] = [{} for _ in range(len(frame))]
+    prior = dict(prior or {})
     for m in _accuracy_columns(frame):
-        seeds = pd.to_numeric(frame.get(f"{m}_seeds"), errors="coerce").fillna(1).clip(lower=1)
-        sd = pd.to_numeric(frame.get(f"{m}_seed_sd"), errors="coerce")
-        pooled: dict[object, float] = {}
-        for key, members in frame.groupby(group):
-            have = sd[members.index].notna() & (seeds[members.index] >= 2)
-            dof = (seeds[members.index][have] - 1).sum()
-            if dof > 0:
-                pooled[key] = float(
-                    ((seeds[members.index][have] - 1) * sd[members.index][have] ** 2).sum() / dof
-                )
-        ses, sources = [], []
-        for index, row in frame.iterrows():
-            binomial = accuracy_standard_error(row[m], row.get("test_images"))
-            variance = binomial**2 if math.isfinite(binomial) else math.nan
-            source = "test set"
-            if group[index] in pooled:
-                variance = max(pooled[group[index]], variance if math.isfinite(variance) else 0)
-                source = "seeds"
-            ses.append(math.sqrt(variance / seeds[index]) if _finite(row[m]) else math.nan)
-            sources.append(source if _finite(row[m]) and math.isfinite(variance) else None)
+        seeds = _column(frame, f"{m}_seeds").fillna(1).clip(lower=1)
+        sd = _column(frame, f"{m}_seed_sd")
+        own = {i: v[m] for i, v in images.items() if isinstance(v, dict) and m in v}
+        flips = pd.Series({i: v[1] for i, v in own.items()}, index=frame.index, dtype=float)
+        flip_runs = pd.Series({i: v[2] for i, v in own.items()}, index=frame.index, dtype=float)
+        pooled = {
+            key: SeedVariance.pooled(
+                sd[rows.index], seeds[rows.index], prior=prior.get(m),
+                flips=flips[rows.index], flip_seeds=flip_runs[rows.index].fillna(0),
+            )
+            for key, rows in frame.groupby(group)
+        }  # fmt: skip
+        ses, sources, dfs = [], [], []
+        for place, (index, row) in enumerate(frame.iterrows()):
+            if not _finite(row[m]):
+                ses.append(math.nan)
+                sources.append(None)
+                dfs.append(math.nan)
+                continue
+            seed = pooled[group[index]]
+            values, _, runs = own.get(index, (None, math.nan, None))
+            test_images = row.get("test_images")
+            if values is not None and _finite(test_images) and len(values) != int(test_images):
+                values = runs = None  # not the test set the metric was measured on
+            test_var = math.nan
+            if values is None and METRICS[m].unit == "%":  # a proportion: binomial, less phi
+                binomial = accuracy_standard_error(row[m], test_images) ** 2
+                test_var = max(binomial - seed.flip, 0.0) if math.isfinite(binomial) else math.nan
+            estimate = Estimate(int(seeds[index]), seed, test_var, values, runs)
+            estimates[place][m] = estimate
+            ses.append(estimate.se)
+            sources.append(estimate.label if math.isfinite(estimate.se) else None)
+            dfs.append(estimate.df if math.isfinite(estimate.se) else math.nan)
         frame[f"{m}_se"] = np.array(ses, dtype=float)
         frame[f"{m}_se_from"] = sources
-    return frame
+        frame[f"{m}_df"] = np.array(dfs, dtype=float)
+    frame[NOISE] = estimates
+    return frame.drop(columns=[_IMAGES], errors="ignore")

@@ -46,7 +46,7 @@ from dvbench.profile import ProfileSettings
 from dvbench.runtime import spaces_dir
 from dvbench.search._device import PREDICTED_LATENCY, check_device, device_record, load_device
 from dvbench.search._knobs import Knob, check_value, first_value, knobs_to_config, parse_knob
-from dvbench.search._pareto import DominanceRule
+from dvbench.search._pareto import DEFAULT_CONFIDENCE, DominanceRule
 from dvbench.search._prefilter import Prefilter
 from dvbench.search._repeats import Repeats
 from dvbench.search._rungs import Fidelity
@@ -84,7 +84,7 @@ class SearchSpace:
     reference_point: Mapping[str, float] = field(default_factory=dict)
     fidelity: Fidelity | None = None  # multi-fidelity search (successive halving on rungs)
     prefilter: Prefilter | None = None  # train only candidates a training-free score ranks high
-    confidence: float = 0.95  # of the dominance rule (see _pareto); 0: strict
+    confidence: float = DEFAULT_CONFIDENCE  # of the dominance rule (see _pareto); 0: strict
     repeats: Repeats | None = None  # more seeds where the front is unsure (see _repeats)
     device: Any = None  # a dvbench.latency.DeviceProfile: latency_pred_ms is predicted from it
     #: metric -> (seed sd of one run, its df) from a calibration: the seed variance's prior
@@ -297,7 +297,7 @@ def parse_space(
         reference_point=reference,
         fidelity=fidelity,
         prefilter=Prefilter.parse(_mapping(data, "prefilter")) if data.get("prefilter") else None,
-        confidence=_parse_confidence(data.get("confidence", 0.95)),
+        confidence=_parse_confidence(data.get("confidence", DEFAULT_CONFIDENCE)),
         repeats=Repeats.parse(_mapping(data, "repeats")) if data.get("repeats") else None,
         noise=parse_noise(_mapping(data, "noise")),
         device=(

@@ -4,8 +4,10 @@ Tables are computed from the study's storage alone, so any worker (or ``dvbench 
 can write them, and they are written atomically (:mod:`dvbench.files`). What a trial stored
 is read through :mod:`~dvbench.search.record`; a candidate's runs (rungs, repeats) are folded
 into one row with the standard error of every accuracy (``_runs``); every comparison uses the
-study's one noise-aware dominance rule (``_pareto``) at the study's confidence, carried with
-the objectives in a :class:`Criteria`.
+study's one noise-aware dominance rule (:mod:`dvbench.stats.pareto`) at the study's confidence,
+carried with the objectives in a :class:`Criteria`, over the noise model of
+:mod:`dvbench.stats.noise` (:meth:`Criteria.noise`: candidates scored on the same test images
+compare paired).
 
 Each trial row names the space version it ran under (``space_version``); the front, the
 dominance of baselines and the hypervolume use the trials of the newest version only (see
@@ -32,11 +34,12 @@ import pandas as pd
 from dvbench.files import write_atomic
 from dvbench.metrics import ACCURACY_METRICS
 from dvbench.search import record
-from dvbench.search._pareto import DominanceRule, front_probability
-from dvbench.search._runs import add_uncertainty, fold_runs, runs_frame
+from dvbench.search._runs import NOISE, add_uncertainty, fold_runs, runs_frame
 from dvbench.search.record import SPACE_VERSION
+from dvbench.stats import DEFAULT_CONFIDENCE, DominanceRule, Estimate, Noise, front_probability
 
 __all__ = [
+    "DEFAULT_CONFIDENCE",
     "Criteria",
     "candidates",
     "dominance",
@@ -47,9 +50,6 @@ __all__ = [
     "trials_frame",
     "write_atomic",
 ]
-
-#: The confidence a space gets when it does not say (see ``_pareto.DominanceRule``).
-DEFAULT_CONFIDENCE = 0.95
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,25 @@ class Criteria:
     def values(self, frame: pd.DataFrame) -> np.ndarray:
         return frame[list(self.metrics)].astype(float).to_numpy().reshape(-1, len(self.metrics))
 
+    def noise(self, frame: pd.DataFrame) -> Noise:
+        """The rows' noise in the objectives (exact ones have none): each row's estimate from
+        ``add_uncertainty`` (column ``noise``), paired where two rows have per-image values of
+        one test set; a row without one, its ``<metric>_se`` (and ``_df``) as independent."""
+        kept = frame[NOISE] if NOISE in frame.columns else pd.Series(None, index=frame.index)
+        columns: list[list[Estimate] | None] = []
+        for metric, noisy in zip(self.metrics, self.noisy):
+            if not noisy:
+                columns.append(None)
+                continue
+            se = _numbers(frame, f"{metric}_se", 0.0)
+            df = _numbers(frame, f"{metric}_df", math.inf)
+            columns.append([
+                cell[metric] if isinstance(cell, dict) and metric in cell
+                else Estimate.given(se[k], df[k])
+                for k, cell in enumerate(kept)
+            ])  # fmt: skip
+        return Noise.of_estimates(columns, n=len(frame))
+
     def errors(self, frame: pd.DataFrame) -> np.ndarray:
         """Each row's standard error per objective (0 where exact or unknown)."""
         columns = []
@@ -105,12 +124,22 @@ class Criteria:
         return np.column_stack(columns) if columns else np.zeros((len(frame), 0))
 
 
+def _numbers(frame: pd.DataFrame, column: str, missing: float) -> np.ndarray:
+    if column not in frame.columns:
+        return np.full(len(frame), missing)
+    return pd.to_numeric(frame[column], errors="coerce").fillna(missing).to_numpy(float)
+
+
 # -------------------------------------------------------------------------------- the rows
 def trials_frame(
-    study: optuna.Study, trials: Sequence[optuna.trial.FrozenTrial] | None = None
+    study: optuna.Study,
+    trials: Sequence[optuna.trial.FrozenTrial] | None = None,
+    *,
+    prior: Mapping[str, Sequence[float]] | None = None,
 ) -> pd.DataFrame:
     """Every candidate (any state; its follow-up runs folded in) and every baseline, one row
-    each, with standard errors (``trials``: the study's, already read)."""
+    each, with standard errors (``trials``: the study's, already read; ``prior``: metric ->
+    ``(seed_sd, df[, flip_sd])`` of a calibration, see ``_runs.add_uncertainty``)."""
     trials = study.get_trials(deepcopy=False) if trials is None else trials
     rows = [record.trial_row(t) for t in trials]
     _explain_stale_failures(rows)
@@ -120,8 +149,8 @@ def trials_frame(
         return frame
     frame["number"] = frame["number"].astype("Int64")
     frame[SPACE_VERSION] = frame[SPACE_VERSION].astype("Int64")
-    frame = fold_runs(frame, runs_frame(trials))
-    return add_uncertainty(frame)
+    frame = fold_runs(frame, runs_frame(trials, outcomes=True))
+    return add_uncertainty(frame, prior=prior)
 
 
 def _explain_stale_failures(rows: list[dict[str, Any]]) -> None:
@@ -185,9 +214,7 @@ def with_front_probability(frame: pd.DataFrame, criteria: Criteria) -> pd.DataFr
     out["p_front"] = math.nan
     pool = candidates(frame, criteria.metrics)
     if not pool.empty:
-        chance = front_probability(
-            criteria.values(pool), criteria.directions, criteria.errors(pool)
-        )
+        chance = front_probability(criteria.values(pool), criteria.directions, criteria.noise(pool))
         out.loc[pool.index, "p_front"] = chance
     return out
 
@@ -199,12 +226,14 @@ def pareto_frame(frame: pd.DataFrame, criteria: Criteria) -> pd.DataFrame:
     pool = candidates(frame, criteria.metrics)
     if pool.empty:
         return pool
-    values, errors = criteria.values(pool), criteria.errors(pool)
+    values, noise = criteria.values(pool), criteria.noise(pool)
     rule = criteria.rule
-    on_front = rule.front(values, criteria.directions, errors)
+    on_front = rule.front(values, criteria.directions, noise)
     front = pool[on_front].copy()
-    front["p_front"] = front_probability(values, criteria.directions, errors)[on_front]
-    ties = rule.tied(values[on_front], criteria.directions, errors[on_front])
+    known = "p_front" in pool.columns and pool["p_front"].notna().all()  # with_front_probability
+    chance = pool["p_front"] if known else front_probability(values, criteria.directions, noise)
+    front["p_front"] = np.asarray(chance, dtype=float)[on_front]
+    ties = rule.tied(values[on_front], criteria.directions, noise.take(on_front))
     numbers = front["number"].tolist()
     front["tied_with"] = [" ".join(str(numbers[j]) for j in np.flatnonzero(row)) for row in ties]
     metrics, directions = criteria.metrics, criteria.directions
@@ -245,7 +274,7 @@ def dominance(frame: pd.DataFrame, criteria: Criteria) -> dict[str, list[str]]:
     rule = criteria.rule
     for index in base.index:
         both = pd.concat([base.loc[[index]], pool])
-        beaten = rule.matrix(criteria.values(both), criteria.directions, criteria.errors(both))
+        beaten = rule.matrix(criteria.values(both), criteria.directions, criteria.noise(both))
         out[base.at[index, "name"]] = pool["name"][beaten[1:, 0]].tolist()
     return out
 
@@ -285,6 +314,7 @@ def export_tables(study: optuna.Study, out_dir: Path, criteria: Criteria) -> dic
         tables.append(("provisional", provisional_frame(frame, criteria)))
     paths = {}
     for stem, table in tables:
+        table = table.drop(columns=[NOISE], errors="ignore")  # objects, not table cells
         paths[f"{stem}.csv"] = write_atomic(table, out_dir / f"{stem}.csv")
         paths[f"{stem}.parquet"] = write_atomic(_parquet_ready(table), out_dir / f"{stem}.parquet")
     return paths

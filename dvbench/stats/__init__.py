@@ -4,6 +4,38 @@ accuracy and of differences between candidates, dominance, P(front), hypervolume
 ``search``, ``calibrate``, ``report`` and the benchmarks import it, it imports none of them.
 """
 
+from dvbench.stats.noise import (
+    Estimate,
+    Noise,
+    SeedVariance,
+    flip_variance,
+    test_set_variance,
+)
 from dvbench.stats.outcomes import ImageOutcomes
+from dvbench.stats.pareto import (
+    DEFAULT_CONFIDENCE,
+    STRICT,
+    DominanceRule,
+    crowding_distances,
+    front_probability,
+    holm,
+    hypervolume,
+    hypervolume_interval,
+)
 
-__all__ = ["ImageOutcomes"]
+__all__ = [
+    "DEFAULT_CONFIDENCE",
+    "STRICT",
+    "DominanceRule",
+    "Estimate",
+    "ImageOutcomes",
+    "Noise",
+    "SeedVariance",
+    "crowding_distances",
+    "flip_variance",
+    "front_probability",
+    "holm",
+    "hypervolume",
+    "hypervolume_interval",
+    "test_set_variance",
+]

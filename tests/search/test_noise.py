@@ -95,13 +95,20 @@ def test_seed_errors_pool_over_candidates_with_several_seeds():
     })  # fmt: skip
     out = add_uncertainty(frame)
     pooled = (1 * 1.0**2 + 1 * 2.0**2 + 2 * 0.5**2) / 4  # over 1 + 1 + 2 degrees of freedom
-    assert out["top1_se"].tolist() == pytest.approx(
-        [math.sqrt(pooled / 2), math.sqrt(pooled / 2), math.sqrt(pooled), math.sqrt(pooled / 3)]
+    # the seeds' share shrinks with the seeds; the test set's (binomial here) does not
+    binomial = [accuracy_standard_error(v, 8000) ** 2 for v in frame["top1"]]
+    shares = [pooled / 2, pooled / 2, pooled, pooled / 3]
+    expected = [math.sqrt(s + b) for s, b in zip(shares, binomial)]
+    assert out["top1_se"].tolist() == pytest.approx(expected)
+    assert set(out["top1_se_from"]) == {"seeds (pooled, df=4)"}
+    # Welch-Satterthwaite: the seed share carries the pooled 4 df, the test term is known
+    assert out["top1_df"].tolist() == pytest.approx(
+        [(s + b) ** 2 / (s**2 / 4) for s, b in zip(shares, binomial)]
     )
-    assert set(out["top1_se_from"]) == {"seeds"}
     alone = add_uncertainty(frame.assign(top1_seeds=1, top1_seed_sd=None))
     assert alone["top1_se"][0] == pytest.approx(accuracy_standard_error(50.0, 8000))
-    assert set(alone["top1_se_from"]) == {"test set"}  # a lower bound, and it says so
+    assert set(alone["top1_se_from"]) == {"test set only (lower bound)"}  # and it says so
+    assert np.isinf(alone["top1_df"]).all()
 
 
 # ------------------------------------------------------------------ seeds and studies
@@ -217,7 +224,7 @@ def test_repeats_run_exactly_as_the_rule_says(tmp_path):
         for t in seen:
             runs[run_of(t).candidate] = max(runs.get(run_of(t).candidate, 0), run_of(t).repeat + 1)
         due = repeats_due(
-            pool, criteria.metrics, criteria.directions, criteria.errors(pool),
+            pool, criteria.metrics, criteria.directions, criteria.noise(pool),
             confidence=0.95, repeats=space.repeats, runs_at_top=runs, live=set(),
         )  # fmt: skip
         taken = follow[len(seen) - len(firsts) : len(seen) - len(firsts) + len(due)]
