@@ -3,8 +3,8 @@
 A study's names (candidates, baselines, seeds, knob values, commands) come from files a user
 may have been handed. In ``report.md`` they are text, never markup: HTML is escaped (a
 ``<script>`` in a name shows as ``&lt;script&gt;``, it does not run in a viewer that renders
-HTML), every line break becomes a space (a newline would end the table row or the list
-item), a backslash is written as an entity (it cannot escape the escaping) and, in a table
+HTML; quotes stay, outside an attribute they are text), every line break becomes a space (a
+newline would end the table row or the list item), a backslash is written as an entity (it cannot escape the escaping) and, in a table
 cell, a pipe is escaped (it would start a new cell).
 """
 
@@ -26,7 +26,7 @@ def markdown_text(value: Any) -> str:
     control characters dropped and backslashes as ``&#92;``."""
     text = _LINE_BREAKS.sub(" ", str(value))
     text = "".join(c for c in text if unicodedata.category(c) != "Cc" or c == "\t")
-    return html.escape(text, quote=True).replace("\\", "&#92;").replace("\t", " ")
+    return html.escape(text, quote=False).replace("\\", "&#92;").replace("\t", " ")
 
 
 def markdown_cell(value: Any) -> str:
