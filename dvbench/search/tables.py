@@ -139,8 +139,11 @@ def trials_frame(
 ) -> pd.DataFrame:
     """Every candidate (any state; its follow-up runs folded in) and every baseline, one row
     each, with standard errors (``trials``: the study's, already read; ``prior``: metric ->
-    ``(seed_sd, df[, flip_sd])`` of a calibration, see ``_runs.add_uncertainty``)."""
+    ``(seed_sd, df[, flip_sd])`` of a calibration, see ``_runs.add_uncertainty``; by default
+    the ``noise:`` prior of the space the study recorded)."""
     trials = study.get_trials(deepcopy=False) if trials is None else trials
+    if prior is None:
+        prior = recorded_prior(study.user_attrs.get(record.STUDY_ATTR) or {})
     rows = [record.trial_row(t) for t in trials]
     _explain_stale_failures(rows)
     rows += record.baseline_rows(study)
@@ -151,6 +154,16 @@ def trials_frame(
     frame[SPACE_VERSION] = frame[SPACE_VERSION].astype("Int64")
     frame = fold_runs(frame, runs_frame(trials, outcomes=True))
     return add_uncertainty(frame, prior=prior)
+
+
+def recorded_prior(settings: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
+    """The seed-variance prior (metric -> ``(seed_sd, df)``) of a study's recorded space
+    (its ``noise:`` section); empty for a space without one, or a study made before it."""
+    out = {}
+    for metric, entry in (settings.get("noise") or {}).items():
+        if isinstance(entry, Mapping) and {"seed_sd", "df"} <= set(entry):
+            out[str(metric)] = (float(entry["seed_sd"]), float(entry["df"]))
+    return out
 
 
 def _explain_stale_failures(rows: list[dict[str, Any]]) -> None:

@@ -47,3 +47,13 @@ def test_the_shipped_spaces_load_and_cifar_carries_its_measured_seed_sd():
     for name in ("small", "cifar"):
         assert load_space(name).name == name
     assert set(load_space("cifar").noise) == {"top1", "test_loss"}
+
+
+def test_a_study_reads_the_prior_its_space_recorded(tmp_path):
+    """A cost-only study whose space recorded a prior: the tables read it (a trained metric's
+    prior reaches ``add_uncertainty`` as (seed_sd, df))."""
+    from dvbench.search.tables import recorded_prior
+
+    settings = {"noise": {"top1": {"seed_sd": 0.628, "df": 28.0}}, "objectives": []}
+    assert recorded_prior(settings) == {"top1": (0.628, 28.0)}
+    assert recorded_prior({}) == {} and recorded_prior({"noise": {"top1": 3}}) == {}
