@@ -8,29 +8,43 @@ fastest round's median), and kept in ``results/benchmarks/latency_predictor/<set
 The first ``--train`` candidates are the calibration pool: a profile is fitted on its first N
 (N in ``--samples``), the way ``dvbench profile --calibrate-device`` fits one (the model
 chosen by leave-one-out error), and judged on the remaining candidates, which it never saw:
-Spearman's rho and the median absolute percentage error (MdAPE). Beside it, FLOPs alone
-(``a * GFLOPs + b``, fitted on the same N), the baseline to beat, and the noise ceiling: how
-well the held-out candidates' first round agrees with their second (Spearman, MdAPE) -- no
-predictor can be judged finer than the measurement repeats.
+Spearman's rho and the median absolute percentage error (MdAPE) against the fastest round,
+each with a 95 % bootstrap interval over the held-out candidates. Beside it FLOPs alone
+(``a * GFLOPs + b``, fitted on the same N), the baseline to beat: ``beats_flops`` when the
+paired difference of Spearman (ours - FLOPs, on the same resamples) has its interval above 0
+(``beats_flops_mdape`` likewise for FLOPs' MdAPE minus ours).
+
+The ceiling: how well a *perfect* predictor would agree with the same fastest-round target.
+One round's reliability is the ICC(1,1) of the held-out candidates' log round latencies (F
+interval); the target's is Spearman-Brown's for all the rounds; a perfect predictor
+correlates with a target of reliability R at sqrt(R), which is a Spearman of (6/pi)
+asin(sqrt(R)/2) (``ceiling_spearman`` with its interval from the ICC's). ``goal_reachable``
+says whether that ceiling's upper end reaches the goal's 0.95 at all. (The first round
+against the second, ``remeasured_*``, is kept as the re-measurement's agreement; it is not a
+ceiling: the target is the fastest of all rounds, more reliable than any one.)
 Output: ``results/benchmarks/latency_predictor.csv``.
 
     python benchmarks/bench_latency_predictor.py                 # every setting, resumable
     python benchmarks/bench_latency_predictor.py --only small-1t-b1-224px
     python benchmarks/bench_latency_predictor.py --list
     python benchmarks/bench_latency_predictor.py --search-cost 20   # the cost step, 3 ways
+    python benchmarks/bench_latency_predictor.py --analyse-only     # the table, timing nothing
 
 The goal (issue 28): held-out Spearman >= 0.95 and MdAPE <= 10 % with <= 20 measured
-candidates, on every setting, and better than FLOPs alone.
+candidates, on every setting, and better than FLOPs alone (by the paired interval).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from scipy.stats import spearmanr
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -96,62 +110,117 @@ def _classes(space) -> int:
     return 10 if space.data is not None else 1000
 
 
-def evaluate(profile, name: str, train: int, sample_sizes: list[int]) -> list[dict]:
-    import dataclasses
+#: Bootstrap resamples of the held-out candidates for every interval.
+RESAMPLES = 2000
 
-    from scipy.stats import spearmanr
 
-    from dvbench.latency import fit_latency, held_out_errors, mdape, round_latency
+def spearman_ceiling(reliability: float) -> float:
+    """The expected Spearman rho of a perfect predictor against a target of ``reliability``:
+    it correlates with the target at sqrt(reliability) (Pearson), and for bivariate normal
+    values rho = (6/pi) asin(r/2)."""
+    if not math.isfinite(reliability):
+        return math.nan
+    return 6 / math.pi * math.asin(math.sqrt(min(max(reliability, 0.0), 1.0)) / 2)
 
-    # each candidate's latency as calibration takes it now (files measured before the
-    # statistic was the lowest round keep every round)
-    samples = [
-        dataclasses.replace(s, latency_ms_median=round_latency(s.rounds)) if s.rounds else s
-        for s in profile.samples
-    ]
-    held = samples[train:]
-    first = [s.rounds[0] for s in held if len(s.rounds) > 1]
-    second = [s.rounds[1] for s in held if len(s.rounds) > 1]
-    ceiling = {"spearman": float("nan"), "mdape": float("nan")}
-    if len(first) == len(held) and len(held) > 2:
-        ceiling = {"spearman": float(spearmanr(first, second).statistic),
-                   "mdape": mdape(second, first)}  # fmt: skip
+
+def target_ceiling(rounds: np.ndarray) -> dict[str, float]:
+    """How reliable the fastest-round target of ``rounds`` (candidates x rounds, ms) is, and
+    the ceiling that sets. One round's reliability is ICC(1,1) of the log round latencies
+    (with its F interval); the target's is Spearman-Brown's for all the rounds (exact for their
+    mean; on the 3-round settings the fastest of two rounds agrees with the third as well as
+    Spearman-Brown predicts); the ceiling is :func:`spearman_ceiling` of it."""
+    from dvbench.stats.reliability import icc, mean_reliability
+
+    count = rounds.shape[1]
+    one = icc(np.log(rounds))
+    target = [mean_reliability(v, count) for v in (one.icc, one.icc_low, one.icc_high)]
+    return {
+        "round_icc": one.icc,
+        "round_icc_low": one.icc_low,
+        "round_icc_high": one.icc_high,
+        "target_reliability": target[0],
+        "ceiling_spearman": spearman_ceiling(target[0]),
+        "ceiling_spearman_low": spearman_ceiling(target[1]),
+        "ceiling_spearman_high": spearman_ceiling(target[2]),
+    }
+
+
+def paired_comparison(
+    ours: np.ndarray, flops: np.ndarray, truth: np.ndarray, *, resamples: int, seed: int
+) -> dict[str, float]:
+    """Spearman and MdAPE of both predictions against ``truth``, and the gains of ``ours``
+    over FLOPs (Spearman difference; FLOPs' MdAPE minus ours), each with its 95 % percentile
+    interval over the same bootstrap resamples of the candidates (``scipy.stats.bootstrap``,
+    paired)."""
+    from scipy.stats import bootstrap
+
+    from dvbench.latency import mdape
+
+    def rho(a: np.ndarray, b: np.ndarray) -> float:
+        return float(spearmanr(a, b).statistic)
+
+    def statistic(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+        values = [rho(a, t), mdape(a, t), rho(b, t), mdape(b, t)]
+        return np.array(values + [values[0] - values[2], values[3] - values[1]])
+
+    names = ("spearman", "mdape_pct", "flops_spearman", "flops_mdape_pct",
+             "spearman_gain", "mdape_gain_pct")  # fmt: skip
+    point = statistic(ours, flops, truth)
+    result = bootstrap(
+        (ours, flops, truth), statistic, paired=True, vectorized=False, n_resamples=resamples,
+        method="percentile", random_state=np.random.default_rng(seed),
+    )  # fmt: skip
+    low, high = result.confidence_interval
+    out = {}
+    for name, value, lo, hi in zip(names, point, low, high):
+        out.update({name: float(value), f"{name}_low": float(lo), f"{name}_high": float(hi)})
+    return out
+
+
+def analyse(
+    profile, name: str, train: int, sample_sizes: list[int], *, resamples: int = RESAMPLES
+) -> list[dict]:
+    """The table's rows of one setting's measured pool (see the module docstring)."""
+    from dvbench.latency import fit_latency, mdape, round_latency
+
+    # each candidate's latency as calibration takes it now: its fastest round
+    latency = [round_latency(s.rounds) if s.rounds else s.latency_ms_median
+               for s in profile.samples]  # fmt: skip
+    features = [s.features for s in profile.samples]
+    held = list(range(train, len(profile.samples)))
+    truth = np.array([latency[i] for i in held])
+    rounds = [profile.samples[i].rounds for i in held]
+    ceiling = {"round_icc": math.nan, "ceiling_spearman": math.nan}
+    remeasured = {"remeasured_spearman": math.nan, "remeasured_mdape_pct": math.nan}
+    if len(held) > 2 and all(len(r) > 1 for r in rounds):
+        table = np.array([r[: min(len(x) for x in rounds)] for r in rounds])
+        ceiling = target_ceiling(table)
+        remeasured = {"remeasured_spearman": float(spearmanr(table[:, 0], table[:, 1]).statistic),
+                      "remeasured_mdape_pct": mdape(table[:, 1], table[:, 0])}  # fmt: skip
     rows = []
     for n in sample_sizes:
-        fitted = samples[:n]
-        x = [s.features for s in fitted]
-        y = [s.latency_ms_median for s in fitted]
-        ours = fit_latency(x, y)
-        flops = fit_latency(x, y, models=("flops",))
-        truth = [s.latency_ms_median for s in held]
-        a = held_out_errors(ours, [s.features for s in held], truth)
-        b = held_out_errors(flops, [s.features for s in held], truth)
-        rows.append(
-            {
-                "setting": name,
-                "space": profile.space,
-                "threads": profile.threads,
-                "batch_size": profile.batch_size,
-                "resolution": profile.resolution,
-                "samples": n,
-                "held_out": len(held),
-                "rounds": len(held[0].rounds) if held else 0,
-                "model": ours.model,
-                "spearman": a["spearman"],
-                "mdape_pct": a["mdape"],
-                "flops_spearman": b["spearman"],
-                "flops_mdape_pct": b["mdape"],
-                "remeasured_spearman": ceiling["spearman"],
-                "remeasured_mdape_pct": ceiling["mdape"],
-                "loo_mdape_pct": ours.loo[ours.model]["mdape"],
-                "goal_met": a["spearman"] >= 0.95 and a["mdape"] <= 10.0,
-                "beats_flops": a["mdape"] < b["mdape"] and a["spearman"] >= b["spearman"],
-                "latency_ms_min": min(truth),
-                "latency_ms_max": max(truth),
-                "device_name": profile.device_name,
-                "torch": profile.torch,
-            }
-        )
+        ours = fit_latency(features[:n], latency[:n])
+        flops = fit_latency(features[:n], latency[:n], models=("flops",))
+        compared = paired_comparison(
+            np.array([ours.predict(features[i]) for i in held]),
+            np.array([flops.predict(features[i]) for i in held]),
+            truth, resamples=resamples, seed=n,
+        )  # fmt: skip
+        rows.append({
+            "setting": name, "space": profile.space, "threads": profile.threads,
+            "batch_size": profile.batch_size, "resolution": profile.resolution, "samples": n,
+            "held_out": len(held), "rounds": len(rounds[0]) if rounds else 0,
+            "model": ours.model, **compared, **ceiling, **remeasured,
+            "loo_mdape_pct": ours.loo[ours.model]["mdape"],
+            "goal_met": compared["spearman"] >= 0.95 and compared["mdape_pct"] <= 10.0,
+            "goal_reachable": ceiling.get("ceiling_spearman_high", math.nan) >= 0.95,
+            "beats_flops": compared["spearman_gain_low"] > 0,
+            "beats_flops_mdape": compared["mdape_gain_pct_low"] > 0,
+            "above_ceiling": compared["spearman_low"] > ceiling.get("ceiling_spearman_high",
+                                                                     math.inf),
+            "latency_ms_min": float(truth.min()), "latency_ms_max": float(truth.max()),
+            "device_name": profile.device_name, "torch": profile.torch,
+        })  # fmt: skip
     return rows
 
 
@@ -226,6 +295,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="the candidates' sampling seed")
     parser.add_argument("--measure-only", action="store_true", help="measure, do not tabulate")
     parser.add_argument(
+        "--analyse-only",
+        action="store_true",
+        help="time nothing: recompute the table from the measured files under " + OUT.name,
+    )
+    parser.add_argument("--resamples", type=int, default=RESAMPLES, help="bootstrap resamples")
+    parser.add_argument(
         "--search-cost",
         type=int,
         metavar="N",
@@ -249,45 +324,30 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     sizes = [int(n) for n in args.samples.split(",")]
     OUT.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for setting, name in zip(SETTINGS, names):
-        if args.only and name not in args.only:
-            continue
-        profile = measure_pool(*setting, seed=args.seed)
-        if not args.measure_only:
-            rows += evaluate(profile, name, args.train, sizes)
+    if not args.analyse_only:
+        for setting, name in zip(SETTINGS, names):
+            if not args.only or name in args.only:
+                measure_pool(*setting, seed=args.seed)
     if args.measure_only:
         return 0
-    # Settings measured earlier (by another shard) join the table too.
-    for name in names:
-        path = OUT / f"{name}.json"
-        if path.exists() and not any(r["setting"] == name for r in rows):
-            from dvbench.latency import load_device_profile
+    from dvbench.latency import load_device_profile
 
-            rows += evaluate(load_device_profile(path), name, args.train, sizes)
-    frame = pd.DataFrame(rows).sort_values(
-        ["setting", "samples"],
-        key=lambda c: c.map({n: i for i, n in enumerate(names)}) if c.name == "setting" else c,
-    )
+    rows = []
+    for name in names:  # every setting measured so far (by this run or an earlier shard)
+        path = OUT / f"{name}.json"
+        if path.exists():
+            profile = load_device_profile(path)
+            rows += analyse(profile, name, args.train, sizes, resamples=args.resamples)
+    if not rows:
+        print(f"no measured setting under {OUT.relative_to(REPO)}", file=sys.stderr)
+        return 2
+    frame = pd.DataFrame(rows)
     frame.to_csv(CSV, index=False, float_format="%.4g")
-    with pd.option_context("display.width", 160, "display.max_columns", 20):
-        print(
-            frame[
-                [
-                    "setting",
-                    "samples",
-                    "model",
-                    "spearman",
-                    "mdape_pct",
-                    "flops_spearman",
-                    "flops_mdape_pct",
-                    "remeasured_spearman",
-                    "remeasured_mdape_pct",
-                    "goal_met",
-                    "beats_flops",
-                ]
-            ].to_string(index=False)
-        )
+    shown = ["setting", "samples", "model", "spearman", "spearman_low", "spearman_high",
+             "mdape_pct", "flops_spearman", "spearman_gain_low", "spearman_gain_high",
+             "ceiling_spearman", "goal_met", "beats_flops"]  # fmt: skip
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(frame[shown].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"wrote {CSV.relative_to(REPO)}")
     return 0
 

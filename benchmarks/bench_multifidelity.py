@@ -19,21 +19,36 @@ sampled by both searches measures the same accuracy in both. Reported: each fron
 hypervolume (see the search tables), the total training seconds and epochs (every run of every
 candidate), and their ratios.
 
-Then the trivial policies on the same compute, chosen among the full-fidelity candidates and
-trained in full (their accuracies are the full study's): the k cheapest (cost only), the first
-k of params_m's predicted front, and k at random, k = the multi-fidelity search's epochs over
-the top budget. Every row -- multi-fidelity's final candidates included -- is scored by its
-share of the full study's hypervolume and of its noise-aware front, with 95 % intervals over
-the accuracies' noise (benchmarks/_policies.py). Each search is a study under
+Then the controls on the same compute, chosen among the full-fidelity candidates and trained
+in full (their accuracies are the full study's), k = the multi-fidelity search's epochs over
+the top budget: the k cheapest (cost only), k at random (averaged over draws), and the
+permuted control (multi-fidelity's own final candidates, scored after the accuracies are
+shuffled). Every row is scored with the measures of ``benchmarks/_measures.py`` (regret at
+equal cost, front precision and recall, hypervolume share with the reference just below the
+worst accuracy) against the full study's accuracies (one seed a network, so full fidelity
+scores 0 by construction and the table has no intervals: the verdict is ``--replay``'s).
+Each search is a study under
 results/benchmarks/multifidelity/ (resumable: re-run the same command after a kill); the
-tables are results/benchmarks/multifidelity.csv/.parquet (one row per search) and
-multifidelity_policies.csv/.parquet (one row per seed and policy).
+table is results/benchmarks/multifidelity.csv/.parquet: one row per seed and policy (the two
+searches with their compute, the controls beside them). ``--rescore`` rebuilds it from the
+committed studies and the committed search rows without training.
+
+``--replay`` judges the rule on the cifar yardstick instead, without training: successive
+halving over Pareto ranks (``dvbench.search._rungs.promotions``, the study's noise-aware rule
+at confidence 0.95, one seed a candidate as a search runs it) replayed on the records' learning
+curves (``--rungs``, default 3,15 epochs, the epochs every candidate of the yardstick has;
+eta 3), judged against cheapest-k, random-k and permuted with paired bootstrap intervals over
+the candidates (``benchmarks/_policies.py``). Output: results/benchmarks/
+multifidelity_policies.csv and multifidelity_policies_checks.csv.
 
 --workers N (default: one per usable core) runs the searches in N processes, each pinned to
 one core; training seconds are one-core seconds on both sides.
 
     python benchmarks/bench_multifidelity.py                     # about 25 min on 2 cores
     python benchmarks/bench_multifidelity.py --seeds 0 --candidates 6 --train-samples 20
+    python benchmarks/bench_multifidelity.py --rescore      # the table from the committed studies
+    python benchmarks/bench_multifidelity.py --replay       # the cifar yardstick, ~5 core-min
+    python benchmarks/bench_multifidelity.py --replay --rungs 1,3,15   # once 9+ have curves
 """
 
 from __future__ import annotations
@@ -137,48 +152,166 @@ def _study_frame(args: argparse.Namespace, name: str):
     return frame
 
 
-def _network(config: str) -> str:
-    import json
-
-    fields = json.loads(config)
-    fields.pop("name", None)
-    return json.dumps(fields, sort_keys=True)
-
-
 def policy_rows(args: argparse.Namespace, seeds: list[int], table):
-    """Multi-fidelity and the trivial policies on its compute, scored on the full study."""
+    """The two searches and the controls on multi-fidelity's compute, scored on the full
+    study's accuracies (one row per seed and policy)."""
     import numpy as np
     import pandas as pd
 
     sys.path.insert(0, str(REPO / "benchmarks"))
-    import _policies as policies
+    import _measures as measures
+    from _policies import config_key
 
     rows = []
     for seed in seeds:
         full = _study_frame(args, f"full_seed{seed}")
         multi = _study_frame(args, f"multi_seed{seed}")
-        union = pd.concat([full, multi[~multi["config"].map(_network).isin(
-            set(full["config"].map(_network)))]], ignore_index=True)  # fmt: skip
-        top1 = union["top1"].to_numpy(float)
-        errors = union["top1_se"].fillna(0).to_numpy(float)
-        gflops = union["gflops"].to_numpy(float)
-        params = union["params_m"].to_numpy(float)
-        pool = np.arange(len(full))
-        networks = union["config"].map(_network).tolist()
-        final = np.array(sorted({networks.index(_network(c)) for c in multi["config"]}))
-        row = table[(table["seed"] == seed) & (table["mode"] == "multi")].iloc[0]
-        per_candidate = table[(table["seed"] == seed) & (table["mode"] == "full")].iloc[0]
-        k = max(1, round(row["train_epochs"] / (per_candidate["train_epochs"] / len(full))))
-        rules = {
-            "multi-fidelity (its final candidates)": lambda rng, final=final: final,
-            f"cheapest {k} (cost only)": policies.cheapest(gflops, pool, k),
-            f"params_m predicted front, {k}": policies.predicted_front(params, gflops, pool, k),
-            f"random {k}": policies.random_k(pool, k),
-        }
-        for policy, choose in rules.items():
-            scored = policies.scores(top1, errors, gflops, pool, choose, seed=seed)
-            rows.append({"seed": seed, "policy": policy, "trained_in_full": k, **scored})
+        networks = full["config"].map(config_key).tolist()
+        extra = multi[~multi["config"].map(config_key).isin(set(networks))]
+        union = pd.concat([full, extra], ignore_index=True)  # a final the full study lacks
+        networks = union["config"].map(config_key).tolist()
+        truth = union["top1"].to_numpy(float)
+        cost = union["gflops"].to_numpy(float)
+        final = np.array(sorted({networks.index(config_key(c)) for c in multi["config"]}))
+        estimate = truth.copy()
+        estimate[final] = [float(multi.loc[multi["config"].map(config_key) == networks[i],
+                                           "top1"].iloc[0]) for i in final]  # fmt: skip
+        searched = table[table["seed"] == seed].set_index("mode")
+        per_training = searched.loc["full", "train_epochs"] / len(full)
+        k = max(1, round(searched.loc["multi", "train_epochs"] / per_training))
+        score = measures.Scorer(truth, cost, estimate=estimate)
+        rng = np.random.default_rng(seed)
+        scored = {
+            "full fidelity": score(np.arange(len(full))),
+            "multi-fidelity": score(final),
+            "cheapest-k (cost only)": score(measures.cheapest_k(cost[: len(full)], k)),
+            "random-k": measures.random_control(truth[: len(full)], cost[: len(full)], k,
+                                                draws=200, rng=rng),
+            "permuted": measures.permuted_control(final, truth, cost, estimate=estimate,
+                                                  draws=200, rng=rng),
+        }  # fmt: skip
+        for policy, values in scored.items():
+            mode = {"full fidelity": "full", "multi-fidelity": "multi"}.get(policy)
+            search = searched.loc[mode].to_dict() if mode else {}
+            rows.append({"seed": seed, "policy": policy, "mode": mode or "",
+                         "trainings": (search["train_epochs"] / per_training if mode
+                                       else float(k)),
+                         **{c: search.get(c) for c in SEARCH_COLUMNS}, **values})  # fmt: skip
     return pd.DataFrame(rows)
+
+
+SEARCH_COLUMNS = ("candidates", "at_top_rung", "front", "hypervolume", "train_s", "train_epochs",
+                  "checkpoint_peak_mb", "best_top1", "hv_vs_full", "compute_vs_full",
+                  "epochs_vs_full")  # fmt: skip
+
+
+def successive_halving(rungs: tuple[float, ...], eta: int, confidence: float = 0.95):
+    """Multi-fidelity as a policy on a replay: candidates arrive in the pool's order, each
+    trains to the first rung, and every promotion the search's rule allows runs before the
+    next candidate (one worker); chosen: those that reached the top rung."""
+    import numpy as np
+    from _policies import Choice
+
+    from dvbench.metrics import accuracy_standard_error
+    from dvbench.search._pareto import DominanceRule
+    from dvbench.search._rungs import Fidelity, Measured, promotions
+
+    fidelity = Fidelity(rungs=tuple(float(r) for r in rungs), eta=eta)
+    rule = DominanceRule(confidence)
+    directions = ("maximize", "minimize")
+
+    def choose(replay) -> Choice:
+        completed: dict[int, dict[int, Measured]] = {}
+        started: set[tuple[int, int]] = set()
+        epochs = 0.0
+
+        def run(candidate: int, rung: int) -> None:
+            nonlocal epochs
+            started.add((candidate, rung))
+            epochs += fidelity.rungs[rung] - (fidelity.rungs[rung - 1] if rung else 0.0)
+            top1 = float(replay.seen(fidelity.rungs[rung])[candidate])
+            error = accuracy_standard_error(top1, TEST_IMAGES)
+            values = [top1, float(replay.cost[candidate])]
+            completed.setdefault(candidate, {})[rung] = Measured(values, [error, 0.0])
+
+        for candidate in range(len(replay.pool)):
+            run(candidate, 0)
+            while due := promotions(completed, started, directions, fidelity, rule=rule):
+                for promoted, rung in due:
+                    run(promoted, rung)
+        final = sorted(c for c, done in completed.items() if fidelity.top in done)
+        return Choice(np.array(final, int), epochs / fidelity.rungs[-1])
+
+    return choose
+
+
+#: Test images of the yardstick's records (cifar10-large's test split).
+TEST_IMAGES = 8000
+POLICIES_OUT = OUT / "multifidelity_policies"
+
+
+def replay(args: argparse.Namespace) -> int:
+    """The rule judged on the cifar yardstick's learning curves (see the module docstring)."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import _policies
+    import pandas as pd
+
+    from dvbench.files import write_atomic
+
+    rungs = tuple(float(r) for r in args.rungs.split(","))
+    try:
+        pool = _policies.read_pool(list(_policies.YARDSTICK), epochs=rungs)
+    except ValueError as error:
+        print(f"bench_multifidelity: --rungs {args.rungs}: {error}", file=sys.stderr)
+        return 2
+    print(_policies.describe(pool), flush=True)
+    name = f"multi-fidelity, rungs {'/'.join(f'{r:g}' for r in rungs)} ep, eta {args.eta}"
+    policies = {name: successive_halving(rungs, args.eta)}
+    table, checks = _policies.judge(pool, policies, resamples=args.resamples)
+    label = " + ".join(pool.sources)
+    table.insert(0, "pool", label)
+    write_atomic(table, POLICIES_OUT.with_suffix(".csv"))
+    checked = _policies.checks_frame(checks, pool=label)
+    write_atomic(checked, POLICIES_OUT.with_name(POLICIES_OUT.name + "_checks.csv"))
+    pd.set_option("display.width", 220)
+    shown = ["row", "trainings", "kept", "regret", "regret_low", "regret_high", "regret_gain",
+             "regret_gain_low", "regret_gain_high", "front_precision", "front_recall",
+             "hv_share", "verdict"]  # fmt: skip
+    print(table[shown].to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep=""))
+    print(checked.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    return 0
+
+
+def write_table(args: argparse.Namespace, seeds: list[int], table) -> None:
+    """multifidelity.csv/.parquet: the searches' rows and the controls' (one row per seed and
+    policy), printed with the mean over seeds."""
+    import pandas as pd
+
+    from dvbench.files import write_atomic
+
+    rows = policy_rows(args, seeds, table)
+    stem = args.out / "multifidelity"
+    write_atomic(rows, stem.with_suffix(".csv"))
+    write_atomic(rows, stem.with_suffix(".parquet"))
+    pd.set_option("display.width", 220)
+    shown = ["seed", "policy", "trainings", "train_s", "regret", "front_precision",
+             "front_recall", "hv_share"]  # fmt: skip
+    print(rows[shown].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    mean = rows.groupby("policy", sort=False)[["trainings", "regret", "front_precision",
+                                               "front_recall", "hv_share"]].mean()  # fmt: skip
+    print("mean over seeds:\n" + mean.to_string(float_format=lambda v: f"{v:.3f}"))
+
+
+def rescore(args: argparse.Namespace) -> int:
+    """multifidelity.csv again from the committed studies and search rows (no training)."""
+    import pandas as pd
+
+    committed = pd.read_csv(args.out / "multifidelity.csv")
+    if "policy" in committed:  # a table this function wrote: its search rows
+        committed = committed[committed["mode"].isin(["full", "multi"])]
+    seeds = sorted(int(s) for s in committed["seed"].unique())
+    write_table(args, seeds, committed.reset_index(drop=True))
+    return 0
 
 
 def main() -> int:
@@ -186,18 +319,28 @@ def main() -> int:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--candidates", type=int, default=12)
     parser.add_argument("--train-samples", type=int, default=100, help="per class")
-    parser.add_argument("--rungs", default="1,3,9", help="epochs; the last is full fidelity")
+    parser.add_argument("--rungs", help="epochs; the last is full fidelity (default 1,3,9; "
+                        "with --replay 3,15)")
     parser.add_argument("--eta", type=int, default=3)
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--rescore", action="store_true",
+                        help="rebuild multifidelity.csv from the committed studies, no training")
+    parser.add_argument("--replay", action="store_true",
+                        help="judge the rule on the cifar yardstick's curves, no training")
+    parser.add_argument("--resamples", type=int, default=500, help="with --replay")
     args = parser.parse_args()
+    if args.replay:
+        args.rungs = args.rungs or "3,15"
+        return replay(args)
+    args.rungs = args.rungs or "1,3,9"
+    if args.rescore:
+        return rescore(args)
     if not args.data.is_dir():
         print(f"bench_multifidelity: {args.data} not found (the shared CIFAR-10)", file=sys.stderr)
         return 2
     import pandas as pd
-
-    from dvbench.files import write_atomic
 
     seeds = [int(s) for s in args.seeds.split(",")]
     jobs = [("full", s, args) for s in seeds] + [("multi", s, args) for s in seeds]
@@ -207,27 +350,11 @@ def main() -> int:
     with context.Pool(args.workers, initializer=_pin, initargs=(cores, counter)) as pool:
         rows = list(pool.imap_unordered(run_one, jobs))
     table = pd.DataFrame(rows).sort_values(["seed", "mode"]).reset_index(drop=True)
-    policies = policy_rows(args, seeds, table)
     full = table[table["mode"] == "full"].set_index("seed")
-    table["hv_vs_full"] = table.apply(
-        lambda r: r["hypervolume"] / full.loc[r["seed"], "hypervolume"], axis=1
-    )
-    table["compute_vs_full"] = table.apply(
-        lambda r: r["train_s"] / full.loc[r["seed"], "train_s"], axis=1
-    )
-    table["epochs_vs_full"] = table.apply(
-        lambda r: r["train_epochs"] / full.loc[r["seed"], "train_epochs"], axis=1
-    )
-    stem = args.out / "multifidelity"
-    write_atomic(table, stem.with_suffix(".csv"))
-    write_atomic(table, stem.with_suffix(".parquet"))
-    pd.set_option("display.width", 200)
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    write_atomic(policies, args.out / "multifidelity_policies.csv")
-    write_atomic(policies, args.out / "multifidelity_policies.parquet")
-    print(policies.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    mean = policies.groupby("policy", sort=False)[["hv_share", "front_kept"]].mean()
-    print("mean over seeds:\n" + mean.to_string(float_format=lambda v: f"{v:.3f}"))
+    for column, of in (("hv_vs_full", "hypervolume"), ("compute_vs_full", "train_s"),
+                       ("epochs_vs_full", "train_epochs")):  # fmt: skip
+        table[column] = table.apply(lambda r, of=of: r[of] / full.loc[r["seed"], of], axis=1)
+    write_table(args, seeds, table)
     multi = table[table["mode"] == "multi"]
     print(
         f"multi-fidelity over {len(multi)} seeds: hypervolume {multi['hv_vs_full'].mean():.1%} "

@@ -1,56 +1,53 @@
-"""Racing benchmark: how often does a study recover the true Pareto front with no repeats,
-with 3 seeds for every candidate, and with repeats only where the front is unsure (racing)?
+"""Racing repeats judged on the cifar yardstick's truth, by simulated studies: do seeds 2 and 3
+spent where the front is unsure beat the same seeds spent on the cheapest networks?
 
-Truth: the 20 candidates of the fidelity benchmark (`small` on cifar10-large, 300 images a
-class, 15 epochs; results/benchmarks/calibrate/small_cifar10-large/candidates.csv): each
-candidate's GFLOPs and its measured 15-epoch top-1 (the mean of its seeds) as its true mean.
-A second scenario stretches the differences from the mean 3x (a space whose candidates differ
-more than the noise). Every study is a real `run_search` with the same 20 candidates enqueued
-and a SimulatedEvaluator: a run measures the true top-1 plus normal noise of sd 0.66 points
-(the measured seed sd) drawn from its training seed, reported on 8,000 test images (binomial
-SE 0.56). Replicates differ in the study seed, hence in every training seed.
+Truth (``benchmarks/_policies.py``'s pool: the cifar yardstick and its extension, 15-epoch
+top-1 of 3 seeds, GFLOPs at 224 px): a candidate's true top-1 is the grand mean plus
+sqrt(R) times its seed mean's deviation from it, R the reliability of a 3-seed mean
+(Spearman-Brown of the seeds table's ICC(1,1)), so that the truths spread as much as the
+networks do rather than as much as their noisy means; the seed sd is the table's pooled
+within-candidate sd. A second scenario stretches the truths' spread 3x.
 
-Policies (the space's `repeats:` block, confidence 0.95):
-- none: one seed each;
-- uniform: `repeats: {seeds: 3, rule: uniform}`, 3 seeds each;
-- racing: `repeats: {seeds: 3}`, seeds 2 and 3 only where the front probability is in
-  (0.05, 0.95).
+Every study is a real ``run_search`` with the pool's candidates enqueued and a
+``SimulatedEvaluator``: a run measures the truth plus normal noise of the seed sd drawn from its
+training seed, on 8,000 test images. Replicates differ in the study seed. Policies (the space's
+``repeats:`` block, confidence 0.95): ``racing`` (``{seeds: 3}``: seeds 2 and 3 only where the
+front probability is in (0.05, 0.95)), ``uniform 3 seeds`` (``{seeds: 3, rule: uniform}``) and
+``one seed`` (the uniform study's first run of every candidate: the training seeds a study
+without repeats draws). Every candidate is trained; a policy's estimate is the mean of its
+seeds, judged with the measures of ``benchmarks/_measures.py`` (regret at equal cost, front
+precision and recall of the estimates' front, hypervolume share) against the truth.
 
-Measured per study: `recovered` (the front of the estimated means -- the study's best guess --
-is exactly the true front), `covered` (the true front lies inside pareto.csv, the noise-aware
-front, which keeps candidates tied within the noise), `noise_front_exact` (pareto.csv is exactly
-the true front: only when every tie is resolved), the noise-aware front's size, and the seeds
-trained. Proportions carry Wilson 95 % intervals (scipy.stats.binomtest). Goal: racing
-recovers the true front at least as often as uniform 3 seeds, with at most 60 % of their
-seeds.
+Controls at racing's compute (its S seeds over n candidates; the seeds drawn from the same
+noise model): ``cheapest-k`` gives the S - n extra seeds to the cheapest candidates (two each,
+cost only); ``random-k`` to candidates at random (averaged over draws); ``permuted`` keeps
+racing's own allocation after the truths are shuffled among the candidates. Differences are
+paired within a replicate; 95 % intervals bootstrap the replicates (``scipy.stats.bootstrap``,
+percentile). The check: the uniform study's front, scored against its permuted control.
+Output: ``results/benchmarks/racing_policies.csv`` and ``racing_policies_checks.csv``.
 
-    python benchmarks/bench_racing.py                 # 100 replicates, a few minutes
-    python benchmarks/bench_racing.py --replicates 20
+    python benchmarks/bench_racing.py                 # 10 replicates a scenario, ~20 core-min
+    python benchmarks/bench_racing.py --replicates 5
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import math
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
-from scipy.stats import binomtest
-
-from dvbench.evaluate import SimulatedEvaluator
-from dvbench.files import write_atomic
-from dvbench.search import SearchOptions, join_study, load_space, run_search
-from dvbench.search._pareto import STRICT
 
 REPO = Path(__file__).resolve().parents[1]
-CALIBRATION = REPO / "results/benchmarks/calibrate/small_cifar10-large/candidates.csv"
-OUT = REPO / "results/benchmarks/racing.csv"
-SEED_SD = 0.66
-WIDTHS, DEPTHS = (8, 16, 24, 32), (1, 2, 3, 4, 5)  # 20 networks, one per calibrated candidate
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+OUT = REPO / "results" / "benchmarks" / "racing_policies"
+WIDTHS, DEPTHS = (8, 16, 24, 32), (1, 2, 3, 4, 5)  # up to 20 networks, one per candidate
 SPACE = {
     "name": "racing",
     "knobs": {"width": {"choices": list(WIDTHS)}, "depth3": {"low": 1, "high": 5}},
@@ -61,124 +58,216 @@ SPACE = {
     "objectives": [{"metric": "top1", "direction": "maximize"},
                    {"metric": "gflops", "direction": "minimize"}],
     "sampler": {"name": "random"},
-    "n_trials": 20,
     "train": {"data": "digits", "resolution": 16, "epochs": 1, "train_samples": 2},
     "profile": {"resolution": 32},
     "confidence": 0.95,
 }  # fmt: skip
-POLICIES = {
-    "none": None,
-    "uniform 3 seeds": {"seeds": 3, "rule": "uniform"},
-    "racing (at most 3)": {"seeds": 3},
-}
-DIRECTIONS = ("maximize", "minimize")
+SEEDS = 3
+STUDIES = {"racing": {"seeds": SEEDS}, "uniform 3 seeds": {"seeds": SEEDS, "rule": "uniform"}}
+DRAWS = 20
+READER = "uniform 3 seeds' front (reads accuracy)"
 
 
-def truth(stretch: float) -> dict[tuple[int, int], tuple[dict, float]]:
-    table = pd.read_csv(CALIBRATION)
-    means = table[["rung.15", "repeat.15"]].mean(axis=1, skipna=True).to_numpy()
-    means = means.mean() + stretch * (means - means.mean())
-    keys = list(itertools.product(WIDTHS, DEPTHS))
-    return {
-        key: ({"params_m": 1.0, "gflops": float(g)}, float(m))
-        for key, g, m in zip(keys, table["proxy.gflops"], means, strict=True)
-    }
+def fitted_truth(pool, stretch: float) -> tuple[np.ndarray, float]:
+    """(true top-1 per candidate, seed sd) from the pool's top-epoch seeds table."""
+    from dvbench.stats.reliability import icc, mean_reliability
+
+    table = pool.top1[pool.top_epoch]
+    fit = icc(table)
+    means = table.mean(axis=1)
+    shrink = math.sqrt(max(mean_reliability(fit.icc, table.shape[1]), 0.0))
+    return means.mean() + stretch * shrink * (means - means.mean()), fit.seed_sd
 
 
-def key_of(cfg) -> tuple[int, int]:
-    return cfg.embed_dims[0], cfg.depths[2]
+def one_study(folder: Path, truth: np.ndarray, cost: np.ndarray, sd: float, repeats: dict,
+              seed: int) -> list[tuple[int, int]]:  # fmt: skip
+    """The (candidate, training seed) runs of one simulated study, in order."""
+    from dvbench.evaluate import SimulatedEvaluator
+    from dvbench.search import SearchOptions, join_study, load_space, run_search
 
-
-def one_study(folder: Path, table: dict, repeats: dict | None, seed: int) -> dict:
-    space_dict = {**SPACE, **({"repeats": repeats} if repeats else {})}
+    keys = list(itertools.product(WIDTHS, DEPTHS))[: len(truth)]
+    table = {k: ({"params_m": 1.0, "gflops": float(g)}, float(t))
+             for k, g, t in zip(keys, cost, truth)}  # fmt: skip
     path = folder / "space.yaml"
-    path.write_text(yaml.safe_dump(space_dict, sort_keys=False))
+    path.write_text(yaml.safe_dump({**SPACE, "n_trials": len(truth), "repeats": repeats}))
     space = load_space(path)
     options = SearchOptions(space=space, results_dir=folder, seed=seed, quiet=True)
     study = join_study(options)
-    for width, depth in table:
+    for width, depth in keys:
         study.enqueue_trial({"width": width, "depth3": depth})
-    evaluator = SimulatedEvaluator.for_space(space, key=key_of, truth=table, seed_sd=SEED_SD)
+    evaluator = SimulatedEvaluator.for_space(
+        space, key=lambda cfg: (cfg.embed_dims[0], cfg.depths[2]), truth=table, seed_sd=sd
+    )
     run_search(options, evaluator=evaluator)
-    pareto = pd.read_csv(options.study_dir / "pareto.csv")
-    trials = pd.read_csv(options.study_dir / "trials.csv")
-    keys = list(table)
-    true_values = [[table[k][1], table[k][0]["gflops"]] for k in keys]
-    true_front = {k for k, on in zip(keys, STRICT.front(true_values, DIRECTIONS)) if on}
-    reported = {(int(r["knob.width"]), int(r["knob.depth3"])) for _, r in pareto.iterrows()}
-    done = trials[trials["state"] == "COMPLETE"]
-    estimated = done[["top1", "gflops"]].to_numpy(float)
-    point = {
-        (int(r["knob.width"]), int(r["knob.depth3"]))
-        for (_, r), on in zip(done.iterrows(), STRICT.front(estimated, DIRECTIONS)) if on
-    }  # fmt: skip
-    return {
-        "recovered": point == true_front,
-        "noise_front_exact": reported == true_front,
-        "covered": true_front <= reported,
-        "front_size": len(reported),
-        "true_front_size": len(true_front),
-        "seeds": len(evaluator.runs),
+    return [(keys.index(key), training_seed) for key, training_seed in evaluator.runs]
+
+
+def measured(runs: list[tuple[int, int]], truth: np.ndarray, sd: float, *, first_only=False):
+    """(each candidate's mean of its runs, seeds per candidate), from the runs the simulated
+    evaluator made (its value: truth + sd * N(0, 1) drawn from the run's training seed)."""
+    values: dict[int, list[float]] = {}
+    for candidate, seed in runs:
+        if first_only and candidate in values:
+            continue
+        noise = float(np.random.default_rng(seed).standard_normal())
+        values.setdefault(candidate, []).append(truth[candidate] + sd * noise)
+    n = len(truth)
+    return np.array([np.mean(values[c]) for c in range(n)]), np.array([len(values[c])
+                                                                      for c in range(n)])
+
+
+def _drawn(truth: np.ndarray, seeds: np.ndarray, sd: float, rng) -> np.ndarray:
+    return truth + sd * rng.standard_normal(len(truth)) / np.sqrt(seeds)
+
+
+def _allocation(n: int, extra: int, order: np.ndarray) -> np.ndarray:
+    """Seeds per candidate: one each, the ``extra`` given two at a time along ``order``."""
+    seeds = np.ones(n, int)
+    for candidate in order:
+        if extra <= 0:
+            break
+        more = min(SEEDS - 1, extra)
+        seeds[candidate] += more
+        extra -= more
+    return seeds
+
+
+def replicate(truth: np.ndarray, cost: np.ndarray, sd: float, seed: int) -> dict:
+    """Every row's measures on one replicate (the two studies and the controls)."""
+    import _measures as measures
+
+    runs = {}
+    for policy, repeats in STUDIES.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            runs[policy] = one_study(Path(tmp), truth, cost, sd, repeats, seed)
+    everyone = np.arange(len(truth))
+    estimates = {
+        "racing": measured(runs["racing"], truth, sd),
+        "uniform 3 seeds": measured(runs["uniform 3 seeds"], truth, sd),
+        "one seed": measured(runs["uniform 3 seeds"], truth, sd, first_only=True),
     }
+    rows = {name: {**measures.Scorer(truth, cost, estimate=est)(everyone),
+                   "seeds_per_candidate": counts.mean()}
+            for name, (est, counts) in estimates.items()}  # fmt: skip
+    race_seeds = estimates["racing"][1]
+    extra = int(race_seeds.sum()) - len(truth)
+    rng = np.random.default_rng(10_000 + seed)
+
+    def scored(allocation: np.ndarray, true: np.ndarray) -> dict:
+        est = _drawn(true, allocation, sd, rng)
+        return measures.Scorer(true, cost, estimate=est)(everyone)
+
+    def mean(values: list[dict]) -> dict:
+        return {k: float(np.nanmean([v[k] for v in values])) for k in values[0]}
+
+    cheapest = _allocation(len(truth), extra, np.argsort(cost, kind="stable"))
+    rows["cheapest-k"] = mean([scored(cheapest, truth) for _ in range(DRAWS)])
+    rows["random-k"] = mean([scored(_allocation(len(truth), extra, rng.permutation(len(truth))),
+                                    truth) for _ in range(DRAWS)])  # fmt: skip
+    rows["permuted"] = mean([scored(race_seeds, truth[rng.permutation(len(truth))])
+                             for _ in range(DRAWS)])  # fmt: skip
+    # the check: the uniform study's estimated front against its permuted control
+    est = estimates["uniform 3 seeds"][0]
+    front = measures.true_front(est, cost)
+    rows["check reader"] = measures.Scorer(truth, cost, estimate=est)(front)
+    rows["check permuted"] = measures.permuted_control(front, truth, cost, estimate=est,
+                                                       draws=DRAWS, rng=rng)  # fmt: skip
+    return rows
 
 
-def proportion(successes: int, n: int) -> tuple[float, float, float]:
-    ci = binomtest(successes, n).proportion_ci(method="wilson")
-    return successes / n, ci.low, ci.high
+ROWS = ("racing", "cheapest-k", "random-k", "permuted", "uniform 3 seeds", "one seed")
 
 
-def main() -> int:
+def summarise(replicates: list[dict], scenario: str) -> tuple[list[dict], list]:
+    """Table rows (mean and interval of each measure; paired gains of racing over each other
+    row) and the checks, over the replicates."""
+    import _measures as measures
+    from _policies import verdict
+    from scipy.stats import bootstrap
+
+    def interval(values: np.ndarray) -> tuple[float, float, float]:
+        values = values[np.isfinite(values)]
+        if len(values) < 2 or np.ptp(values) == 0:
+            point = float(values.mean()) if len(values) else math.nan
+            return point, point, point
+        ci = bootstrap((values,), np.mean, n_resamples=2000, method="percentile",
+                       random_state=np.random.default_rng(0)).confidence_interval  # fmt: skip
+        return float(values.mean()), float(ci.low), float(ci.high)
+
+    def column(row: str, measure: str) -> np.ndarray:
+        return np.array([r[row][measure] for r in replicates], float)
+
+    out = []
+    for row in ROWS:
+        entry = {"scenario": scenario, "row": row, "replicates": len(replicates)}
+        if "seeds_per_candidate" in replicates[0][row]:
+            entry["seeds_per_candidate"] = column(row, "seeds_per_candidate").mean()
+        for measure in measures.MEASURES:
+            value, low, high = interval(column(row, measure))
+            entry.update({measure: value, f"{measure}_low": low, f"{measure}_high": high})
+            if row != "racing":  # racing's gain over this row, paired by replicate
+                sign = 1.0 if measures.HIGHER_IS_BETTER[measure] else -1.0
+                gain = sign * (column("racing", measure) - column(row, measure))
+                g, g_low, g_high = interval(gain)
+                entry.update({f"{measure}_gain": g, f"{measure}_gain_low": g_low,
+                              f"{measure}_gain_high": g_high})  # fmt: skip
+        out.append(entry)
+    checks = []
+    for measure in measures.MEASURES:
+        sign = 1.0 if measures.HIGHER_IS_BETTER[measure] else -1.0
+        worse = sign * (column("check reader", measure) - column("check permuted", measure))
+        _, low, high = interval(worse)
+        checks.append(measures.MeasureCheck(
+            measure, float(column("check reader", measure).mean()),
+            float(column("check permuted", measure).mean()), float(worse.mean()), low, high))
+    checked = any(c.passes for c in checks if c.measure == "regret")
+    for entry in out:
+        entry["regret_passes_check"] = checked
+        if entry["row"] != "racing":
+            entry["verdict"] = verdict(entry["regret_gain"], entry["regret_gain_low"],
+                                       entry["regret_gain_high"], checked=checked,
+                                       control=entry["row"])  # fmt: skip
+            entry["verdict"] = "racing " + entry["verdict"]
+    return out, checks
+
+
+def main(argv: list[str] | None = None) -> int:
+    import _policies
+
+    from dvbench.files import write_atomic
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--replicates", type=int, default=100)
+    parser.add_argument("--replicates", type=int, default=10)
     parser.add_argument("--out", type=Path, default=OUT)
-    args = parser.parse_args()
-    if not CALIBRATION.is_file():
-        print(f"bench_racing: {CALIBRATION} not found", file=sys.stderr)
+    args = parser.parse_args(argv)
+    if not (_policies.YARDSTICK[0] / "records.jsonl").is_file():
+        print(f"bench_racing: no calibration at {_policies.YARDSTICK[0]}", file=sys.stderr)
         return 2
-    rows = []
+    pool = _policies.read_pool(list(_policies.YARDSTICK))
+    if len(pool) > len(WIDTHS) * len(DEPTHS):
+        print(f"bench_racing: {len(pool)} candidates, the space holds 20", file=sys.stderr)
+        return 2
+    print(_policies.describe(pool), flush=True)
+    rows, checked = [], []
     for scenario, stretch in (("measured spread", 1.0), ("3x the measured spread", 3.0)):
-        table = truth(stretch)
-        for policy, repeats in POLICIES.items():
-            start = time.perf_counter()
-            results = []
-            for seed in range(args.replicates):
-                with tempfile.TemporaryDirectory() as tmp:
-                    results.append(one_study(Path(tmp), table, repeats, seed))
-            frame = pd.DataFrame(results)
-            row = {"scenario": scenario, "policy": policy, "replicates": len(frame),
-                   "true_front_size": int(frame["true_front_size"].iloc[0])}  # fmt: skip
-            for measure in ("recovered", "covered", "noise_front_exact"):
-                share, low, high = proportion(int(frame[measure].sum()), len(frame))
-                row.update({measure: share, f"{measure}_low": low, f"{measure}_high": high})
-            row["front_size_mean"] = float(frame["front_size"].mean())
-            row["seeds_per_candidate"] = float(frame["seeds"].mean()) / len(table)
-            row["seconds"] = time.perf_counter() - start
-            rows.append(row)
-            print(
-                f"{scenario:24s} {policy:20s} recovered {row['recovered']:.2f} "
-                f"[{row['recovered_low']:.2f}, {row['recovered_high']:.2f}]  "
-                f"covered {row['covered']:.2f}  front {row['front_size_mean']:.1f} of "
-                f"{row['true_front_size']} true  seeds/candidate "
-                f"{row['seeds_per_candidate']:.2f}",
-                flush=True,
-            )
+        truth, sd = fitted_truth(pool, stretch)
+        print(f"{scenario}: truths {truth.min():.2f}-{truth.max():.2f}, seed sd {sd:.2f}",
+              flush=True)  # fmt: skip
+        replicates = [replicate(truth, pool.gflops, sd, seed) for seed in range(args.replicates)]
+        table, checks = summarise(replicates, scenario)
+        rows += table
+        checked.append(_policies.checks_frame({READER: checks}, scenario=scenario))
     out = pd.DataFrame(rows)
-    uniform = out[out["policy"] == "uniform 3 seeds"].set_index("scenario")["seeds_per_candidate"]
-    out["seeds_share_of_uniform"] = out["seeds_per_candidate"] / out["scenario"].map(uniform)
-    write_atomic(out, args.out)
-    for scenario, group in out.groupby("scenario", sort=False):
-        race = group[group["policy"].str.startswith("racing")].iloc[0]
-        flat = group[group["policy"] == "uniform 3 seeds"].iloc[0]
-        met = race["recovered"] >= flat["recovered"] and race["seeds_share_of_uniform"] <= 0.6
-        print(
-            f"{scenario}: racing recovers the true front in {race['recovered']:.0%} "
-            f"[{race['recovered_low']:.0%}, {race['recovered_high']:.0%}] of studies (uniform 3 "
-            f"seeds: {flat['recovered']:.0%} [{flat['recovered_low']:.0%}, "
-            f"{flat['recovered_high']:.0%}]) with "
-            f"{race['seeds_share_of_uniform']:.0%} of their seeds; goal (>= and <= 60 %): "
-            f"{'met' if met else 'missed'}"
-        )
-    print(f"wrote {args.out}")
+    out.insert(1, "pool", " + ".join(pool.sources))
+    write_atomic(out, args.out.with_suffix(".csv"))
+    checks_table = pd.concat(checked, ignore_index=True)
+    write_atomic(checks_table, args.out.with_name(args.out.name + "_checks.csv"))
+    pd.set_option("display.width", 220)
+    shown = ["scenario", "row", "seeds_per_candidate", "regret", "regret_low", "regret_high",
+             "regret_gain", "regret_gain_low", "regret_gain_high", "front_precision",
+             "front_recall", "verdict"]  # fmt: skip
+    print(out[shown].to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep=""))
+    print(checks_table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return 0
 
 
