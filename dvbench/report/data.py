@@ -11,6 +11,7 @@ comparisons hold the newest space version's trials only. Nothing is trained or m
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -271,12 +272,13 @@ def accuracy_axis_text(
         if row.empty:
             continue
         r = row.iloc[0]
-        reliability = f"seed-to-seed tau {summary['seed_to_seed_tau']:.2f}"
+        reliability = f"seed-to-seed tau {_figure(summary.get('seed_to_seed_tau'))}"
         if summary.get("icc") is not None:
-            low, high = summary["icc_interval"]
+            low, high = summary.get("icc_interval") or (None, None)
             reliability = (
-                f"the target's ICC {summary['icc']:.2f} [{low:.2f}, {high:.2f}], a perfect "
-                f"predictor's expected tau {summary['expected_tau_ceiling_seed_mean']:.2f}"
+                f"the target's ICC {_figure(summary['icc'])} [{_figure(low)}, "
+                f"{_figure(high)}], a perfect predictor's expected tau "
+                f"{_figure(summary.get('expected_tau_ceiling_seed_mean'))}"
             )
         return (
             f"{text}: Kendall tau {r['kendall_tau']:.2f} [{r['kendall_low']:.2f}, "
@@ -285,3 +287,13 @@ def accuracy_axis_text(
         )
     command = f"python cli.py calibrate --space {settings.get('space')} --data {source}"
     return f"{text}; not calibrated (`{command}`)"
+
+
+def _figure(value: Any) -> str:
+    """A summary figure to two decimals; ``null`` in a strict-JSON summary (a figure that
+    could not be computed, e.g. seed-to-seed tau of a one-seed calibration) says so."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return "not measured"
+    return f"{number:.2f}" if math.isfinite(number) else "not measured"
