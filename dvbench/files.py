@@ -1,4 +1,9 @@
-"""Writing result files safely: atomically, and never through a link out of their folder.
+"""Reading a user's files boundedly, and writing result files safely: atomically, and never
+through a link out of their folder.
+
+A file a user hands the tool (a space, a config, a device profile) is read by
+:func:`read_bounded`: a regular file (not a device such as ``/dev/zero``, a pipe or a folder),
+at most a given size, checked before and while reading.
 
 A table, a plot or a page is written to a temporary file beside its destination and renamed
 over it, so a reader (or a Ctrl-C, or a crash) never sees a half-written file and the old one
@@ -12,13 +17,48 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from dvbench.errors import UsageError
 
-__all__ = ["atomic_path", "ensure_folder", "write_atomic", "write_text_atomic", "write_with"]
+__all__ = [
+    "atomic_path",
+    "ensure_folder",
+    "read_bounded",
+    "write_atomic",
+    "write_text_atomic",
+    "write_with",
+]
+
+
+def read_bounded(path: str | Path, max_bytes: int, what: str = "file") -> bytes:
+    """The bytes of ``path``: a regular file (a link counts as what it points at) of at most
+    ``max_bytes``. ``FileNotFoundError`` when it is missing, ``ValueError`` (one line naming
+    what was wrong, ``what`` naming the kind of file) for anything else. A device, a pipe or a
+    folder is refused without reading it, and no more than ``max_bytes + 1`` bytes are read."""
+    try:
+        info = os.stat(path)  # follows a link: what counts is what it points at
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise ValueError(f"cannot be read ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError(f"not a regular file (a device, a folder or a pipe is not a {what})")
+    if info.st_size > max_bytes:
+        raise ValueError(f"{info.st_size} bytes: larger than the {max_bytes} a {what} may be")
+    try:
+        with open(path, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):  # swapped since the stat
+                raise ValueError("not a regular file")
+            raw = handle.read(max_bytes + 1)
+    except OSError as exc:
+        raise ValueError(f"cannot be read ({exc.strerror or exc})") from None
+    if len(raw) > max_bytes:
+        raise ValueError(f"larger than the {max_bytes} bytes a {what} may be")
+    return raw
 
 
 def _temporary_file(path: Path) -> Path:

@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from dvbench.files import read_bounded
+
 __all__ = ["MAX_BYTES", "load", "load_file"]
 
 MAX_BYTES = 1 << 20  # a space file or config is a few KB
@@ -54,5 +56,6 @@ def load(text: str | bytes) -> Any:
 
 
 def load_file(path: str | Path) -> Any:
-    """:func:`load` of a file's bytes."""
-    return load(Path(path).read_bytes())
+    """:func:`load` of a file's bytes: a regular file of at most :data:`MAX_BYTES`, read
+    without reading more (a link to ``/dev/zero`` or a pipe is refused at once)."""
+    return load(read_bounded(path, MAX_BYTES, "YAML file"))

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from dvbench.files import read_bounded
 
 __all__ = ["MAX_BYTES", "MAX_DEPTH", "check_profile", "read_json_file", "strict_json"]
 
@@ -42,25 +42,7 @@ def read_json_file(path: Path, *, max_bytes: int = MAX_BYTES) -> Any:
     """The JSON value of ``path``: a regular file of at most ``max_bytes``, nested at most
     :data:`MAX_DEPTH` deep, strict JSON. ``FileNotFoundError`` when it is missing,
     ``ValueError`` (one line) for anything else."""
-    try:
-        info = os.stat(path)  # follows a link: what counts is what it points at
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        raise ValueError(f"cannot be read ({exc.strerror or exc})") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise ValueError("not a regular file (a device, a folder or a pipe is not a profile)")
-    if info.st_size > max_bytes:
-        raise ValueError(f"{info.st_size} bytes: larger than the {max_bytes} a profile may be")
-    try:
-        with open(path, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):  # swapped since the stat
-                raise ValueError("not a regular file")
-            raw = handle.read(max_bytes + 1)
-    except OSError as exc:
-        raise ValueError(f"cannot be read ({exc.strerror or exc})") from None
-    if len(raw) > max_bytes:
-        raise ValueError(f"larger than the {max_bytes} bytes a profile may be")
+    raw = read_bounded(path, max_bytes, "profile")
     return strict_json(raw)
 
 

@@ -398,16 +398,19 @@ def load_config(path: str | Path) -> DualViTConfig:
     Raises ValueError with the file name and the field for anything malformed.
     """
     path = Path(path)
-    try:
-        raw = path.read_bytes()
+    from dvbench import safe_yaml
+    from dvbench.files import read_bounded
+
+    try:  # a regular file under the YAML cap (never /dev/zero or a pipe)
+        raw = read_bounded(path, safe_yaml.MAX_BYTES, "config file")
     except OSError as exc:
         raise ValueError(f"{path}: cannot read config file ({exc.strerror or exc})") from None
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
     try:
         if path.suffix.lower() == ".json":
             data = json.loads(raw)
-        else:  # no aliases (alias bombs), UTF-8 only, size-capped: as every YAML dvbench reads
-            from dvbench import safe_yaml
-
+        else:  # no aliases (alias bombs), UTF-8 only: as every YAML dvbench reads
             data = safe_yaml.load(raw)
     except Exception as exc:  # both parsers raise their own error types
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -5,6 +5,10 @@ when every objective is finite; one recorded with NaN or infinity (an old study,
 written by hand, a metric that overflowed) is left off, and the report says which and why
 rather than showing fewer rows than it counts. :func:`get_left_off_info` computes the rows
 (what the tests check), :func:`left_off_text` writes the sentence.
+
+A completed trial that proposed a candidate already measured copied that trial's result
+instead of training (``duplicate_of``); it is one candidate, shown once, and
+:func:`copies_text` says which trials were copies.
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ import pandas as pd
 
 from dvbench.report.escape import markdown_text
 from dvbench.search import candidates
+from dvbench.search.record import DUPLICATE_OF
 
-__all__ = ["LeftOff", "get_left_off_info", "left_off_text"]
+__all__ = ["LeftOff", "copies_text", "get_left_off_info", "left_off_text"]
 
 
 class LeftOff(NamedTuple):
@@ -66,3 +71,24 @@ def _value(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "missing or NaN"
     return markdown_text(value)
+
+
+def copies_text(trials: pd.DataFrame, *, shown: int = 5) -> str:
+    """One markdown sentence naming the completed trials that copied an earlier candidate's
+    result (``trial 7 = trial 3``) instead of training it again ('' for none)."""
+    if trials.empty or DUPLICATE_OF not in trials.columns:
+        return ""
+    copies = trials[(trials["state"] == "COMPLETE") & trials[DUPLICATE_OF].notna()]
+    if copies.empty:
+        return ""
+    copies = copies.sort_values("number")
+    pairs = [
+        f"trial {int(n)} = trial {int(of)}"
+        for n, of in zip(copies["number"][:shown], copies[DUPLICATE_OF][:shown])
+    ]
+    more = f", and {len(copies) - shown} more" if len(copies) > shown else ""
+    count = f"{len(copies)} completed trial{'s' if len(copies) != 1 else ''}"
+    return (
+        f"{count} proposed a candidate already measured at the same fidelity and copied its "
+        f"result instead of training it again; each is shown once ({', '.join(pairs)}{more})."
+    )

@@ -27,9 +27,10 @@ from dvbench.report.data import (
     metric_unit,
 )
 from dvbench.report.escape import markdown_cell, markdown_text
-from dvbench.report.left_off import get_left_off_info, left_off_text
+from dvbench.report.left_off import copies_text, get_left_off_info, left_off_text
 from dvbench.report.plots import ImportanceInfo
 from dvbench.search import SPACE_VERSION, display_url, provisional_frame
+from dvbench.search.record import DUPLICATE_OF
 
 __all__ = [
     "TABLE_METRICS",
@@ -212,6 +213,8 @@ def answer_lines(data: ReportData) -> list[str]:
 def _rung_lines(data: ReportData) -> list[str]:
     """How far the candidates got, and the provisional front of those that stopped early."""
     trials = data.trial_rows
+    if DUPLICATE_OF in trials.columns:  # a copy of a measured candidate is not another one
+        trials = trials[trials[DUPLICATE_OF].isna()]
     labels = [c.split("@", 1)[1] for c in trials.columns if c.startswith("top1@")]
     counts = ", ".join(f"{trials[f'top1@{b}'].notna().sum()} reached {b}" for b in labels)
     lines = [
@@ -326,16 +329,20 @@ def _dominance_lines(data: ReportData) -> list[str]:
                 f"(`dvbench search ... --baselines {name}` measures it again)."
             )
         elif name not in data.dominance:
-            lines.append(f"- **{markdown_text(name)}**: not compared, it lacks an objective value.")
+            lines.append(
+                f"- **{markdown_text(name)}**: not compared, it lacks an objective value."
+            )
         elif not data.dominance[name]:
-            lines.append(f"- **{markdown_text(name)}**: no candidate dominates it (within the noise).")
+            lines.append(
+                f"- **{markdown_text(name)}**: no candidate dominates it (within the noise)."
+            )
         else:
             beaten_by = data.dominance[name]
             shown = ", ".join(f"`{n}`" for n in beaten_by[:MAX_NAMES])
             more = f" and {len(beaten_by) - MAX_NAMES} more" if len(beaten_by) > MAX_NAMES else ""
             lines.append(
-                f"- **{markdown_text(name)}** is dominated by {_plural(len(beaten_by), 'candidate')}: "
-                f"{shown}{more}."
+                f"- **{markdown_text(name)}** is dominated by "
+                f"{_plural(len(beaten_by), 'candidate')}: {shown}{more}."
             )
     if not lines:
         return ["The study has no baselines (`dvbench search --baselines NAME,...` adds them)."]
@@ -595,6 +602,9 @@ def render_report(
         left_off = left_off_text(get_left_off_info(data.trials, data.metrics))
         if left_off:  # completed trials the front could not place (non-finite metrics)
             lines += [left_off, ""]
+        copies = copies_text(data.trials)
+        if copies:  # proposals of a candidate already measured (one row each)
+            lines += [copies, ""]
     if "final" in data.trials.columns:
         lines += ["### Multi-fidelity rungs", "", *_rung_lines(data), ""]
     knobs = knob_table(data)

@@ -30,7 +30,15 @@ from dvbench.metrics import METRICS, accuracy_standard_error
 from dvbench.search._options import SearchOptions
 from dvbench.search._repeats import repeats_due
 from dvbench.search._rungs import Measured, beyond_promotion, promotions
-from dvbench.search.record import METRICS_ATTR, RUN, SKIPPED, RunMark, is_feasible, run_of
+from dvbench.search.record import (
+    DUPLICATE_OF,
+    METRICS_ATTR,
+    RUN,
+    SKIPPED,
+    RunMark,
+    is_feasible,
+    run_of,
+)
 from dvbench.search.storage import study_lock
 from dvbench.search.tables import Criteria, candidates, trials_frame
 
@@ -80,6 +88,8 @@ class Ladder:
                 continue
             started.add((mark.candidate, mark.rung))
             if trial.state != TrialState.COMPLETE or trial.user_attrs.get(SKIPPED):
+                continue
+            if trial.user_attrs.get(DUPLICATE_OF) is not None:  # a copy: nothing to promote
                 continue
             if is_feasible(trial) is False:
                 continue

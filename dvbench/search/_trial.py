@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import optuna
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
 from dvbench.evaluate import (
@@ -40,6 +41,7 @@ from dvbench.search._versions import version_of
 from dvbench.search.record import (
     CHECKPOINT_NOTE,
     CONFIG,
+    DUPLICATE_OF,
     FAIL_REASON,
     METRICS_ATTR,
     PREFILTER,
@@ -108,6 +110,12 @@ class TrialRunner:
             except KeyboardInterrupt:
                 trial.set_user_attr(FAIL_REASON, record.interrupted_reason())
                 raise
+            except (TrialFailure, optuna.TrialPruned, UpdateFinishedTrialError):
+                raise  # recorded with their reasons already / finished by another worker
+            except Exception as exc:  # anything else: the trial fails with it, the study goes on
+                reason = record.unexpected_reason(exc)
+                trial.set_user_attr(FAIL_REASON, reason)
+                raise TrialFailure(reason) from exc
         self.outcome = (trial.number, TrialState.COMPLETE)
         return values
 
@@ -147,6 +155,11 @@ class TrialRunner:
         except ValueError as exc:
             return self._fail(trial, record.invalid_config_reason(exc), {})
         trial.set_user_attr(CONFIG, cfg.to_dict())
+        if mark.first:
+            done = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            earlier = record.measured_before(done, cfg.to_dict(), self.space_version(trial.study))
+            if earlier is not None:
+                return self._reuse(trial, earlier)
         plan = training_plan(space.train, space.fidelity, mark.rung, mark.repeat)
         if evaluator.trains:
             evaluator = evaluator.with_train(plan.settings)
@@ -252,6 +265,18 @@ class TrialRunner:
             trial.set_user_attr(CHECKPOINT_NOTE, result.note)
         return self._objectives(trial, metrics, timings)
 
+    def _reuse(self, trial: optuna.Trial, earlier: optuna.trial.FrozenTrial) -> list[float]:
+        """The sampler proposed a candidate ``earlier`` already measured at this fidelity:
+        link it (``duplicate_of``) and return its values, training nothing. The sampler learns
+        the same result again; the tables keep one row of it (the copy is not a new
+        candidate); the study counts it as a trial asked for."""
+        trial.set_user_attr(DUPLICATE_OF, earlier.number)
+        for key, value in (earlier.constraints or {}).items():
+            trial.set_constraint(key, value)
+        if earlier.user_attrs.get(record.SKIPPED):
+            trial.set_user_attr(record.SKIPPED, earlier.user_attrs[record.SKIPPED])
+        return self._objectives(trial, dict(earlier.user_attrs[METRICS_ATTR]), {})
+
     def _prune(self, trial: optuna.Trial, reason: str) -> None:
         trial.set_user_attr(FAIL_REASON, reason)
         self.outcome = (trial.number, TrialState.PRUNED)
@@ -259,6 +284,7 @@ class TrialRunner:
 
     @staticmethod
     def _fail(trial: optuna.Trial, reason: str | None, timings: dict) -> list[float]:
+        reason = reason or "failed; the step that failed gave no reason"
         trial.set_user_attr(FAIL_REASON, reason)
         trial.set_user_attr(TIMINGS, timings)
         raise TrialFailure(reason)

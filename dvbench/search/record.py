@@ -25,6 +25,9 @@ Trial user attributes:
                           ``latency_pred_ms`` is an extrapolation)
 ``outcomes``              every test image's outcome of its training run, packed
                           (:class:`~dvbench.stats.ImageOutcomes`): paired comparisons
+``duplicate_of``          the trial that already measured this candidate (same config, same
+                          space version, a first run): this one trained nothing and copies
+                          its result (see :func:`measured_before`)
 ========================  ==================================================================
 
 Study user attributes: ``dvbench`` (the study's settings), ``baseline:NAME`` (a baseline's
@@ -51,6 +54,7 @@ __all__ = [
     "BASELINE_PREFIX",
     "CHECKPOINT_NOTE",
     "CONFIG",
+    "DUPLICATE_OF",
     "FAIL_REASON",
     "HEARTBEAT",
     "METRIC_COLUMNS",
@@ -73,6 +77,7 @@ __all__ = [
     "RunMark",
     "baseline_rows",
     "is_feasible",
+    "measured_before",
     "outcomes_of",
     "recorded_config",
     "run_of",
@@ -102,6 +107,7 @@ HEARTBEAT = "heartbeat"
 CHECKPOINT_NOTE = "checkpoint_note"  # a checkpoint set aside (why); the run trained afresh
 PREDICTION_OUTSIDE = "latency_pred_outside"  # where a predicted latency extrapolates
 OUTCOMES = "outcomes"  # per-image outcomes of the run (packed ImageOutcomes)
+DUPLICATE_OF = "duplicate_of"  # the trial whose result this one copies (trained nothing)
 _LEGACY_RUN = "rung"  # multi-fidelity studies before repeats: {"candidate", "rung", ...}
 _LEGACY_FEASIBLE = "feasible"  # studies before constraints were Optuna's
 
@@ -115,6 +121,13 @@ TIMING_COLUMNS = ("count_s", "prefilter_s", "train_s", "profile_s", "duration_s"
 # ------------------------------------------------------------------------------ fail reasons
 def invalid_config_reason(error: Exception) -> str:
     return f"invalid config: {error}"
+
+
+def unexpected_reason(error: BaseException) -> str:
+    """An error no step of the trial expected (a bug, a library's failure): its type and its
+    first line, so the trial says why it failed."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else '(no message)'}"[:500]
 
 
 def interrupted_reason() -> str:
@@ -235,6 +248,30 @@ def space_version(trial: FrozenTrial) -> int | None:
     return version
 
 
+def measured_before(
+    trials: list[FrozenTrial], config: Mapping[str, Any], version: int | None
+) -> FrozenTrial | None:
+    """The earliest completed first run (not itself a copy) among ``trials`` that measured
+    ``config`` (a :class:`~dvbench.models.DualViTConfig` dict) under space ``version``: the
+    same network at the same fidelity, whose result a new proposal of it reuses instead of
+    training again. None when nothing has. Repeats and promotions are follow-up runs, never
+    matched."""
+    wanted = json.dumps(config, sort_keys=True)  # as stored: tuples become lists
+    for trial in sorted(trials, key=lambda t: t.number):
+        attrs = trial.user_attrs
+        if (
+            trial.state == TrialState.COMPLETE
+            and CONFIG in attrs
+            and json.dumps(attrs[CONFIG], sort_keys=True) == wanted
+            and space_version(trial) == version
+            and run_of(trial).first
+            and attrs.get(DUPLICATE_OF) is None
+            and METRICS_ATTR in attrs
+        ):
+            return trial
+    return None
+
+
 def trial_row(trial: FrozenTrial) -> dict[str, Any]:
     """The row a trial becomes in ``trials.csv`` (before follow-up runs are folded in)."""
     attrs = trial.user_attrs
@@ -255,6 +292,7 @@ def trial_row(trial: FrozenTrial) -> dict[str, Any]:
         "repeat": mark.repeat,
         "budget": mark.budget,
         TRAIN_SEED: attrs.get(TRAIN_SEED),
+        DUPLICATE_OF: attrs.get(DUPLICATE_OF),
     }
     row.update({f"knob.{knob_of(k)}": v for k, v in trial.params.items()})
     metrics = attrs.get(METRICS_ATTR, {})

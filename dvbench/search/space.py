@@ -183,7 +183,7 @@ def space_path(name_or_path: str | Path) -> Path:
     text = str(name_or_path)
     path = Path(text)
     if path.suffix.lower() in (".yaml", ".yml") or path.parent != Path("."):
-        if not path.is_file():
+        if not path.exists():  # anything else (a folder, a device) the reader refuses by name
             raise UsageError(f"search space file not found: {path}")
         return path
     candidate = SPACES_DIR / f"{text}.yaml"

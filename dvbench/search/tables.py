@@ -208,10 +208,13 @@ def _finite_in(frame: pd.DataFrame, metrics: Sequence[str]) -> pd.Series:
 
 def candidates(frame: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
     """Completed, feasible, non-baseline trials of the front's space version (see
-    :func:`front_version`) with every objective finite."""
+    :func:`front_version`) with every objective finite; a trial that copied an earlier
+    one's result (``duplicate_of``) is not a candidate of its own."""
     if frame.empty:
         return frame
     keep = (frame["state"] == "COMPLETE") & (~frame["baseline"].astype(bool))
+    if record.DUPLICATE_OF in frame.columns:  # a copy of an earlier candidate's result
+        keep &= frame[record.DUPLICATE_OF].isna()
     if "final" in frame.columns:  # multi-fidelity: the front is over the top rung's candidates
         keep &= frame["final"].fillna(False).astype(bool)
     keep &= _of_version(frame, front_version(frame))

@@ -95,6 +95,26 @@ def test_a_binary_space_file_is_one_line(tmp_path, capsys):
     assert "not UTF-8 text" in _one_line(capsys.readouterr().err)
 
 
+@pytest.mark.parametrize("target", ["/dev/zero", "/dev/urandom", "fifo", "huge"])
+def test_a_space_file_that_never_ends_is_refused_at_once(tmp_path, capsys, target):
+    """A space that is a link to a device, a pipe nobody writes to, or a file over the cap
+    is refused before reading it (or after reading at most the cap): one line, exit 2."""
+    import time
+
+    path = tmp_path / "space.yaml"
+    if target == "fifo":
+        os.mkfifo(path)  # opening it for reading would wait for a writer for ever
+    elif target == "huge":
+        path.write_bytes(b"# " + b"x" * (2 << 20) + b"\n")
+    else:
+        path.symlink_to(target)
+    started = time.monotonic()
+    assert _search(path, tmp_path / "results") == 2
+    assert time.monotonic() - started < 1.0
+    line = _one_line(capsys.readouterr().err)
+    assert ("not a regular file" in line) if target != "huge" else ("larger than" in line)
+
+
 def test_a_study_whose_trials_all_fail_alike_exits_non_zero_with_the_reason(tmp_path, capsys):
     # every sampled network is impossible: a 32-grid on a 16x16 stage-1 map
     space = {**SPACE, "knobs": {**SPACE["knobs"], "semantic_grid": {"choices": [32]}},
