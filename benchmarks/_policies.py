@@ -40,10 +40,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+import _measures as measures
 import numpy as np
 import pandas as pd
-
-import _measures as measures
 
 REPO = Path(__file__).resolve().parents[1]
 CALIBRATE = REPO / "results" / "benchmarks" / "calibrate"

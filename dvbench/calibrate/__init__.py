@@ -18,6 +18,12 @@ from dvbench.calibrate._run import (
     sample_candidates,
     split_test,
 )
+from dvbench.calibrate._summary import (
+    Calibration,
+    reliability_table,
+    save_calibration,
+    summarize_calibration,
+)
 from dvbench.stats.reliability import (
     RankAgreement,
     Reliability,
@@ -27,12 +33,6 @@ from dvbench.stats.reliability import (
     paired_tau_difference,
     rank_agreement,
     top_overlap,
-)
-from dvbench.calibrate._summary import (
-    Calibration,
-    reliability_table,
-    save_calibration,
-    summarize_calibration,
 )
 
 __all__ = [

@@ -47,9 +47,9 @@ from dvbench.errors import UsageError
 from dvbench.evaluate import EvaluationFailure, Evaluator, training_seed
 from dvbench.files import ensure_folder
 from dvbench.search.space import SearchSpace
+from dvbench.stats.outcomes import ImageOutcomes
 from dvbench.train import Budget, DataSpec, ProxyData, TrainSettings, build_candidate
 from dvbench.train.data import Normalizer
-from dvbench.stats.outcomes import ImageOutcomes
 from dvbench.train.loop import evaluate_images
 
 

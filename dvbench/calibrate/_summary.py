@@ -29,6 +29,8 @@ import numpy as np
 import pandas as pd
 
 from dvbench.calibrate._plan import CalibrationPlan, record_key
+from dvbench.files import ensure_folder, write_atomic, write_text_atomic
+from dvbench.metrics import accuracy_standard_error
 from dvbench.stats.reliability import (
     RankAgreement,
     Reliability,
@@ -37,8 +39,6 @@ from dvbench.stats.reliability import (
     paired_tau_difference,
     rank_agreement,
 )
-from dvbench.files import ensure_folder, write_atomic, write_text_atomic
-from dvbench.metrics import accuracy_standard_error
 
 #: Rungs from this share of the target's epochs on make the "mean of the last rungs" signal.
 LAST_RUNGS_FROM = 0.8

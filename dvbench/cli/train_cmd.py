@@ -11,9 +11,9 @@ from dvbench.cli.argtypes import (
     add_data_arguments,
     add_model_arguments,
     data_spec,
+    epochs_float,
     fraction,
     non_negative_float,
-    epochs_float,
     positive_float,
     positive_int,
 )

@@ -4,8 +4,9 @@ A study's names (candidates, baselines, seeds, knob values, commands) come from 
 may have been handed. In ``report.md`` they are text, never markup: HTML is escaped (a
 ``<script>`` in a name shows as ``&lt;script&gt;``, it does not run in a viewer that renders
 HTML; quotes stay, outside an attribute they are text), every line break becomes a space (a
-newline would end the table row or the list item), a backslash is written as an entity (it cannot escape the escaping) and, in a table
-cell, a pipe is escaped (it would start a new cell).
+newline would end the table row or the list item), a backslash is written as an entity (it
+cannot escape the escaping) and, in a table cell, a pipe is escaped (it would start a new
+cell).
 """
 
 from __future__ import annotations
