@@ -1,5 +1,5 @@
-"""Shared test helpers: where ../shared is, threads kept small for a 2-core machine, and
-every test's outputs kept out of the checkout."""
+"""Shared test helpers: where ../shared is, threads kept small for a 2-core machine, the
+tiny Dual-ViT config, and every test's outputs kept out of the checkout."""
 
 from __future__ import annotations
 
@@ -33,6 +33,15 @@ def cifar10_mini(shared_dir: Path) -> Path:
     if not path.is_dir():
         pytest.skip(f"{path} not present")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_dualvit():
+    """The tiny Dual-ViT config (tests/_tiny.py); tests derive theirs with ``.replace``.
+    Imported here, not at the top, so that tests without a model do not load timm."""
+    from _tiny import TINY_DUALVIT
+
+    return TINY_DUALVIT
 
 
 @pytest.fixture(scope="session")

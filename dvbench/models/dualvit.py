@@ -39,7 +39,7 @@ As a timm model (timm's ``pvt_v2``/``swin_transformer`` interface):
 
 import contextlib
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -50,14 +50,16 @@ import torch.nn.functional as F
 import torch.utils.checkpoint
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, trunc_normal_, use_fused_attn
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
-from timm.models._features import feature_take_indices
-from timm.models._features_fx import (
+from timm.models import (
+    build_model_with_cfg,
+    generate_default_cfgs,
     get_notrace_functions,
     get_notrace_modules,
+    register_model,
     register_notrace_function,
     register_notrace_module,
 )
+from timm.models._features import feature_take_indices
 
 from dvbench.models.config import DualViTConfig, official_config, semantic_grid_size
 
@@ -121,8 +123,9 @@ class FusedLinear(nn.Linear):
     """One Linear standing for several official Linears that read the same input.
 
     ``parts`` maps each official sub-module name to its output width, in output order. The
-    owning module calls :func:`fuse_linear_state` / :func:`split_linear_state` from its
-    state-dict hooks so that checkpoints keep the official keys.
+    owning module calls :func:`_install_fused_state_hooks`, whose state-dict hooks
+    (:func:`_fuse_official_keys` on load, :func:`_split_fused_keys` on save) keep the
+    official keys in checkpoints.
     """
 
     def __init__(self, in_features: int, parts: Mapping[str, int]):
@@ -399,20 +402,16 @@ class DualAttention(nn.Module):
 
 
 class _ResidualBlock(nn.Module):
-    """Pre-norm block with layer scale and stochastic depth (the official key layout)."""
+    """Pre-norm block with layer scale and stochastic depth (the official key layout).
 
-    def __init__(
-        self, dim: int, *, drop_path: float, layer_scale_init: float, norm_layer: type[nn.Module]
-    ):
-        super().__init__()
-        self.gamma1 = nn.Parameter(layer_scale_init * torch.ones(dim))
-        self.gamma2 = nn.Parameter(layer_scale_init * torch.ones(dim))
-        self.norm1 = norm_layer(dim)
-        self.norm2 = norm_layer(dim)
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+    Dual and merge blocks differ only in their token mixers, which the subclass names:
+    ``_attention(dim, num_heads, *, semantic_mlp_ratio, drop_path, layer_scale_init)`` and
+    ``_ffn(dim, hidden, semantic_hidden)`` build ``attn`` and ``mlp``.
+    """
 
+    _attention: Callable[..., nn.Module]
+    _ffn: Callable[[int, int, int], nn.Module]
 
-class DualBlock(_ResidualBlock):
     def __init__(
         self,
         dim: int,
@@ -424,17 +423,29 @@ class DualBlock(_ResidualBlock):
         layer_scale_init: float,
         norm_layer: type[nn.Module],
     ):
-        super().__init__(
-            dim, drop_path=drop_path, layer_scale_init=layer_scale_init, norm_layer=norm_layer
-        )
-        self.attn = DualAttention(
+        super().__init__()
+        self.gamma1 = nn.Parameter(layer_scale_init * torch.ones(dim))
+        self.gamma2 = nn.Parameter(layer_scale_init * torch.ones(dim))
+        self.norm1 = norm_layer(dim)
+        self.norm2 = norm_layer(dim)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.attn = self._attention(
             dim,
             num_heads,
             semantic_mlp_ratio=semantic_mlp_ratio,
             drop_path=drop_path,
             layer_scale_init=layer_scale_init,
         )
-        self.mlp = PixelFFN(dim, int(dim * mlp_ratio))
+        self.mlp = self._ffn(dim, int(dim * mlp_ratio), int(dim * semantic_mlp_ratio))
+
+
+class DualBlock(_ResidualBlock):
+    _attention = DualAttention
+
+    @staticmethod
+    def _ffn(dim: int, hidden: int, semantic_hidden: int) -> nn.Module:
+        # the semantic tokens' MLP is DualAttention's mlp_proxy
+        return PixelFFN(dim, hidden)
 
     def forward(
         self, x: torch.Tensor, semantics: torch.Tensor, h: int, w: int
@@ -446,22 +457,11 @@ class DualBlock(_ResidualBlock):
 
 
 class MergeBlock(_ResidualBlock):
-    def __init__(
-        self,
-        dim: int,
-        num_heads: int,
-        mlp_ratio: float,
-        *,
-        semantic_mlp_ratio: float,
-        drop_path: float,
-        layer_scale_init: float,
-        norm_layer: type[nn.Module],
-    ):
-        super().__init__(
-            dim, drop_path=drop_path, layer_scale_init=layer_scale_init, norm_layer=norm_layer
-        )
-        self.attn = MergeAttention(dim, num_heads)
-        self.mlp = MergeFFN(dim, int(dim * mlp_ratio), int(dim * semantic_mlp_ratio))
+    _ffn = MergeFFN
+
+    @staticmethod
+    def _attention(dim: int, num_heads: int, **_: float) -> nn.Module:
+        return MergeAttention(dim, num_heads)
 
     def forward(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
         x = _scaled_residual(x, self.gamma1, self.attn(self.norm1(x)), self.drop_path)

@@ -5,20 +5,14 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _tiny import TINY_DUALVIT
 
 from dvbench.evaluate import Evaluator
-from dvbench.models import DualViTConfig
 from dvbench.profile import ProfileSettings
 from dvbench.train import Budget, DataSpec, TrainSettings, load_data, train_candidate
 
-MICRO = DualViTConfig(
-    embed_dims=(16, 32, 48, 64),
-    num_heads=(1, 2, 3, 4),
-    depths=(1, 1, 1, 1),
+MICRO = TINY_DUALVIT.replace(
     mlp_ratios=(2, 2, 2, 2),
-    stem_hidden_dim=8,
-    num_classes=10,
-    img_size=32,
     semantic_pool="grid",
     semantic_grid=2,
     drop_path_rate=0.1,  # drop path draws from the global RNG: the checkpoint must carry it

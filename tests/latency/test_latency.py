@@ -103,11 +103,12 @@ def synthetic_profile(tmp_path_factory):
 
 # ----------------------------------------------------------------------------- features
 @pytest.mark.parametrize("name", ["tiny_dualvit", "pvt_v2_b0"])
-def test_features_count_the_profilers_flops_and_parameters(name):
-    spec = DualViTConfig(
-        embed_dims=(16, 32, 48, 64), num_heads=(1, 2, 3, 4), depths=(1, 1, 2, 1),
-        mlp_ratios=(2, 2, 2, 2), stem_hidden_dim=8, num_classes=10, img_size=RES,
-    ) if name == "tiny_dualvit" else name  # fmt: skip
+def test_features_count_the_profilers_flops_and_parameters(name, tiny_dualvit):
+    spec = (
+        tiny_dualvit.replace(depths=(1, 1, 2, 1), mlp_ratios=(2, 2, 2, 2), img_size=RES)
+        if name == "tiny_dualvit"
+        else name
+    )
     model = create_model(spec, img_size=RES)
     features, report = cost_features(model, RES), count_flops(model, RES)
     assert features.gflops == pytest.approx(report.gflops, rel=1e-12)

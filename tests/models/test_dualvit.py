@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import timm
 import torch
+from _tiny import TINY_DUALVIT
 from reference import fixture_input, load_fixtures, recipe_state_dict
 
 import dvbench.models  # noqa: F401  (registers the models in timm)
@@ -101,17 +102,8 @@ def test_timm_conventions():
     assert sum(p.numel() for p in no_tl.parameters()) > 0
 
 
-def test_token_label_head_is_cls_plus_half_max_aux():
-    model = DualViT(
-        DualViTConfig(
-            embed_dims=(16, 32, 48, 64),
-            num_heads=(1, 2, 3, 4),
-            depths=(1, 1, 1, 1),
-            stem_hidden_dim=8,
-            num_classes=7,
-            img_size=64,
-        )
-    ).eval()
+def test_token_label_head_is_cls_plus_half_max_aux(tiny_dualvit):
+    model = DualViT(tiny_dualvit.replace(num_classes=7, img_size=64)).eval()
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         cls_logits, aux_logits = model.forward_token_label(x)
@@ -130,14 +122,7 @@ def test_checkpoint_filter_fn_unwraps_and_drops_aux_head():
     target.load_state_dict(filtered, strict=True)
 
 
-TINY = dict(
-    embed_dims=(16, 32, 48, 64),
-    num_heads=(1, 2, 3, 4),
-    depths=(1, 2, 2, 1),
-    mlp_ratios=(4, 4, 4, 4),
-    stem_hidden_dim=8,
-    num_classes=10,
-)
+TINY = TINY_DUALVIT.replace(depths=(1, 2, 2, 1), mlp_ratios=(4, 4, 4, 4), img_size=224)
 
 
 @pytest.mark.parametrize(
@@ -178,7 +163,7 @@ TINY = dict(
 )
 def test_forward_backward_configs(changes, res):
     torch.manual_seed(0)
-    cfg = DualViTConfig(**{**TINY, **changes, "img_size": res})
+    cfg = TINY.replace(**changes, img_size=res)
     model = DualViT(cfg)
     x = torch.randn(2, 3, res, res)
     model.train()
@@ -200,7 +185,7 @@ def test_train_mode_forward_returns_the_eval_logits():
     The stem's BatchNorm (batch statistics in training) and stochastic parts are the only
     train/eval differences, so BatchNorm is kept in eval and nothing is dropped."""
     torch.manual_seed(0)
-    model = DualViT(DualViTConfig(**TINY, img_size=64, token_label=True))
+    model = DualViT(TINY.replace(img_size=64, token_label=True))
     x = torch.randn(2, 3, 64, 64)  # the last stage is 2 x 2: four pixel tokens
     with torch.no_grad():
         expected = model.eval()(x)
@@ -219,7 +204,7 @@ def test_train_mode_forward_returns_the_eval_logits():
 def test_inference_and_training_paths_agree():
     """The in-place inference path and the autograd path compute the same function."""
     torch.manual_seed(0)
-    model = DualViT(DualViTConfig(**TINY, img_size=64)).eval()
+    model = DualViT(TINY.replace(img_size=64)).eval()
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         expected = model(x)
@@ -231,7 +216,7 @@ def test_chunked_inference_ffn_computes_the_same_function(monkeypatch):
     from dvbench.models.dualvit import PixelFFN
 
     torch.manual_seed(0)
-    model = DualViT(DualViTConfig(**TINY, img_size=64)).eval()
+    model = DualViT(TINY.replace(img_size=64)).eval()
     x = torch.randn(3, 3, 64, 64)
     with torch.enable_grad():
         expected = model(x).detach()  # the autograd path never chunks
@@ -281,7 +266,7 @@ def test_a_32px_proxy_trains_the_same_through_the_small_map_path(monkeypatch):
     from dvbench.models.dualvit import DWConv
 
     torch.manual_seed(0)
-    model = DualViT(DualViTConfig(**TINY, img_size=32)).train()
+    model = DualViT(TINY.replace(img_size=32)).train()
     x = torch.randn(4, 3, 32, 32)
 
     def logits_and_grads():
@@ -300,7 +285,7 @@ def test_a_32px_proxy_trains_the_same_through_the_small_map_path(monkeypatch):
 
 def test_fused_and_explicit_attention_agree():
     torch.manual_seed(0)
-    model = DualViT(DualViTConfig(**TINY, img_size=64)).eval()
+    model = DualViT(TINY.replace(img_size=64)).eval()
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         fused = model(x)
@@ -331,7 +316,7 @@ def test_384_resizes_semantic_queries(monkeypatch):
 
 def test_too_small_input_is_a_value_error():
     """One check serves the config (sizes) and the model (maps in forward)."""
-    model = DualViT(DualViTConfig(**TINY, img_size=32)).eval()
+    model = DualViT(TINY.replace(img_size=32)).eval()
     with pytest.raises(ValueError, match="stage-1 map 4x4 is smaller than the semantic pool"):
         with torch.no_grad():
             model(torch.randn(1, 3, 16, 16))
@@ -373,7 +358,7 @@ def test_too_small_input_is_a_value_error():
 )
 def test_config_validation_names_the_field(changes, field):
     with pytest.raises(ValueError, match=field):
-        DualViTConfig(**{**TINY, **changes})
+        TINY.replace(**changes)
 
 
 def test_unknown_override_names_the_field():

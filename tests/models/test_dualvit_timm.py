@@ -12,22 +12,15 @@ import pickle
 import pytest
 import timm
 import torch
+from _tiny import TINY_DUALVIT
 from reference import fixture_input, load_fixtures, recipe_state_dict
 
 import dvbench.models  # noqa: F401  (registers the models in timm)
-from dvbench.models import DualViT, DualViTConfig
+from dvbench.models import DualViT
 
 NAMES = ("dualvit_s", "dualvit_b", "dualvit_l")
 
-TINY = dict(
-    embed_dims=(16, 32, 48, 64),
-    num_heads=(1, 2, 3, 4),
-    depths=(1, 2, 2, 1),
-    mlp_ratios=(4, 4, 4, 4),
-    stem_hidden_dim=8,
-    num_classes=10,
-    img_size=64,
-)
+TINY = TINY_DUALVIT.replace(depths=(1, 2, 2, 1), mlp_ratios=(4, 4, 4, 4), img_size=64)
 
 # What timm's train.py passes to create_model: with no options, and for a fine-tune
 # (--num-classes 10 --in-chans 1 --drop 0.1 --drop-path 0.1 --gp token --torchscript).
@@ -56,7 +49,7 @@ TRAIN_PY_FINETUNE = TRAIN_PY_DEFAULTS | dict(
 
 def _tiny(**changes) -> DualViT:
     torch.manual_seed(0)
-    return DualViT(DualViTConfig(**{**TINY, **changes}))
+    return DualViT(TINY.replace(**changes))
 
 
 @pytest.mark.parametrize(
@@ -184,7 +177,7 @@ def test_pruned_model_keeps_its_maps_and_uses_every_parameter(index):
         expected = model.forward_intermediates(x, intermediates_only=True)[index]
     pruned = copy.deepcopy(model)
     take = pruned.prune_intermediate_layers([index], prune_norm=True)
-    assert take == [index] and pruned.num_features == TINY["embed_dims"][index]
+    assert take == [index] and pruned.num_features == TINY.embed_dims[index]
     with torch.no_grad():
         (tap,) = pruned.forward_intermediates(x, indices=take, intermediates_only=True)
         assert torch.equal(tap, expected)

@@ -29,16 +29,8 @@ def test_unknown_name_suggests_close_ones():
 
 
 @pytest.mark.parametrize("suffix", [".yaml", ".json"])
-def test_config_file_round_trip(tmp_path, suffix):
-    cfg = DualViTConfig(
-        embed_dims=(16, 32, 48, 64),
-        num_heads=(1, 2, 3, 4),
-        depths=(1, 1, 1, 1),
-        mlp_ratios=(4, 4, 4, 4),
-        stem_hidden_dim=8,
-        num_classes=10,
-        img_size=32,
-    )
+def test_config_file_round_trip(tmp_path, suffix, tiny_dualvit):
+    cfg = tiny_dualvit.replace(mlp_ratios=(4, 4, 4, 4))
     path = cfg.save(tmp_path / f"tiny{suffix}")
     loaded = load_config(path)
     assert loaded == cfg and loaded.name == "tiny"

@@ -153,13 +153,11 @@ def _flop_counter_total(model: nn.Module, res: int) -> int:
 
 
 def _tiny_dualvit() -> nn.Module:
-    from dvbench.models.config import DualViTConfig
+    from _tiny import TINY_DUALVIT
+
     from dvbench.models.registry import create_model
 
-    cfg = DualViTConfig(
-        embed_dims=(16, 32, 48, 64), num_heads=(1, 2, 3, 4), depths=(1, 1, 2, 1),
-        stem_hidden_dim=8, img_size=112, name="tiny",
-    )  # fmt: skip
+    cfg = TINY_DUALVIT.replace(depths=(1, 1, 2, 1), num_classes=1000, img_size=112, name="tiny")
     return create_model(cfg)
 
 

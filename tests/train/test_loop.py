@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn as nn
+from _tiny import TINY_DUALVIT
 
 from dvbench.errors import UsageError
 from dvbench.models import DualViTConfig, official_config
@@ -24,16 +25,7 @@ from dvbench.train import (
 )
 
 # about 0.2 M parameters: fast enough to train many times in the suite
-MICRO = DualViTConfig(
-    embed_dims=(16, 32, 48, 64),
-    num_heads=(1, 2, 3, 4),
-    depths=(1, 1, 1, 1),
-    mlp_ratios=(2, 2, 2, 2),
-    stem_hidden_dim=8,
-    num_classes=10,
-    img_size=32,
-    name="micro",
-)
+MICRO = TINY_DUALVIT.replace(mlp_ratios=(2, 2, 2, 2), name="micro")
 # the benchmark's tiny candidate (about 1.7 M parameters)
 TINY = DualViTConfig(
     embed_dims=(32, 64, 128, 160),
