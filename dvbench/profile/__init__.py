@@ -1,7 +1,7 @@
 """Counting and measuring: FLOPs, parameters, latency, throughput and peak memory.
 
 ``profile_models`` is the entry point (``dvbench profile`` calls it); ``count_cost`` is the
-cheap count that search constraints use. See ``README_SECTION.md`` beside this file for the
+cheap count that search constraints use. See ``docs/profiling.md`` for the
 conventions (what a FLOP is, which ops get handles, how latency and memory are taken).
 """
 
