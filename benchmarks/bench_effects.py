@@ -8,7 +8,7 @@ Why: the report's "What the knobs do at equal cost" section states, per knob, an
 must not call a knob that does nothing "better" or "worse" more often than 5 % of the time.
 
 Synthetic studies over the real `cifar` space: a pool of POOL candidates drawn at random from
-it (`sample_candidates`, seed 0), each one's GFLOPs counted at 32 px (the yardstick's
+it (`SearchSpace.random_candidates`, seed 0), each one's GFLOPs counted at 32 px (the yardstick's
 resolution). A study draws G of them; candidate g's true top-1 is 51.4 + 1.6 log10(GFLOPs)
 (the committed yardstick's cost line) + the planted effects + a deviation of sd 0.85 (the
 yardstick's between-candidate sd, larger than its 0.5 at equal cost: conservative), and each
@@ -103,14 +103,12 @@ def cost_pool(count: int = POOL, seed: int = 0) -> pd.DataFrame:
     """``count`` random candidates of the cifar space: their knobs and GFLOPs at 32 px."""
     import torch
 
-    from dvbench.calibrate import sample_candidates
     from dvbench.models import DualViT
     from dvbench.profile.flops import count_flops
-    from dvbench.search import load_space
+    from dvbench.space import load_space
 
     torch.set_num_threads(1)
-    drawn = sample_candidates(load_space("cifar"), count, num_classes=10, img_size=RESOLUTION,
-                              seed=seed)  # fmt: skip
+    drawn = load_space("cifar").random_candidates(count, seed, img_size=RESOLUTION)
     return pd.DataFrame(
         [{**knobs, "gflops": count_flops(DualViT(cfg), RESOLUTION).gflops} for knobs, cfg in drawn]
     )

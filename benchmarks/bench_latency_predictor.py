@@ -44,7 +44,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -80,9 +79,9 @@ def measure_pool(space_name: str, threads: int, batch: int, res: int, pool: int,
     """The setting's measured pool (read back when a previous run finished it)."""
     import dataclasses
 
-    from dvbench.latency import fit_profile, load_device_profile, measure_samples, sample_candidates
+    from dvbench.latency import fit_profile, load_device_profile, measure_samples
     from dvbench.profile import ProfileSettings
-    from dvbench.search import load_space
+    from dvbench.space import load_space
 
     path = OUT / f"{setting_name(space_name, threads, batch, res)}.json"
     if path.exists():
@@ -90,7 +89,8 @@ def measure_pool(space_name: str, threads: int, batch: int, res: int, pool: int,
     space = load_space(space_name)
     space = dataclasses.replace(space, profile=dataclasses.replace(space.profile, resolution=res))
     settings = ProfileSettings(resolution=res, batch_sizes=(batch,), threads=threads, memory=False)
-    candidates = sample_candidates(space, pool, seed=seed, num_classes=_classes(space))
+    drawn = space.random_candidates(pool, seed, img_size=res)
+    candidates = [(f"{space.name}_{i:03d}", cfg) for i, (_, cfg) in enumerate(drawn)]
     start = time.perf_counter()
     samples, environment = measure_samples(
         candidates,
@@ -102,12 +102,6 @@ def measure_pool(space_name: str, threads: int, batch: int, res: int, pool: int,
     profile.save(path)
     print(f"  {path.stem}: measured {pool} in {time.perf_counter() - start:.0f} s", flush=True)
     return profile
-
-
-def _classes(space) -> int:
-    if "num_classes" in space.fixed:
-        return int(space.fixed["num_classes"])
-    return 10 if space.data is not None else 1000
 
 
 #: Bootstrap resamples of the held-out candidates for every interval.
@@ -155,12 +149,10 @@ def paired_comparison(
     from scipy.stats import bootstrap
 
     from dvbench.latency import mdape
-
-    def rho(a: np.ndarray, b: np.ndarray) -> float:
-        return float(spearmanr(a, b).statistic)
+    from dvbench.stats import spearman
 
     def statistic(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
-        values = [rho(a, t), mdape(a, t), rho(b, t), mdape(b, t)]
+        values = [spearman(a, t), mdape(a, t), spearman(b, t), mdape(b, t)]
         return np.array(values + [values[0] - values[2], values[3] - values[1]])
 
     names = ("spearman", "mdape_pct", "flops_spearman", "flops_mdape_pct",
@@ -182,6 +174,7 @@ def analyse(
 ) -> list[dict]:
     """The table's rows of one setting's measured pool (see the module docstring)."""
     from dvbench.latency import fit_latency, mdape, round_latency
+    from dvbench.stats import spearman
 
     # each candidate's latency as calibration takes it now: its fastest round
     latency = [round_latency(s.rounds) if s.rounds else s.latency_ms_median
@@ -195,7 +188,7 @@ def analyse(
     if len(held) > 2 and all(len(r) > 1 for r in rounds):
         table = np.array([r[: min(len(x) for x in rounds)] for r in rounds])
         ceiling = target_ceiling(table)
-        remeasured = {"remeasured_spearman": float(spearmanr(table[:, 0], table[:, 1]).statistic),
+        remeasured = {"remeasured_spearman": spearman(table[:, 0], table[:, 1]),
                       "remeasured_mdape_pct": mdape(table[:, 1], table[:, 0])}  # fmt: skip
     rows = []
     for n in sample_sizes:
@@ -233,9 +226,9 @@ def search_cost(candidates: int, seed: int) -> pd.DataFrame:
     import statistics
 
     from dvbench.evaluate import Evaluator
-    from dvbench.latency import load_device_profile, sample_candidates
-    from dvbench.search import load_space
-    from dvbench.search._sections import Objective
+    from dvbench.latency import load_device_profile
+    from dvbench.space import load_space
+    from dvbench.space.sections import Objective
 
     device_file = OUT / f"{setting_name('small', 1, 1, 224)}.json"
     space = load_space("small", device=device_file)
@@ -253,14 +246,14 @@ def search_cost(candidates: int, seed: int) -> pd.DataFrame:
         name: Evaluator(
             profile=way.profile,
             constraints=way.constraints,
-            num_classes=10,
+            num_classes=space.num_classes,
             device_profile=device if way.predicts_latency else None,
         )
         for name, way in ways.items()
     }
-    pool = sample_candidates(space, candidates, seed=seed + 1000, num_classes=10)
+    drawn = space.random_candidates(candidates, seed + 1000)
     rows = []
-    for name, cfg in pool:
+    for name, cfg in ((f"{space.name}_{i:03d}", cfg) for i, (_, cfg) in enumerate(drawn)):
         for way, evaluator in evaluators.items():
             timings: dict[str, float] = {}
             start = time.perf_counter()

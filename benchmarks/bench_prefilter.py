@@ -2,7 +2,7 @@
 does training only what a training-free score ranks high beat training the cheapest networks?
 
 The pre-filter (``prefilter: {signal, keep: 1, sample: 2}``, `small`'s and `medium`'s default
-with synflow) is replayed as a search runs it (``dvbench.search._prefilter.Prefilter``): the
+with synflow) is replayed as a search runs it (``dvbench.space.prefilter.Prefilter``): the
 candidates arrive in the pool's order, each is scored and ranked among those scored so far on
 the front the signal predicts with GFLOPs, and trained when it places in the best half. Every
 training-free signal of the records is replayed the same way, and the trained candidates are
@@ -40,7 +40,7 @@ def prefilter(signal: str, keep: int = 1, sample: int = 2):
     """The pre-filter as a policy: trained candidates, in arrival order, by the search's rule."""
     from _policies import Choice
 
-    from dvbench.search._prefilter import Prefilter
+    from dvbench.space.prefilter import Prefilter
 
     rule = Prefilter(signal=signal, keep=keep, sample=sample)
 

@@ -39,8 +39,9 @@ sys.path.insert(0, str(REPO))
 import dvbench.search._loop as loop_module  # noqa: E402  (instrumented: table export)
 import dvbench.search._study as study_module  # noqa: E402  (instrumented: storage calls)
 from dvbench.evaluate import Evaluator  # noqa: E402
-from dvbench.search import SearchOptions, load_space, load_study, run_search  # noqa: E402
+from dvbench.search import SearchOptions, load_study, run_search  # noqa: E402
 from dvbench.search.storage import open_storage  # noqa: E402
+from dvbench.space import load_space  # noqa: E402
 
 
 class ConstantCosts(Evaluator):

@@ -26,10 +26,11 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dvbench.search import SearchOptions, load_space, run_search  # noqa: E402
-from dvbench.search._pareto import hypervolume  # noqa: E402
-from dvbench.search.space import hypervolume_reference  # noqa: E402
+from dvbench.search import SearchOptions, run_search  # noqa: E402
 from dvbench.search.tables import candidates  # noqa: E402
+from dvbench.space import load_space
+from dvbench.space.definition import hypervolume_reference  # noqa: E402
+from dvbench.stats.pareto import hypervolume  # noqa: E402
 
 
 def speed(n_trials: int) -> None:

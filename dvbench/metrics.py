@@ -15,6 +15,7 @@ from typing import Any
 
 __all__ = [
     "ACCURACY_METRICS",
+    "PREDICTION_OUTSIDE",
     "accuracy_standard_error",
     "format_with_error",
     "CONSTRAINTS",
@@ -22,6 +23,7 @@ __all__ = [
     "PROXY_METRICS",
     "Metric",
     "axis_label",
+    "column_header",
     "violation",
     "format_value",
     "get_metric",
@@ -36,6 +38,11 @@ class Metric:
     of the network and the hardware, measured once per candidate), ``"time"`` (what a step
     of the harness itself took) or ``"proxy"`` (a training-free score). ``constraint`` is the
     space key that bounds it: ``max_gflops`` from above, ``min_synflow`` from below.
+
+    ``label`` names it in headers, axes and prose (``parameters``); ``short`` in tables short
+    of width, such as the profile's terminal table (``params``; the label when not given);
+    ``stem`` in file names, such as the plots' ``params_vs_gflops.png`` (the name when not
+    given).
     """
 
     name: str
@@ -46,10 +53,25 @@ class Metric:
     kind: str = "cost"
     constraint: str | None = None
     conditioned: bool = False  # measured at a resolution and batch size (timing, memory)
+    short: str = ""
+    stem: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "short", self.short or self.label)
+        object.__setattr__(self, "stem", self.stem or self.name)
 
     @property
     def needs_training(self) -> bool:
         return self.kind == "accuracy" or self.name == "train_time_s"
+
+    def header(self, *, narrow: bool = False) -> str:
+        """A column header: the label and its unit, ``parameters (M)``. ``narrow``: the short
+        name on a line above its unit, ``params`` over ``(M)``; a short name that is the unit
+        itself (``img/s``) stands alone."""
+        name = self.short if narrow else self.label
+        if not self.unit or name == self.unit:
+            return name
+        return f"{name}\n({self.unit})" if narrow else f"{name} ({self.unit})"
 
     def text(self, value: Any) -> str:
         """A table cell in the metric's precision; empty when missing or not finite.
@@ -68,7 +90,16 @@ class Metric:
 
 
 _TABLE = (
-    Metric("params_m", "minimize", "parameters", "M", ".2f", constraint="max_params_m"),
+    Metric(
+        "params_m",
+        "minimize",
+        "parameters",
+        "M",
+        ".2f",
+        constraint="max_params_m",
+        short="params",
+        stem="params",
+    ),
     Metric("gflops", "minimize", "GFLOPs", "", ".2f", constraint="max_gflops"),
     Metric(
         "latency_ms_median",
@@ -78,6 +109,7 @@ _TABLE = (
         ".2f",
         constraint="max_latency_ms",
         conditioned=True,
+        stem="latency",
     ),
     # predicted from a device profile (dvbench.latency), not measured: its label says so
     Metric(
@@ -88,10 +120,20 @@ _TABLE = (
         ".2f",
         constraint="max_latency_pred_ms",
         conditioned=True,
+        short="predicted",
     ),
-    Metric("latency_ms_p10", "minimize", "latency p10", "ms", ".2f", conditioned=True),
-    Metric("latency_ms_p90", "minimize", "latency p90", "ms", ".2f", conditioned=True),
-    Metric("throughput_img_s", "maximize", "throughput", "img/s", ".1f", conditioned=True),
+    Metric("latency_ms_p10", "minimize", "latency p10", "ms", ".2f", conditioned=True, short="p10"),
+    Metric("latency_ms_p90", "minimize", "latency p90", "ms", ".2f", conditioned=True, short="p90"),
+    Metric(
+        "throughput_img_s",
+        "maximize",
+        "throughput",
+        "img/s",
+        ".1f",
+        conditioned=True,
+        short="img/s",
+        stem="throughput",
+    ),
     Metric(
         "peak_mem_mb",
         "minimize",
@@ -100,6 +142,8 @@ _TABLE = (
         ".0f",
         constraint="max_peak_mem_mb",
         conditioned=True,
+        short="peak mem",
+        stem="memory",
     ),
     Metric("top1", "maximize", "top-1 accuracy", "%", ".2f", kind="accuracy"),
     Metric("top5", "maximize", "top-5 accuracy", "%", ".2f", kind="accuracy"),
@@ -113,10 +157,19 @@ _TABLE = (
         kind="accuracy",
         constraint="max_test_loss",
     ),
-    Metric("train_time_s", "minimize", "proxy training time", "s", ".1f", kind="time"),
+    Metric(
+        "train_time_s",
+        "minimize",
+        "proxy training time",
+        "s",
+        ".1f",
+        kind="time",
+        stem="train_time",
+    ),
     Metric("train_images_per_s", "maximize", "training speed", "img/s", ".0f", kind="time"),
     # training-free scores of dvbench.proxies (higher predicts higher accuracy); a space bounds
-    # them from below (min_<name>) and measures them on its train: data, untrained
+    # them from below (min_<name>) and measures them on its train: data, untrained. These
+    # labels are the proxies' own: dvbench.proxies reads them from here
     *(
         Metric(name, "maximize", label, "", ".4g", kind="proxy", constraint=f"min_{name}")
         for name, label in (
@@ -137,6 +190,9 @@ METRICS: dict[str, Metric] = {m.name: m for m in _TABLE}
 CONSTRAINTS: dict[str, str] = {m.constraint: m.name for m in _TABLE if m.constraint}
 #: The training-free proxy metrics (measured by :mod:`dvbench.proxies`).
 PROXY_METRICS: tuple[str, ...] = tuple(m.name for m in _TABLE if m.kind == "proxy")
+#: Beside ``latency_pred_ms``: the cost features outside the device profile's measured range
+#: (the prediction extrapolates); an evaluation's note, a trial's attribute, a table column.
+PREDICTION_OUTSIDE = "latency_pred_outside"
 #: Metrics that change with the training budget.
 ACCURACY_METRICS: tuple[str, ...] = tuple(m.name for m in _TABLE if m.kind == "accuracy")
 
@@ -157,17 +213,24 @@ def format_value(name: str, value: Any) -> str:
     return metric.text(value)
 
 
+def column_header(name: str, *, narrow: bool = False) -> str:
+    """``name``'s column header (:meth:`Metric.header`); the name itself for unknown columns."""
+    metric = METRICS.get(name)
+    return name if metric is None else metric.header(narrow=narrow)
+
+
 def axis_label(name: str, *, resolution: int | None = None, batch_size: int = 1) -> str:
     """An axis label with unit and conditions, e.g. ``GFLOPs (224 px, per image)``."""
     metric = METRICS.get(name)
     if metric is None:
         return name
     if name == "gflops":
-        return f"GFLOPs ({resolution} px, per image)" if resolution else "GFLOPs (per image)"
+        where = f"{resolution} px, " if resolution else ""
+        return f"{metric.label} ({where}per image)"
     if metric.conditioned:
         where = f"{resolution} px, " if resolution else ""
         return f"{metric.label} ({metric.unit}, {where}batch {batch_size})"
-    return f"{metric.label} ({metric.unit})" if metric.unit else metric.label
+    return metric.header()
 
 
 def violation(key: str, value: float, bound: float) -> float:

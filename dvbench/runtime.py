@@ -107,11 +107,11 @@ def check_output_path(
 
 def spaces_dir() -> Path:
     """The built-in search spaces: the top-level ``search_spaces/`` of a checkout, installed as
-    the package ``dvbench.spaces``; found through the package when dvbench is installed (a
+    the package ``dvbench.space.builtin``; found through the package when dvbench is installed (a
     wheel, or in place with ``pip install -e``), else beside the ``dvbench`` folder."""
     from importlib import resources
 
     try:
-        return Path(str(resources.files("dvbench.spaces")))
+        return Path(str(resources.files("dvbench.space.builtin")))
     except ModuleNotFoundError:
         return Path(__file__).resolve().parents[1] / "search_spaces"

@@ -122,7 +122,7 @@ def test_installed_wheel_finds_its_search_spaces_away_from_the_checkout(tmp_path
     out = _python(
         """
         import dvbench
-        from dvbench.search import list_spaces, load_space
+        from dvbench.space import list_spaces, load_space
         print(dvbench.__file__)
         print(",".join(list_spaces()))
         print(load_space("small").path)
@@ -149,4 +149,4 @@ def test_every_subpackage_is_listed_for_the_wheel():
         ".".join(init.parent.relative_to(REPO).parts)
         for init in (REPO / "dvbench").rglob("__init__.py")
     }
-    assert found | {"dvbench.spaces"} == listed
+    assert found | {"dvbench.space.builtin"} == listed

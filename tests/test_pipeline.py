@@ -15,7 +15,8 @@ from dvbench.cli import main
 from dvbench.evaluate import Evaluator
 from dvbench.metrics import CONSTRAINTS, METRICS
 from dvbench.report import get_pareto_front_info, load_report_data
-from dvbench.search import SearchOptions, load_space, load_study, run_search
+from dvbench.search import SearchOptions, load_study, run_search
+from dvbench.space import load_space
 
 sys.path.insert(0, str(Path(__file__).parent / "search"))
 from search_helpers import COST_SPACE, write_space  # noqa: E402
@@ -114,14 +115,23 @@ def _imports(path: Path) -> set[str]:
         ("profile", ("dvbench.train", "dvbench.search", "dvbench.report", "dvbench.evaluate")),
         ("train", ("dvbench.profile", "dvbench.search", "dvbench.report", "dvbench.evaluate")),
         ("evaluate", ("dvbench.search", "dvbench.report", "dvbench.calibrate")),
-        ("latency", ("dvbench.train", "dvbench.evaluate", "dvbench.search", "dvbench.report")),
+        # latency takes candidate configs: it needs no space
+        ("latency", (
+            "dvbench.train", "dvbench.evaluate", "dvbench.search", "dvbench.report",
+            "dvbench.space",
+        )),  # fmt: skip
+        # the space sits below every room that reads one
+        ("space", (
+            "dvbench.search", "dvbench.calibrate", "dvbench.evaluate", "dvbench.report",
+            "dvbench.cli", "dvbench.proxies",
+        )),  # fmt: skip
         ("search", ("dvbench.calibrate", "dvbench.report", "dvbench.cli")),
         ("calibrate", ("dvbench.report", "dvbench.cli", "dvbench.search._")),
         ("cli", ("dvbench.search._",)),
         # the shared statistics sit below every room that compares candidates
         ("stats", tuple(f"dvbench.{room}" for room in (
             "models", "profile", "train", "evaluate", "latency", "search", "calibrate",
-            "report", "cli", "proxies",
+            "report", "cli", "proxies", "space",
         ))),  # fmt: skip
     ],
 )
@@ -132,7 +142,11 @@ def test_imports_point_one_way(room, forbidden):
 
 
 def test_search_modules_stay_small():
+    """A module of the search room does one job in at most 400 lines; ``record.py``, the one
+    owner of every name and shape a study stores (issue 38), grows with them and is held to
+    450 instead of being split to fit."""
     sizes = {p.name: len(p.read_text().splitlines()) for p in (PACKAGE / "search").glob("*.py")}
+    assert sizes.pop("record.py") <= 450, "record.py"
     assert max(sizes.values()) <= 400, sizes
 
 

@@ -14,8 +14,8 @@ trains through the Evaluator); ``cli`` and the benchmarks call it, nothing else 
 from dvbench.calibrate._plan import RECORDS_FILE, CalibrationPlan
 from dvbench.calibrate._run import (
     calibrate,
+    candidates_of,
     read_records,
-    sample_candidates,
     split_test,
 )
 from dvbench.calibrate._summary import (
@@ -49,7 +49,7 @@ __all__ = [
     "rank_agreement",
     "read_records",
     "reliability_table",
-    "sample_candidates",
+    "candidates_of",
     "save_calibration",
     "split_test",
     "summarize_calibration",

@@ -19,7 +19,9 @@ calibration and a search train the same network alike. With ``holdout`` the test
 in two halves (alternate images, so each class is split evenly): the run is evaluated on half
 A and, from its checkpoint, on half B, and the record keeps both (``top1_a``/``top1_b``) and
 the whole set (their weighted mean): a setting chosen on one half can be confirmed on the
-other.
+other. Every run goes through the :class:`~dvbench.evaluate.Evaluator` a search uses: it
+trains (``train``), scores the proxies (``score_proxies``) and evaluates half B from the
+run's checkpoint (``evaluate_weights``).
 
 Every finished unit is appended to ``records.jsonl`` in the calibration's folder as soon as
 it is done (and a ladder run keeps its checkpoint), so a killed run re-run with the same
@@ -38,7 +40,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import optuna
 import torch
 
 from dvbench.calibrate._plan import RECORDS_FILE, CalibrationPlan, record_key
@@ -46,43 +47,19 @@ from dvbench.calibrate._summary import summarize_calibration
 from dvbench.errors import UsageError
 from dvbench.evaluate import EvaluationFailure, Evaluator, training_seed
 from dvbench.files import ensure_folder
-from dvbench.search.space import SearchSpace
+from dvbench.space.definition import SearchSpace
 from dvbench.stats.outcomes import ImageOutcomes
-from dvbench.train import Budget, DataSpec, ProxyData, TrainSettings, build_candidate
-from dvbench.train.data import Normalizer
-from dvbench.train.loop import evaluate_images
+from dvbench.train import Budget, DataSpec, ProxyData, TrainSettings
 
 
-def sample_candidates(
-    space: SearchSpace, count: int, *, num_classes: int, img_size: int, seed: int
-) -> list[tuple[dict[str, Any], Any]]:
-    """``count`` distinct, valid (knobs, config) pairs drawn at random from the space."""
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "created a study" line
-    try:
-        study = optuna.create_study(
-            sampler=optuna.samplers.RandomSampler(seed=seed), directions=["maximize"]
-        )
-    finally:
-        optuna.logging.set_verbosity(verbosity)
-    out: list[tuple[dict[str, Any], Any]] = []
-    seen: set[str] = set()
-    for _ in range(count * 50):
-        trial = study.ask()
-        knobs = space.sample(trial)
-        study.tell(trial, 0.0)
-        key = json.dumps(knobs, sort_keys=True)
-        if key in seen:
-            continue
-        try:
-            cfg = space.config(knobs, num_classes=num_classes, img_size=img_size)
-        except ValueError:
-            continue
-        seen.add(key)
-        out.append((knobs, cfg))
-        if len(out) == count:
-            return out
-    raise UsageError(f"space {space.name}: found only {len(out)} distinct valid candidates")
+def candidates_of(space: SearchSpace, count: int, seed: int) -> list[tuple[dict[str, Any], Any]]:
+    """The calibration's ``count`` candidates: distinct, buildable, drawn at random with
+    ``seed`` (:meth:`SearchSpace.random_candidates`) at the training data's resolution;
+    UsageError when the space has fewer."""
+    pairs = space.random_candidates(count, seed, img_size=space.resolution)
+    if len(pairs) < count:
+        raise UsageError(f"space {space.name}: found only {len(pairs)} distinct valid candidates")
+    return pairs
 
 
 class _Records:
@@ -189,7 +166,6 @@ class _Unit:
     seed: int
     checkpoint: Path
     holdout: tuple[torch.Tensor, torch.Tensor] | None
-    device: str
 
     def train(self, record: dict[str, Any], previous: Mapping[str, Any] | None) -> dict:
         steps, loss_sum = (previous or {}).get("steps", 0), (previous or {}).get("loss_sum", 0.0)
@@ -222,18 +198,7 @@ class _Unit:
         weights), and the whole test set's (their weighted means)."""
         images, labels = self.holdout
         data = self.evaluator.data
-        model = build_candidate(
-            self.cfg.replace(img_size=data.resolution), num_classes=data.num_classes,
-            resolution=data.resolution,
-        )  # fmt: skip
-        state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
-        model.load_state_dict(state["model"])
-        model.to(self.device)
-        half_b, _ = evaluate_images(
-            model, images, labels,
-            normalizer=Normalizer(data.mean, data.std, device=self.device),
-            batch_size=self.evaluator.train_settings.eval_batch_size,
-        )  # fmt: skip
+        half_b = self.evaluator.evaluate_weights(self.cfg, self.checkpoint, images, labels)
         top1_b, loss_b = half_b.top1, half_b.mean_loss
         n_a, n_b = data.num_test, len(labels)
         mean = lambda a, b: (a * n_a + b * n_b) / (n_a + n_b)  # noqa: E731
@@ -279,8 +244,6 @@ def calibrate(
     if only is not None and not all(0 <= i < plan.candidates for i in only):
         raise UsageError(f"only: candidate indices from 0 to {plan.candidates - 1}, got "
                          f"{sorted(only)}")  # fmt: skip
-    from dvbench.proxies import ProxySettings, score_model
-
     log = log or (lambda message: None)
     header = {
         "unit": "plan",
@@ -295,13 +258,9 @@ def calibrate(
     dataset = data.load(seed=plan.seed)
     evaluated, holdout = split_test(dataset) if plan.holdout else (dataset, None)
     evaluator = Evaluator(profile=space.profile, data=evaluated, train=train, device=device)
-    pairs = sample_candidates(
-        space, plan.candidates, num_classes=dataset.num_classes, img_size=dataset.resolution,
-        seed=plan.seed,
-    )  # fmt: skip
+    pairs = candidates_of(dataclasses.replace(space, data=data), plan.candidates, plan.seed)
     flat = {"max_steps": None, "time_limit_s": None}
     ladder = evaluator.with_train(dataclasses.replace(train, epochs=plan.target, **flat))
-    proxy_settings = ProxySettings(proxies=plan.proxies)
     checkpoints = folder / "checkpoints"
 
     def finish(record: dict[str, Any]) -> None:
@@ -318,7 +277,7 @@ def calibrate(
         if ("proxies", index, None, 0) not in records.done:
             log(f"{where}: training-free proxies")
             seed = training_seed(cfg, plan.seed)
-            scores = score_model(cfg, evaluated, proxy_settings, seed=seed, device=device)
+            scores = evaluator.score_proxies(cfg, seed=seed, proxies=plan.proxies)
             finish({
                 "unit": "proxies", "candidate": index, "knobs": knobs,
                 "config": cfg.to_dict(), "values": scores.values,
@@ -329,7 +288,7 @@ def calibrate(
             if only_seeds is not None and s not in only_seeds:
                 continue
             run = _Unit(ladder, cfg, training_seed(cfg, plan.seed, repeat=s),
-                        checkpoints / f"candidate_{index}_seed{s}.pt", holdout, device)  # fmt: skip
+                        checkpoints / f"candidate_{index}_seed{s}.pt", holdout)  # fmt: skip
             previous = None
             for epochs in plan.ladder:
                 key = ("rung", index, epochs, s)
@@ -344,9 +303,8 @@ def calibrate(
                 continue
             log(f"{where}: a {epochs:g}-epoch schedule of its own")
             own = evaluator.with_train(dataclasses.replace(train, epochs=epochs, **flat))
-            run = _Unit(own, cfg, training_seed(cfg, plan.seed),
-                        checkpoints / f"candidate_{index}_schedule{epochs:g}.pt", holdout,
-                        device)  # fmt: skip
+            checkpoint = checkpoints / f"candidate_{index}_schedule{epochs:g}.pt"
+            run = _Unit(own, cfg, training_seed(cfg, plan.seed), checkpoint, holdout)
             finish(run.train({"unit": "schedule", "candidate": index, "epochs": epochs}, None))
             run.checkpoint.unlink(missing_ok=True)
     if shard is not None or only is not None or only_seeds is not None:

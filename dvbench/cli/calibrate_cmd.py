@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     from dvbench.errors import UsageError
     from dvbench.names import check_folder_name
     from dvbench.report.fidelity import draw_fidelity, get_fidelity_info
-    from dvbench.search import load_space
+    from dvbench.space import load_space
     from dvbench.train import DataSpec, TrainSettings
 
     space = load_space(args.space)

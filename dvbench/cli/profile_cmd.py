@@ -179,7 +179,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     """``--calibrate-device FILE --space NAME``: time the space's candidates, fit, write."""
     from dvbench.latency import calibrate_device
     from dvbench.latency.display import calibration_summary
-    from dvbench.search import load_space
+    from dvbench.space import load_space
 
     if args.models or args.baselines:
         raise UsageError(
@@ -205,24 +205,13 @@ def _calibrate(args: argparse.Namespace) -> int:
     console, errors = _consoles()
     with errors.status("calibrating") as status:
         progress = status.update if errors.is_terminal else _plain(errors, "timing")
+        drawn = space.random_candidates(args.samples, args.seed, img_size=settings.resolution)
         profile = calibrate_device(
-            space,
-            settings,
-            samples=args.samples,
-            seed=args.seed,
-            num_classes=_classes(space),
-            rounds=args.rounds,
+            [cfg for _, cfg in drawn], settings, space=space.name, rounds=args.rounds,
             progress=progress,
-        )
+        )  # fmt: skip
     path = profile.save(args.calibrate_device)
     for line in calibration_summary(profile):
         console.print(line, highlight=False, markup=False)
     sys.stderr.write(f"dvbench profile: wrote {path}\n")
     return 0
-
-
-def _classes(space) -> int:
-    """The classes a search of ``space`` gives its candidates (the head is part of the cost)."""
-    if "num_classes" in space.fixed:
-        return int(space.fixed["num_classes"])
-    return 10 if space.data is not None else 1000

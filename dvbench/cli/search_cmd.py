@@ -144,8 +144,10 @@ def _heartbeat(text: str) -> tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dvbench.search import SearchOptions, command_line, load_space, parse_objectives_option
+    from dvbench.search import SearchOptions, command_line
     from dvbench.search.display import SearchDisplay, print_summary
+    from dvbench.search.workers import run_study
+    from dvbench.space import load_space, parse_objectives_option
 
     space = load_space(args.space, device=args.device_profile)
     if args.objectives:
@@ -173,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
     if space.data is not None:  # a download that fails is one line now, not a FAIL per trial
         space.data.ensure_available()
     with SearchDisplay(options) as display:
-        summary = display.run(workers=args.workers)
+        summary = run_study(options, args.workers, observer=display, warn=display.warn)
+        display.finish(summary)
     print_summary(summary, options, quiet=args.quiet)
     return summary.exit_status

@@ -15,15 +15,16 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn as nn
 
 from dvbench.errors import UsageError
-from dvbench.metrics import CONSTRAINTS, PROXY_METRICS, violation
+from dvbench.metrics import CONSTRAINTS, PREDICTION_OUTSIDE, PROXY_METRICS, violation
 from dvbench.models import DualViTConfig, display_name
 from dvbench.profile import ProfileResult, ProfileSettings, count_cost, profile_models
+from dvbench.stats.outcomes import ImageOutcomes
 from dvbench.train import (
     Budget,
     DataSpec,
@@ -33,7 +34,11 @@ from dvbench.train import (
     build_candidate,
     train_candidate,
 )
-from dvbench.train.loop import ProgressCallback
+from dvbench.train.data import Normalizer
+from dvbench.train.loop import ProgressCallback, evaluate_images
+
+if TYPE_CHECKING:  # a type only: evaluating a config needs no space (nor Optuna)
+    from dvbench.space import SearchSpace
 
 __all__ = ["Evaluation", "EvaluationFailure", "Evaluator", "ModelSpec"]
 
@@ -127,7 +132,7 @@ class Evaluator:
 
     @classmethod
     def for_space(
-        cls, space: Any, *, device: str = "cpu", seed: int = 0, **extra: Any
+        cls, space: SearchSpace, *, device: str = "cpu", seed: int = 0, **extra: Any
     ) -> Evaluator:
         """The evaluator a search space describes: it trains only when an objective needs it
         and scores the training-free proxies its objectives and constraints name (``extra``:
@@ -141,7 +146,7 @@ class Evaluator:
             constraints=space.constraints,
             device=device,
             seed=seed,
-            num_classes=int(space.fixed.get("num_classes", 1000)),
+            num_classes=space.num_classes,
             device_profile=space.device if space.predicts_latency else None,
             **extra,
         )
@@ -234,7 +239,7 @@ class Evaluator:
         features = cost_features(model, self.resolution)
         outside = self.device_profile.outside(features)
         if outside and notes is not None:
-            notes["latency_pred_outside"] = "; ".join(outside)
+            notes[PREDICTION_OUTSIDE] = "; ".join(outside)
         return {
             "params_m": features.params / 1e6,
             "gflops": features.gflops,
@@ -263,20 +268,54 @@ class Evaluator:
         """Training-free proxies (``proxies``, default the evaluator's) of the untrained
         ``spec`` on its data, at the data's resolution, their seconds in ``timings[timing]``;
         a proxy that fails raises :class:`EvaluationFailure`."""
-        from dvbench.proxies import ProxySettings, score_model
-
         timings = timings if timings is not None else {}
-        if isinstance(spec, DualViTConfig):
-            spec = spec.replace(img_size=self.data.resolution, num_classes=self.num_classes)
         start = time.perf_counter()
-        scores = score_model(
-            spec, self.data, ProxySettings(proxies=tuple(proxies or self.proxies)), seed=seed,
-            device=self.device, overrides=overrides,
-        )  # fmt: skip
+        scores = self.score_proxies(spec, seed=seed, proxies=proxies, overrides=overrides)
         timings[timing] = time.perf_counter() - start
         if scores.failures:
             raise EvaluationFailure("; ".join(scores.failures.values()))
         return {name: float(value) for name, value in scores.values.items()}
+
+    def score_proxies(
+        self,
+        spec: ModelSpec,
+        *,
+        seed: int,
+        proxies: Sequence[str] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ):
+        """Every proxy's result, a failed one included (``ProxyScores``: values, seconds and
+        failures by proxy): what a calibration records of each."""
+        from dvbench.proxies import ProxySettings, score_model
+
+        if isinstance(spec, DualViTConfig):
+            spec = spec.replace(img_size=self.data.resolution, num_classes=self.num_classes)
+        return score_model(
+            spec, self.data, ProxySettings(proxies=tuple(proxies or self.proxies)), seed=seed,
+            device=self.device, overrides=overrides,
+        )  # fmt: skip
+
+    def evaluate_weights(
+        self, spec: DualViTConfig, checkpoint: str | Path, images: torch.Tensor,
+        labels: torch.Tensor,
+    ) -> ImageOutcomes:  # fmt: skip
+        """Every image's outcome on ``images``/``labels`` (normalised as the training data is)
+        of ``spec`` with the weights a training checkpoint holds (loaded ``weights_only``): a
+        held-out test set scored by the network a run trained."""
+        data = self.data
+        model = build_candidate(
+            spec.replace(img_size=data.resolution), num_classes=data.num_classes,
+            resolution=data.resolution,
+        )  # fmt: skip
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        model.to(self.device)
+        outcomes, _ = evaluate_images(
+            model, images, labels,
+            normalizer=Normalizer(data.mean, data.std, device=self.device),
+            batch_size=self.train_settings.eval_batch_size,
+        )  # fmt: skip
+        return outcomes
 
     def train(
         self,

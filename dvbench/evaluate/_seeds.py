@@ -6,7 +6,7 @@ samples it at another place, so two studies (or a search and its benchmark) comp
 much as networks. :func:`training_seed` derives it from the network itself -- its normalised
 config (every field but its name, at the resolution it trains at) or, for a named model, its
 name and constructor changes -- together with the study's seed and which repeat it is
-(repeat k of a candidate, see ``search._repeats``, gets its own derived seed).
+(repeat k of a candidate, see ``dvbench.space.repeats``, gets its own derived seed).
 """
 
 from __future__ import annotations

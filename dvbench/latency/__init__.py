@@ -16,7 +16,6 @@ from dvbench.latency.device import (
     load_device_profile,
     measure_samples,
     round_latency,
-    sample_candidates,
 )
 from dvbench.latency.features import FEATURES, Features, cost_features
 from dvbench.latency.predictor import MODELS, LatencyFit, fit_latency, held_out_errors, mdape
@@ -39,5 +38,4 @@ __all__ = [
     "mdape",
     "measure_samples",
     "round_latency",
-    "sample_candidates",
 ]

@@ -37,7 +37,6 @@ __all__ = [
     "load_device_profile",
     "measure_samples",
     "round_latency",
-    "sample_candidates",
 ]
 
 FORMAT = "dvbench-device-profile"
@@ -252,42 +251,6 @@ def load_device_profile(path: str | os.PathLike) -> DeviceProfile:
         raise UsageError(f"{path}: broken device profile: {exc}") from None
 
 
-def sample_candidates(
-    space: Any,
-    count: int,
-    *,
-    seed: int = 0,
-    num_classes: int = 1000,
-    resolution: int | None = None,
-):
-    """``count`` distinct candidates of ``space`` drawn at random (Optuna's RandomSampler,
-    ``seed``), as (name, DualViTConfig) at ``resolution`` (default: the space's profiling
-    resolution). Impossible configs are skipped; a space with fewer distinct candidates gives
-    fewer."""
-    resolution = resolution or space.profile.resolution
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-    seen, out = set(), []
-    for _ in range(count * 50):
-        if len(out) == count:
-            break
-        trial = study.ask()
-        knobs = space.sample(trial)
-        study.tell(trial, 0.0)
-        key = tuple(sorted(knobs.items()))
-        if key in seen:
-            continue
-        seen.add(key)
-        try:
-            cfg = space.config(knobs, num_classes=num_classes, img_size=resolution)
-        except ValueError:
-            continue
-        out.append((f"{space.name}_{len(out):03d}", cfg))
-    return out
-
-
 def measure_samples(
     candidates: Sequence[tuple[str, Any]],
     settings: Any,
@@ -388,28 +351,25 @@ def fit_profile(
 
 
 def calibrate_device(
-    space: Any,
+    configs: Sequence[Any],
     settings: Any,
     *,
-    samples: int = 20,
-    seed: int = 0,
-    num_classes: int = 1000,
+    space: str,
     rounds: int = 3,
     progress: Callable[[str], None] | None = None,
 ) -> DeviceProfile:
-    """Measure ``samples`` random candidates of ``space`` under ``settings`` (a
+    """Measure ``configs`` (candidates of the space named ``space``, e.g. its
+    :meth:`~dvbench.space.SearchSpace.random_candidates`) under ``settings`` (a
     :class:`~dvbench.profile.ProfileSettings` with one batch size) in ``rounds`` interleaved
     rounds and fit the profile."""
     from dvbench.latency.predictor import MIN_SAMPLES
 
     settings = replace(settings, latency=True, memory=False)
-    candidates = sample_candidates(
-        space, samples, seed=seed, num_classes=num_classes, resolution=settings.resolution
-    )
+    candidates = [(f"{space}_{i:03d}", cfg) for i, cfg in enumerate(configs)]
     if len(candidates) < MIN_SAMPLES:
         raise UsageError(
-            f"calibrate-device: {space.name} has {len(candidates)} distinct buildable "
+            f"calibrate-device: {space} has {len(candidates)} distinct buildable "
             f"candidates; a fit needs at least {MIN_SAMPLES}"
         )
     measured, environment = measure_samples(candidates, settings, rounds=rounds, progress=progress)
-    return fit_profile(measured, environment, settings, space=space.name)
+    return fit_profile(measured, environment, settings, space=space)

@@ -59,7 +59,6 @@ from timm.models import (
     register_notrace_function,
     register_notrace_module,
 )
-from timm.models._features import feature_take_indices
 
 from dvbench.models.config import DualViTConfig, official_config, semantic_grid_size
 
@@ -399,6 +398,23 @@ class DualAttention(nn.Module):
         k, v = _split_heads(self.kv(self.proxy_ln(semantics)), 2, heads)
         out = _attention(_heads(q_pixels, heads), k, v, scale, fused)
         return self.proj(_merge_heads(out)), semantics
+
+
+def _take_indices(count: int, indices: int | Sequence[int] | None) -> tuple[list[int], int]:
+    """The stages ``forward_intermediates`` returns, as timm's models read ``indices``: None
+    all, an int the last n, a list those (negative from the end); and the deepest of them.
+    (timm's own helper is private to timm, so the same rule is written here.)"""
+    if indices is None:
+        indices = count
+    if isinstance(indices, int):
+        if not 0 < indices <= count:
+            raise ValueError(f"indices: last-n {indices} is out of range (1 to {count})")
+        taken = list(range(count - indices, count))
+    else:
+        taken = [count + i if i < 0 else i for i in indices]
+        if not taken or not all(0 <= i < count for i in taken):
+            raise ValueError(f"indices: {list(indices)} out of range (0 to {count - 1})")
+    return taken, max(taken)
 
 
 class _ResidualBlock(nn.Module):
@@ -844,7 +860,7 @@ class DualViT(nn.Module):
         """
         if output_fmt not in ("NCHW", "NHWC"):
             raise ValueError(f"output_fmt: must be 'NCHW' or 'NHWC', got {output_fmt!r}")
-        take_indices, max_index = feature_take_indices(self.num_stages, indices)
+        take_indices, max_index = _take_indices(self.num_stages, indices)
         stop = stop_early or intermediates_only
         last_stage = max_index if stop else self.num_stages - 1
         x, semantics, h, w, taps = self._forward_stages(x, last_stage, take_indices)
@@ -869,7 +885,7 @@ class DualViT(nn.Module):
         classifiers and what only the semantic tokens of the last kept stage fed. The config
         keeps describing the network the module was cut from.
         """
-        take_indices, max_index = feature_take_indices(self.num_stages, indices)
+        take_indices, max_index = _take_indices(self.num_stages, indices)
         final_stage = self.cfg.num_stages - 1
         for i in range(max_index + 1, self.num_stages):
             for name in ("patch_embed", "proxy_embed", "block", "norm", "norm_proxy"):

@@ -24,7 +24,6 @@ from dvbench.errors import UsageError
 from dvbench.metrics import ACCURACY_METRICS, METRICS, axis_label, format_value
 from dvbench.search import (
     SPACE_VERSION,
-    STUDY_ATTR,
     Criteria,
     HypervolumeSummary,
     SpaceVersion,
@@ -38,7 +37,7 @@ from dvbench.search import (
     trials_frame,
     with_front_probability,
 )
-from dvbench.search.record import BASELINE_PREFIX, SEEDS_ENQUEUED
+from dvbench.search.record import baseline_names, seeds_enqueued, study_settings
 
 __all__ = [
     "ACCURACY_METRICS",
@@ -176,7 +175,7 @@ class ReportData:
 
 def load_report_data(study: optuna.Study) -> ReportData:
     """Read a dvbench study (settings, trials, baselines) into :class:`ReportData`."""
-    settings = study.user_attrs.get(STUDY_ATTR)
+    settings = study_settings(study)
     if not isinstance(settings, Mapping):
         raise UsageError(
             f"study {study.study_name!r} has no dvbench settings; was it made by `dvbench search`?"
@@ -206,12 +205,8 @@ def load_report_data(study: optuna.Study) -> ReportData:
         history=history,
         dominance=beaten,
         versions=tuple(space_versions(study.user_attrs)),
-        baselines_run=tuple(
-            key.removeprefix(BASELINE_PREFIX)
-            for key in sorted(study.user_attrs)
-            if key.startswith(BASELINE_PREFIX)
-        ),
-        seeded=SEEDS_ENQUEUED in study.user_attrs,
+        baselines_run=tuple(baseline_names(study)),
+        seeded=seeds_enqueued(study),
     )
 
 

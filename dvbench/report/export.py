@@ -24,8 +24,8 @@ from dvbench.errors import UsageError
 from dvbench.files import ensure_folder, write_text_atomic
 from dvbench.models import DualViTConfig, create_model
 from dvbench.report.data import metric_text
-from dvbench.search import STUDY_ATTR, is_feasible, recorded_config
-from dvbench.search.record import METRICS_ATTR, SEED_NAME
+from dvbench.search import is_feasible, recorded_config
+from dvbench.search.record import metrics_of, seed_name_of, study_settings
 
 __all__ = ["EXPORT_SUFFIXES", "create_from_file", "export_trial"]
 
@@ -42,15 +42,15 @@ def _trial(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
 
 
 def _source(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
-    settings = study.user_attrs.get(STUDY_ATTR) or {}
+    settings = study_settings(study) or {}
     return {
         "study": study.study_name,
         "trial": trial.number,
-        "seed_name": trial.user_attrs.get(SEED_NAME),
+        "seed_name": seed_name_of(trial),
         "state": trial.state.name,
         "feasible": is_feasible(trial),
         "knobs": dict(trial.params),
-        "metrics": dict(trial.user_attrs.get(METRICS_ATTR) or {}),
+        "metrics": metrics_of(trial),
         "profile_res": _profile_resolution(settings.get("profile") or {}),
         "command": settings.get("command"),
     }

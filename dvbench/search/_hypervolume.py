@@ -4,7 +4,7 @@ with an interval over the accuracies' noise, and the share the cheapest candidat
 With the accuracy reference at 0 % and raw units, the cheapest candidate alone held 96 % of a
 20-candidate study's hypervolume: it measured cost. Here the accuracy reference defaults to
 chance (100 / classes), each axis is a fraction of the distance from the reference to the
-ideal, the 95 % interval comes from the accuracies' standard errors (``_pareto``), and
+ideal, the 95 % interval comes from the accuracies' standard errors (``dvbench.stats.pareto``), and
 :attr:`HypervolumeSummary.cheapest_share` says how much of it cost alone explains.
 """
 
@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from dvbench.metrics import ACCURACY_METRICS
-from dvbench.search._pareto import hypervolume, hypervolume_interval
 from dvbench.search.tables import Criteria, candidates
+from dvbench.stats.pareto import hypervolume, hypervolume_interval
 
 __all__ = [
     "HypervolumeSummary",

@@ -20,7 +20,7 @@ from typing import BinaryIO
 from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 from optuna.trial import FrozenTrial, TrialState
 
-from dvbench.search.record import HEARTBEAT
+from dvbench.search.record import heartbeat_of
 
 TORN_SUFFIX = ".torn-"  # journal.log.torn-<time>: the cut-off bytes of a journal's last record
 
@@ -44,9 +44,9 @@ def stale_trials(
     for trial in trials:
         if trial.state != TrialState.RUNNING:
             continue
-        beat = trial.user_attrs.get(HEARTBEAT)
-        if beat and beat[0] == trial.number:
-            last = float(beat[1])
+        beat = heartbeat_of(trial)
+        if beat is not None:
+            last = beat
         elif trial.datetime_start is not None:
             last = trial.datetime_start.timestamp()  # naive local time, as Optuna stores it
         else:

@@ -28,19 +28,19 @@ from optuna.trial import FrozenTrial, TrialState
 
 from dvbench.metrics import METRICS, accuracy_standard_error
 from dvbench.search._options import SearchOptions
-from dvbench.search._repeats import repeats_due
-from dvbench.search._rungs import Measured, beyond_promotion, promotions
 from dvbench.search.record import (
-    DUPLICATE_OF,
-    METRICS_ATTR,
     RUN,
-    SKIPPED,
     RunMark,
+    copy_of,
     is_feasible,
+    metrics_of,
     run_of,
+    skipped_reason,
 )
 from dvbench.search.storage import study_lock
-from dvbench.search.tables import Criteria, candidates, trials_frame
+from dvbench.search.tables import Criteria, Snapshot, analyse, candidates
+from dvbench.space.repeats import repeats_due
+from dvbench.space.rungs import Measured, beyond_promotion, promotions
 
 CHECKPOINTS = "checkpoints"
 
@@ -87,13 +87,13 @@ class Ladder:
             if mark.repeat:
                 continue
             started.add((mark.candidate, mark.rung))
-            if trial.state != TrialState.COMPLETE or trial.user_attrs.get(SKIPPED):
+            if trial.state != TrialState.COMPLETE or skipped_reason(trial):
                 continue
-            if trial.user_attrs.get(DUPLICATE_OF) is not None:  # a copy: nothing to promote
+            if copy_of(trial) is not None:  # a copy: nothing to promote
                 continue
             if is_feasible(trial) is False:
                 continue
-            measured = trial.user_attrs.get(METRICS_ATTR, {})
+            measured = metrics_of(trial)
             images = measured.get("test_images")
             errors = [
                 # the binomial SE of a proportion (top1, top5); never of a loss
@@ -105,10 +105,12 @@ class Ladder:
                 params[mark.candidate] = trial.params
         return completed, started, live, params
 
-    def step(self, study: optuna.Study) -> int:
+    def step(self, study: optuna.Study, snapshot: Snapshot | None = None) -> int:
         """Enqueue every follow-up run due now and delete checkpoints no longer needed, under
         the study's lock (all of them once the study is done: every candidate sampled, nothing
-        waiting or running, nothing due). Returns the number of runs enqueued."""
+        waiting or running, nothing due). ``snapshot``: the loop's latest analysis of the study,
+        used when it still describes the trials read here. Returns the number of runs
+        enqueued."""
         directions = list(self.criteria.directions)
         rule = self.criteria.rule
         total = self.options.total_trials
@@ -121,7 +123,7 @@ class Ladder:
                 due += [(c, k, 0) for c, k in rungs]
             sampled = sum(t.state == TrialState.COMPLETE and run_of(t).first for t in trials)
             if self.repeats is not None and not due and not live and sampled >= total:
-                due += self._repeats_due(study, trials, live)
+                due += self._repeats_due(study, trials, live, snapshot)
             for candidate, rung, repeat in due:
                 mark = self.mark(candidate, rung, repeat)
                 study.enqueue_trial(dict(params[candidate]), user_attrs={RUN: mark.as_attr()})
@@ -140,10 +142,15 @@ class Ladder:
         return len(due)
 
     def _repeats_due(
-        self, study: optuna.Study, trials: Sequence[FrozenTrial], live: set[int]
+        self,
+        study: optuna.Study,
+        trials: Sequence[FrozenTrial],
+        live: set[int],
+        snapshot: Snapshot | None,
     ) -> list[tuple[int, int, int]]:
-        frame = trials_frame(study, trials)
-        pool = candidates(frame, self.criteria.metrics)
+        if snapshot is None or not snapshot.describes(trials):
+            snapshot = analyse(study, self.criteria, trials)
+        pool = candidates(snapshot.frame, self.criteria.metrics)
         seeds_at_top: dict[int, set[int]] = {}
         for trial in trials:  # a retried run keeps its mark: count seeds, not trials
             mark = run_of(trial)
@@ -153,7 +160,7 @@ class Ladder:
         due = repeats_due(
             pool, self.criteria.metrics, self.criteria.directions, self.criteria.noise(pool),
             confidence=self.criteria.confidence, repeats=self.repeats,
-            runs_at_top=runs_at_top, live=live,
+            runs_at_top=runs_at_top, live=live, chance=pool["p_front"].to_numpy(float),
         )  # fmt: skip
         return [(candidate, self.top, repeat) for candidate, repeat in due]
 

@@ -6,7 +6,10 @@ COMPLETE + RUNNING trials are fewer than ``n_trials``, waits while the rest are 
 elsewhere (one may still fail and need a retry), and a trial that two workers started at the
 same moment beyond the total is not run (PRUNED, with its reason). A worker that dies
 mid-trial leaves a RUNNING trial with a stale heartbeat; a live worker fails it and runs it
-once more (``retried_from`` in the tables). Tables are re-exported after every trial.
+once more (``retried_from`` in the tables). After every trial the study is analysed once
+(:func:`~dvbench.search.tables.analyse`) and that one :class:`~dvbench.search.tables.Snapshot`
+is written as the tables, handed to the ladder and to the :class:`SearchObserver` (a display,
+a test) the run was given.
 """
 
 from __future__ import annotations
@@ -32,23 +35,33 @@ from dvbench.search._study import (
     reap_stale_trials,
 )
 from dvbench.search._trial import TrialFailure, TrialRunner, run_baselines
-from dvbench.search.record import FAIL_REASON, has_runs, run_of
-from dvbench.search.space import hypervolume_reference
-from dvbench.search.storage import RDB_SCHEMES, display_url, storage_scheme, study_lock
-from dvbench.search.tables import (
-    Criteria,
-    dominance,
-    export_tables,
-    pareto_frame,
-    trials_frame,
+from dvbench.search.record import (
+    fail_reason,
+    has_runs,
+    run_of,
 )
+from dvbench.search.storage import RDB_SCHEMES, display_url, storage_scheme, study_lock
+from dvbench.search.tables import Criteria, Snapshot, analyse, dominance, export_tables
+from dvbench.space.definition import hypervolume_reference
 
 MAX_CONSECUTIVE_FAILURES = 25
 
 Log = Callable[[str], None]
-OnTrial = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
-#: ``(trial number, the training loop's progress)`` while a trial trains in this process.
-OnProgress = Callable[[int, Any], None]
+
+
+class SearchObserver:
+    """What a run tells whoever watches it (a terminal display, a test): subclass and
+    override what you need; the defaults ignore it all."""
+
+    def log(self, message: str) -> None:
+        """A line of news (a baseline started, a follow-up run enqueued...)."""
+
+    def on_trial(self, snapshot: Snapshot, trial: optuna.trial.FrozenTrial) -> None:
+        """A trial this process ran has finished; ``snapshot``: the study analysed after it."""
+
+    def on_progress(self, number: int, progress: Any) -> None:
+        """Trial ``number`` trains in this process and got this far (the training loop's
+        progress: ``fraction``, ``epoch``...)."""
 
 
 class SearchLoop:
@@ -58,6 +71,8 @@ class SearchLoop:
         self, options: SearchOptions, evaluator: Evaluator, study: optuna.Study, log: Log
     ) -> None:
         self.options, self.evaluator, self.study, self.log = options, evaluator, study, log
+        self.criteria = Criteria.of_space(options.space)
+        self.snapshot: Snapshot | None = None  # the study analysed after the last trial
         space = options.space
         follow_ups = space.fidelity is not None or space.repeats is not None
         self.ladder = Ladder(options, log) if follow_ups else None
@@ -72,15 +87,17 @@ class SearchLoop:
         self._follow_ups_running = 0  # promotions and repeats RUNNING, as of _counts
 
     def export(self) -> None:
-        """Rewrite the study's tables from its storage."""
+        """Analyse the study as its storage holds it now (:attr:`snapshot`) and rewrite its
+        tables from that analysis."""
         start = time.perf_counter()
-        criteria = Criteria.of_space(self.options.space)
         # one writer at a time: the last to write read the study after every other
         with study_lock(self.options.storage_url, self.options.name):
-            self.files.update(export_tables(self.study, self.options.study_dir, criteria))
+            self.snapshot = analyse(self.study, self.criteria)
+            folder = self.options.study_dir
+            self.files.update(export_tables(self.study, folder, self.criteria, self.snapshot))
         self.overhead["export_s"] += time.perf_counter() - start
 
-    def run(self, on_trial: OnTrial | None = None) -> None:
+    def run(self, on_trial: Callable[[Snapshot, optuna.trial.FrozenTrial], None]) -> None:
         """Ask for trials until the study is full, a limit is reached, or Ctrl-C."""
         options = self.options
         if options.baselines:
@@ -92,7 +109,7 @@ class SearchLoop:
         started = time.monotonic()
         while True:
             if self.ladder is not None:
-                self.ladder.step(self.study)
+                self.ladder.step(self.study, self.snapshot)
             counts = self._counts()
             if counts[TrialState.COMPLETE] >= options.total_trials and not self._rungs_pending(
                 counts
@@ -114,7 +131,7 @@ class SearchLoop:
     def _last_failure(self) -> str:
         """The reason the newest failed trial recorded (they all failed alike, usually)."""
         failed = self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-        reasons = [t.user_attrs.get(FAIL_REASON) for t in failed if t.user_attrs.get(FAIL_REASON)]
+        reasons = [fail_reason(t) for t in failed if fail_reason(t)]
         return reasons[-1] if reasons else "see fail_reason in trials.csv"
 
     def _counts(self) -> dict[TrialState, int]:
@@ -155,7 +172,9 @@ class SearchLoop:
             self._waiting_since = None
         return False
 
-    def _run_one(self, counts: dict[TrialState, int], on_trial: OnTrial | None) -> None:
+    def _run_one(
+        self, counts: dict[TrialState, int], on_trial: Callable[[Snapshot, Any], None]
+    ) -> None:
         runner = self.runner
         runner.outcome = None
         if self.options.journal_heartbeat:  # databases: optimize() does it with Optuna's beats
@@ -179,43 +198,44 @@ class SearchLoop:
         elif state == TrialState.COMPLETE:
             self.consecutive_failures = 0
         self.export()
-        if on_trial is not None and number is not None:
-            trials = self.study.get_trials(deepcopy=False)
-            on_trial(self.study, next(t for t in trials if t.number == number))
+        trial = self.snapshot.trial(number) if number is not None else None
+        if trial is not None:
+            on_trial(self.snapshot, trial)
 
 
 def run_search(
     options: SearchOptions,
     *,
     evaluator: Evaluator | None = None,
-    log: Log | None = None,
-    on_trial: OnTrial | None = None,
-    on_progress: OnProgress | None = None,
+    observer: SearchObserver | None = None,
 ) -> SearchSummary:
     """Run (or continue) the study until it holds ``n_trials`` COMPLETE trials.
 
     ``evaluator`` measures each candidate (default: :meth:`Evaluator.for_space` of the
-    options' space; tests and benchmarks pass their own). ``on_progress`` hears how far the
-    trial training in this process is (a display's ETA before the first trial ends). Safe to
-    run in any number of processes on one study (see the module docstring).
+    options' space; tests and benchmarks pass their own). ``observer`` hears the news, each
+    finished trial with the study's analysis after it, and how far the trial training in this
+    process is (a display's ETA before the first trial ends). Safe to run in any number of
+    processes on one study (see the module docstring).
     """
-    log = log or (lambda message: None)
+    observer = observer or SearchObserver()
+    log = observer.log
     if options.threads:
         torch.set_num_threads(options.threads)  # workers sharing a machine must not oversubscribe
     study = join_study(options, log)
     if evaluator is None:
         evaluator = Evaluator.for_space(options.space, device=options.device, seed=options.seed)
     loop = SearchLoop(options, evaluator, study, log)
-    loop.runner.on_progress = on_progress
+    loop.runner.on_progress = observer.on_progress
     interrupted = False
     try:
-        loop.run(on_trial)
+        loop.run(observer.on_trial)
     except KeyboardInterrupt:
         interrupted = True
     loop.export()
     return summarize(
         study,
         options,
+        snapshot=loop.snapshot,
         files=loop.files,
         interrupted=interrupted,
         stopped_reason=loop.stopped_reason,
@@ -226,13 +246,15 @@ def run_search(
     )
 
 
-def summarize(study: optuna.Study, options: SearchOptions, **kwargs: Any) -> SearchSummary:
-    """The study as it stands: counts, front, dominance and hypervolume."""
+def summarize(
+    study: optuna.Study, options: SearchOptions, snapshot: Snapshot | None = None, **kwargs: Any
+) -> SearchSummary:
+    """The study as it stands (``snapshot``: its analysis, made now when not given): counts,
+    front, dominance and hypervolume."""
     space = options.space
     criteria = Criteria.of_space(space)
-    trials = study.get_trials(deepcopy=False)
-    frame = trials_frame(study, trials)
-    front = pareto_frame(frame, criteria)
+    snapshot = snapshot or analyse(study, criteria)
+    trials, frame, front = list(snapshot.trials), snapshot.frame, snapshot.front
     hv = hypervolume_summary(frame, criteria, hypervolume_reference(space))
     if has_runs(trials):  # follow-up runs: count candidates
         trials = [t for t in trials if run_of(t).first]

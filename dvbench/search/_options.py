@@ -18,8 +18,8 @@ from dvbench.errors import UsageError
 from dvbench.names import check_folder_name
 from dvbench.runtime import default_results_dir
 from dvbench.search._versions import space_record
-from dvbench.search.space import SearchSpace
 from dvbench.search.storage import display_url, storage_scheme, study_folder_storage
+from dvbench.space.definition import SearchSpace
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 
 A candidate may train more than once: to higher rungs of a multi-fidelity study (each a
 trial that continues its checkpoint) and with more seeds where its place on the front is
-unsure (repeats, see ``_repeats``). ``runs.csv`` lists every run; ``trials.csv`` keeps one row
-per first run (a candidate, or a failed try at one) and folds its other runs into it:
+unsure (repeats, see :mod:`dvbench.space.repeats`). ``runs.csv`` lists every run;
+``trials.csv`` keeps one row per first run (a candidate, or a failed try at one) and folds its
+other runs into it:
 
 - multi-fidelity: ``top1@<budget>`` and ``train_s@<budget>`` for every rung its first seed
   completed, ``rung``/``budget`` of the highest, ``final`` when that is the top rung;
@@ -42,12 +43,15 @@ from dvbench.metrics import ACCURACY_METRICS, METRICS, accuracy_standard_error
 from dvbench.search.record import (
     CHECKPOINT_NOTE,
     FAIL_REASON,
-    METRICS_ATTR,
     OUTCOMES,
-    TIMINGS,
     TRAIN_SEED,
+    checkpoint_note_of,
+    fail_reason,
+    metrics_of,
     outcomes_of,
     run_of,
+    timings_of,
+    train_seed_of,
 )
 from dvbench.stats import Estimate, ImageOutcomes, SeedVariance, flip_variance
 
@@ -66,18 +70,18 @@ def runs_frame(
     rows = []
     for t in trials:
         mark = run_of(t)
-        metrics, timings = t.user_attrs.get(METRICS_ATTR, {}), t.user_attrs.get(TIMINGS, {})
+        metrics, timings = metrics_of(t), timings_of(t)
         done = t.state == TrialState.COMPLETE
         rows.append({
             "number": t.number, "candidate": mark.candidate, "rung": mark.rung,
             "repeat": mark.repeat, "budget": mark.budget, "top": mark.top, "state": t.state.name,
             **{m: metrics.get(m) if done else None for m in ACCURACY_METRICS},
             "test_images": metrics.get("test_images"),
-            "train_seed": t.user_attrs.get(TRAIN_SEED),
+            TRAIN_SEED: train_seed_of(t),
             "train_s": timings.get("train_s"),
             "resumed_from_step": timings.get("resumed_from_step"),
-            "fail_reason": t.user_attrs.get(FAIL_REASON),
-            "checkpoint_note": t.user_attrs.get(CHECKPOINT_NOTE),
+            FAIL_REASON: fail_reason(t),
+            CHECKPOINT_NOTE: checkpoint_note_of(t),
         })  # fmt: skip
         if outcomes:
             rows[-1][OUTCOMES] = outcomes_of(t) if done else None

@@ -25,9 +25,7 @@ from optuna.trial import TrialState
 from dvbench.errors import UsageError
 from dvbench.files import ensure_folder
 from dvbench.search._journal import stale_trials
-from dvbench.search._knobs import param_name
 from dvbench.search._options import SearchOptions, make_sampler
-from dvbench.search._space_yaml import space_yaml
 from dvbench.search._versions import (
     VERSION_ATTR_PREFIX,
     SpaceVersion,
@@ -37,8 +35,14 @@ from dvbench.search._versions import (
     space_changes,
     space_versions,
 )
-from dvbench.search.record import SEED_NAME, SEEDS_ENQUEUED, STUDY_ATTR, started_by
-from dvbench.search.space import SearchSpace, hypervolume_reference
+from dvbench.search.record import (
+    SEED_NAME,
+    SEEDS_ENQUEUED,
+    STUDY_ATTR,
+    seeds_enqueued,
+    started_by,
+    study_settings,
+)
 from dvbench.search.storage import (
     RDB_SCHEMES,
     open_storage,
@@ -46,11 +50,14 @@ from dvbench.search.storage import (
     storage_scheme,
     study_lock,
 )
+from dvbench.space.definition import SearchSpace, hypervolume_reference
+from dvbench.space.export import space_yaml
+from dvbench.space.knobs import param_name
 
 SETTINGS_WAIT_S = 10.0  # how long a joining worker waits for the creator's study settings
 
 
-def study_settings(options: SearchOptions, *, space_version: int = 1) -> dict[str, Any]:
+def settings_of(options: SearchOptions, *, space_version: int = 1) -> dict[str, Any]:
     """What the study records about how it was run (read by reports and joining workers)."""
     space = options.space
     return {
@@ -126,7 +133,7 @@ def join_study(options: SearchOptions, log: Callable[[str], None] | None = None)
         if options.seed_official:
             enqueue_seeds(study, options.space, log)
         record_version(study, _version(options, 1))
-        study.set_user_attr(STUDY_ATTR, study_settings(options))  # last: the "ready" mark
+        study.set_user_attr(STUDY_ATTR, settings_of(options))  # last: the "ready" mark
         return study
     theirs = [o["metric"] for o in existing["objectives"]]
     if theirs != options.space.metrics:
@@ -137,7 +144,7 @@ def join_study(options: SearchOptions, log: Callable[[str], None] | None = None)
     version = _settle_space(study, options, existing, log)
     if study.metric_names is None:  # a study made before metric names were set
         _name_metrics(study, options.space.metrics)
-    if options.seed_official and SEEDS_ENQUEUED not in study.user_attrs:
+    if options.seed_official and not seeds_enqueued(study):
         enqueue_seeds(study, options.space, log, version)  # asked for after the study began
     return study
 
@@ -188,7 +195,7 @@ def _settle_space(
         if not any(key.startswith(VERSION_ATTR_PREFIX) for key in attrs):  # made before versions
             record_version(study, dataclasses.replace(latest, record=theirs))
         version = record_version(study, _version(options, latest.number + 1, changed))
-        study.set_user_attr(STUDY_ATTR, study_settings(options, space_version=version.number))
+        study.set_user_attr(STUDY_ATTR, settings_of(options, space_version=version.number))
     log(f"space version {version.number} of study {options.name}: {'; '.join(changed)}")
     return version.number
 
@@ -196,7 +203,7 @@ def _settle_space(
 def _wait_for_settings(study: optuna.Study) -> dict[str, Any] | None:
     deadline = time.monotonic() + SETTINGS_WAIT_S
     while True:
-        settings = study.user_attrs.get(STUDY_ATTR)
+        settings = study_settings(study)
         if settings is not None or time.monotonic() >= deadline:
             return settings
         time.sleep(0.2)

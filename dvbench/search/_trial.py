@@ -5,7 +5,7 @@ reason) -> the evaluator's costs and constraints (reported to the sampler throug
 ``Trial.set_constraint``; over budget: not trained) -> the pre-filter's score (through the
 evaluator) -> proxy training -> objectives. A follow-up run of a candidate (a promotion or a
 repeat, see ``_ladder``) reuses its first run's costs and only trains. What any run trains
-for is :func:`~dvbench.search._rungs.training_plan`'s; its seed is the network's own
+for is :func:`~dvbench.space.rungs.training_plan`'s; its seed is the network's own
 (:func:`~dvbench.evaluate.training_seed`). Every trial stores its config, metrics and timings
 as user attributes (named in :mod:`~dvbench.search.record`), so it can be rebuilt and
 re-profiled later (``study:NAME:TRIAL`` names it everywhere a model is accepted).
@@ -13,16 +13,17 @@ re-profiled later (``study:NAME:TRIAL`` names it everywhere a model is accepted)
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from dvbench.evaluate import (
     Evaluation,
@@ -33,10 +34,9 @@ from dvbench.evaluate import (
     training_seed,
 )
 from dvbench.metrics import METRICS
-from dvbench.search import record
+from dvbench.search import reasons, record
 from dvbench.search._ladder import Ladder
 from dvbench.search._options import SearchOptions
-from dvbench.search._rungs import training_plan
 from dvbench.search._versions import version_of
 from dvbench.search.record import (
     CHECKPOINT_NOTE,
@@ -46,15 +46,14 @@ from dvbench.search.record import (
     METRICS_ATTR,
     PREFILTER,
     RUN,
-    SEED_NAME,
     SPACE_VERSION,
-    STUDY_ATTR,
     TIMINGS,
     TRAIN_SEED,
     WORKER,
     RunMark,
     run_of,
 )
+from dvbench.space.rungs import training_plan
 
 
 class TrialFailure(EvaluationFailure):
@@ -97,23 +96,23 @@ class TrialRunner:
         worker = f"{socket.gethostname()}:{os.getpid()}"
         trial.set_user_attr(WORKER, {"id": worker, "trial": trial.number})
         trial.set_user_attr(SPACE_VERSION, self.space_version(trial.study))
-        if trial.user_attrs.get(FAIL_REASON):  # a retry inherits its predecessor's attrs
+        if record.fail_reason(trial):  # a retry inherits its predecessor's attrs
             trial.set_user_attr(FAIL_REASON, None)
         with _JournalHeartbeat(trial, self._heartbeat):
             total = self.options.total_trials
             ahead = 0 if not run_of(trial).first else self._trials_ahead(trial, total)
             if ahead >= total:
                 # Another worker started a trial at the same moment and the study is full.
-                self._prune(trial, record.study_full_reason(ahead, total))
+                self._prune(trial, reasons.study_full_reason(ahead, total))
             try:
                 values = self._evaluate(trial)
             except KeyboardInterrupt:
-                trial.set_user_attr(FAIL_REASON, record.interrupted_reason())
+                trial.set_user_attr(FAIL_REASON, reasons.interrupted_reason())
                 raise
             except (TrialFailure, optuna.TrialPruned, UpdateFinishedTrialError):
                 raise  # recorded with their reasons already / finished by another worker
             except Exception as exc:  # anything else: the trial fails with it, the study goes on
-                reason = record.unexpected_reason(exc)
+                reason = reasons.unexpected_reason(exc)
                 trial.set_user_attr(FAIL_REASON, reason)
                 raise TrialFailure(reason) from exc
         self.outcome = (trial.number, TrialState.COMPLETE)
@@ -153,11 +152,11 @@ class TrialRunner:
                 knobs, num_classes=evaluator.num_classes, img_size=evaluator.resolution
             )
         except ValueError as exc:
-            return self._fail(trial, record.invalid_config_reason(exc), {})
+            return self._fail(trial, reasons.invalid_config_reason(exc), {})
         trial.set_user_attr(CONFIG, cfg.to_dict())
         if mark.first:
             done = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            earlier = record.measured_before(done, cfg.to_dict(), self.space_version(trial.study))
+            earlier = measured_before(done, cfg.to_dict(), self.space_version(trial.study))
             if earlier is not None:
                 return self._reuse(trial, earlier)
         plan = training_plan(space.train, space.fidelity, mark.rung, mark.repeat)
@@ -183,7 +182,7 @@ class TrialRunner:
                 )
             for key, value in partial.violations.items():
                 trial.set_constraint(key, value)  # the tables read feasibility from these
-            seeded = SEED_NAME in trial.user_attrs  # the official shapes always train
+            seeded = record.seed_name_of(trial) is not None  # the official shapes always train
             if space.prefilter is not None and partial.feasible and not seeded:
                 self._prefilter(trial, evaluator, cfg, partial)  # may end it as PRUNED
 
@@ -225,17 +224,19 @@ class TrialRunner:
         others = [o for o in space.objectives if METRICS[o.metric].kind != "accuracy"]
         mine = [float(scores[rule.signal]), *(costs.metrics[o.metric] for o in others)]
         trial.set_user_attr(PREFILTER, {"signal": rule.signal, "values": mine})
-        earlier = [
-            t.user_attrs[PREFILTER]["values"]
+        scored_before = [
+            record.prefilter_values(t)
             for t in trial.study.get_trials(deepcopy=False)
-            if PREFILTER in t.user_attrs and t.number < trial.number
+            if t.number < trial.number
         ]
+        earlier = [values for values in scored_before if values is not None]
         directions = ["maximize", *(o.direction for o in others)]
         place, scored, places = rule.rank(mine, earlier, directions, confidence=space.confidence)
         if place > places:
             trial.set_user_attr(METRICS_ATTR, dict(costs.metrics))
             trial.set_user_attr(TIMINGS, dict(costs.timings))
-            self._prune(trial, record.prefilter_reason(rule.signal, mine[0], place, scored, places))
+            reason = reasons.prefilter_reason(rule.signal, mine[0], place, scored, places)
+            self._prune(trial, reason)
 
     def _follow_up(
         self, trial: optuna.Trial, evaluator: Evaluator, cfg, mark: RunMark, seed: int,
@@ -250,7 +251,7 @@ class TrialRunner:
         for key, value in (first.constraints or {}).items():
             trial.set_constraint(key, value)
         timings: dict[str, float] = {}
-        metrics = dict(first.user_attrs[METRICS_ATTR])  # costs; training's are replaced below
+        metrics = record.metrics_of(first)  # costs; training's are replaced below
         try:
             result = evaluator.train(
                 cfg, seed=seed, timings=timings, budget=budget, checkpoint=checkpoint,
@@ -273,9 +274,9 @@ class TrialRunner:
         trial.set_user_attr(DUPLICATE_OF, earlier.number)
         for key, value in (earlier.constraints or {}).items():
             trial.set_constraint(key, value)
-        if earlier.user_attrs.get(record.SKIPPED):
-            trial.set_user_attr(record.SKIPPED, earlier.user_attrs[record.SKIPPED])
-        return self._objectives(trial, dict(earlier.user_attrs[METRICS_ATTR]), {})
+        if record.skipped_reason(earlier):
+            trial.set_user_attr(record.SKIPPED, record.skipped_reason(earlier))
+        return self._objectives(trial, record.metrics_of(earlier), {})
 
     def _prune(self, trial: optuna.Trial, reason: str) -> None:
         trial.set_user_attr(FAIL_REASON, reason)
@@ -288,6 +289,28 @@ class TrialRunner:
         trial.set_user_attr(FAIL_REASON, reason)
         trial.set_user_attr(TIMINGS, timings)
         raise TrialFailure(reason)
+
+
+def measured_before(
+    trials: list[FrozenTrial], config: Mapping[str, Any], version: int | None
+) -> FrozenTrial | None:
+    """The earliest completed first run (not itself a copy) among ``trials`` that measured
+    ``config`` (a :class:`~dvbench.models.DualViTConfig` dict) under space ``version``: the
+    same network at the same fidelity, whose result a new proposal of it reuses instead of
+    training again. None when nothing has. Repeats and promotions are follow-up runs, never
+    matched."""
+    wanted = json.dumps(config, sort_keys=True)  # as stored: tuples become lists
+    for trial in sorted(trials, key=lambda t: t.number):
+        if (
+            trial.state == TrialState.COMPLETE
+            and json.dumps(record.config_of(trial), sort_keys=True) == wanted
+            and record.space_version(trial) == version
+            and run_of(trial).first
+            and record.copy_of(trial) is None
+            and record.metrics_of(trial)
+        ):
+            return trial
+    return None
 
 
 class _JournalHeartbeat:
@@ -335,14 +358,11 @@ def run_baselines(
     baseline is recorded as a study attribute ``baseline:NAME`` with the study's space version;
     completed ones of that version are skipped when the study is resumed.
     """
-    settings = study.user_attrs.get(STUDY_ATTR, {})
+    settings = record.study_settings(study) or {}
     base_seed = int(settings.get("seed", 0))
     version = int(settings.get("space_version", 1))
     for name in names:
-        key = f"{record.BASELINE_PREFIX}{name}"
-        stored = study.user_attrs.get(key)
-        done = stored and stored.get("state") == "COMPLETE"
-        if done and stored.get(SPACE_VERSION, 1) == version:
+        if record.baseline_measured(study, name, version):
             continue
         changes = dict(overrides.get(name) or {})
         seed = training_seed(name, base_seed, overrides=changes)
@@ -350,20 +370,13 @@ def run_baselines(
         result = evaluator.evaluate(name, seed=seed, overrides=changes, constrained=False)
         outcome = f"failed: {result.reason}" if result.status == "failed" else "done"
         log(f"baseline {result.name}: {outcome}")
-        entry = {
-            "name": result.name,
-            "overrides": changes,
-            TIMINGS: result.timings,
-            SPACE_VERSION: version,
-            TRAIN_SEED: seed,
-        }
-        if result.status == "failed":
-            entry.update(state="FAIL", fail_reason=result.reason, metrics={})
-        else:
-            entry.update(state="COMPLETE", metrics=result.metrics)
-            if result.training is not None and result.training.outcomes is not None:
-                entry[record.OUTCOMES] = result.training.outcomes.pack()
-        study.set_user_attr(key, entry)
+        failed = result.status == "failed"
+        entry = record.baseline_entry(
+            result.name, overrides=changes, timings=result.timings, version=version, seed=seed,
+            metrics=result.metrics, fail=(result.reason or "failed") if failed else None,
+            outcomes=getattr(result.training, "outcomes", None),
+        )  # fmt: skip
+        study.set_user_attr(f"{record.BASELINE_PREFIX}{name}", entry)
 
 
 def _keep_outcomes(trial: optuna.Trial, training) -> None:

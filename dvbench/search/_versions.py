@@ -26,9 +26,10 @@ from typing import Any
 import optuna
 
 from dvbench import safe_yaml
-from dvbench.search._sections import Objective
-from dvbench.search.space import SearchSpace, parse_space
+from dvbench.search.record import study_entry
 from dvbench.search.storage import STUDY_ATTR
+from dvbench.space.definition import SearchSpace, parse_space
+from dvbench.space.sections import Objective
 
 VERSION_ATTR_PREFIX = "space_version:"  # study attribute: one per recorded space version
 #: Fields of a space record that say where or how data is fetched, not what a trial means.
@@ -173,10 +174,10 @@ def record_version(study: optuna.Study, version: SpaceVersion) -> SpaceVersion:
     number = version.number
     while True:
         key = f"{VERSION_ATTR_PREFIX}{number}"
-        stored = study.user_attrs.get(key)
+        stored = study_entry(study, key)
         if stored is None:
             study.set_user_attr(key, dataclasses.replace(version, number=number).as_attr())
-            stored = study.user_attrs.get(key)
+            stored = study_entry(study, key)
         if stored and stored.get("record") == _plain(version.record):
             return dataclasses.replace(version, number=number)
         number += 1

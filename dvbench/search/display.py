@@ -11,17 +11,20 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from dvbench.metrics import format_value
-from dvbench.search._loop import run_search
+from dvbench.search._loop import SearchObserver
 from dvbench.search._options import SearchOptions, SearchSummary
+from dvbench.search.record import PREDICTION_OUTSIDE, fail_reason
 from dvbench.search.storage import display_url
-from dvbench.search.tables import Criteria, front_version, pareto_frame, trials_frame
+from dvbench.search.tables import Snapshot, front_version
 
 #: Seconds between the plain progress lines a trial in training sends to a log file.
 PLAIN_EVERY_S = 30.0
 
 
-class SearchDisplay:
-    """Runs the search under a rich progress bar (trial n/N, front size, ETA)."""
+class SearchDisplay(SearchObserver):
+    """A search's terminal view: a rich progress bar (trial n/N, front size, ETA) that
+    observes the run it is handed to (``run_study(options, observer=display)``), or a plain
+    line per trial when stderr is a log file."""
 
     def __init__(self, options: SearchOptions):
         self.options = options
@@ -37,90 +40,78 @@ class SearchDisplay:
             console=self.console,
             disable=options.quiet,
         )
+        self.metrics = options.space.metrics
+        self._task = None
+        self._started = time.monotonic()
+        self._complete = 0  # complete trials seen
+        self._printed = self._started  # when the last plain line went out
 
     def __enter__(self) -> SearchDisplay:
         self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.progress.__exit__(*exc)
-
-    def run(self, workers: int = 1) -> SearchSummary:
-        """Run the search here (``workers`` 1) or in ``workers`` local processes."""
-        task = self.progress.add_task(
+        self._task = self.progress.add_task(
             f"search {self.options.name}",
             total=self.options.total_trials,
             front="-",
             last="",
             complete=0,
         )
-        metrics = self.options.space.metrics
-        criteria = Criteria.of_space(self.options.space)
-        started = time.monotonic()
-        done = {"complete": 0, "printed": started}  # complete trials; the last plain line
+        self._started = self._printed = time.monotonic()
+        return self
 
-        def on_progress(number: int, progress) -> None:
-            """A trial training here: the bar moves by its fraction (so the ETA shows before
-            the first trial ends), and a log file gets a plain line every 30 s."""
-            fraction = min(max(float(progress.fraction), 0.0), 1.0)
-            now = time.monotonic()
-            running = f"trial {number}: {fraction:.0%} trained, epoch {progress.epoch:.1f}"
-            self.progress.update(task, completed=done["complete"] + fraction, last=running)
-            if self.console.is_terminal or self.options.quiet:
-                return
-            if now - done["printed"] < PLAIN_EVERY_S:
-                return
-            done["printed"] = now
+    def __exit__(self, *exc) -> None:
+        self.progress.__exit__(*exc)
+
+    def log(self, message: str) -> None:
+        if not self.options.quiet:
+            self.console.log(message)
+
+    def warn(self, message: str) -> None:
+        self.console.print(f"[yellow]{message}[/]")
+
+    def on_progress(self, number: int, progress) -> None:
+        """A trial training here: the bar moves by its fraction (so the ETA shows before the
+        first trial ends), and a log file gets a plain line every 30 s."""
+        fraction = min(max(float(progress.fraction), 0.0), 1.0)
+        now = time.monotonic()
+        running = f"trial {number}: {fraction:.0%} trained, epoch {progress.epoch:.1f}"
+        self.progress.update(self._task, completed=self._complete + fraction, last=running)
+        if self.console.is_terminal or self.options.quiet:
+            return
+        if now - self._printed < PLAIN_EVERY_S:
+            return
+        self._printed = now
+        self.console.print(
+            _plain_progress(self._complete, self.options.total_trials, None,
+                            now - self._started, running, running=fraction),
+            highlight=False, markup=False,
+        )  # fmt: skip
+
+    def on_trial(self, snapshot: Snapshot, trial: optuna.trial.FrozenTrial) -> None:
+        frame = snapshot.frame
+        complete = int((frame["state"] == "COMPLETE").sum() - frame["baseline"].sum())
+        if trial.state.name == "COMPLETE":
+            last = "last: " + ", ".join(
+                f"{m}={format_value(m, v)}" for m, v in zip(self.metrics, trial.values)
+            )
+        else:
+            reason = fail_reason(trial) or ""
+            last = f"last: trial {trial.number} {trial.state.name} {reason[:60]}"
+        self._complete, self._printed = complete, time.monotonic()
+        front = len(snapshot.front)
+        self.progress.update(
+            self._task, completed=complete, complete=complete, front=front, last=last
+        )
+        if not self.console.is_terminal and not self.options.quiet:
+            # the live bar is not drawn in a log file: one plain line a trial instead
             self.console.print(
-                _plain_progress(done["complete"], self.options.total_trials, None,
-                                now - started, running, running=fraction),
+                _plain_progress(complete, self.options.total_trials, front,
+                                time.monotonic() - self._started, last),
                 highlight=False, markup=False,
             )  # fmt: skip
 
-        def on_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-            frame = trials_frame(study)
-            front = pareto_frame(frame, criteria)
-            complete = int((frame["state"] == "COMPLETE").sum() - frame["baseline"].sum())
-            if trial.state.name == "COMPLETE":
-                last = "last: " + ", ".join(
-                    f"{m}={format_value(m, v)}" for m, v in zip(metrics, trial.values)
-                )
-            else:
-                last = (
-                    f"last: trial {trial.number} {trial.state.name} "
-                    + str(trial.user_attrs.get("fail_reason", ""))[:60]
-                )
-            done["complete"], done["printed"] = complete, time.monotonic()
-            self.progress.update(
-                task, completed=complete, complete=complete, front=len(front), last=last
-            )
-            if not self.console.is_terminal and not self.options.quiet:
-                # the live bar is not drawn in a log file: one plain line a trial instead
-                self.console.print(
-                    _plain_progress(complete, self.options.total_trials, len(front),
-                                    time.monotonic() - started, last),
-                    highlight=False, markup=False,
-                )  # fmt: skip
-
-        def log(message: str) -> None:
-            if not self.options.quiet:
-                self.console.log(message)
-
-        if workers > 1:
-            from dvbench.search.workers import run_workers
-
-            summary = run_workers(
-                self.options,
-                workers,
-                log=log,
-                warn=lambda message: self.console.print(f"[yellow]{message}[/]"),
-                on_trial=on_trial,
-            )
-        else:
-            summary = run_search(self.options, log=log, on_trial=on_trial, on_progress=on_progress)
-        summary.timings["wall_s"] = time.monotonic() - started
-        self.progress.update(task, completed=summary.completed, complete=summary.completed)
-        return summary
+    def finish(self, summary: SearchSummary) -> None:
+        """The run is over: the bar shows the study's final count."""
+        self.progress.update(self._task, completed=summary.completed, complete=summary.completed)
 
 
 def _plain_progress(
@@ -169,7 +160,7 @@ def predicted_latency_note(device, front=None) -> str:
         f"{len(device.samples)} timed candidates (leave-one-out median error "
         f"{held['mdape']:.1f} %, Spearman {held['spearman']:.2f})"
     )
-    column = "latency_pred_outside"
+    column = PREDICTION_OUTSIDE
     if front is not None and column in front:
         outside = int(front[column].notna().sum())
         if outside:

@@ -1,10 +1,11 @@
-"""What a study stores about a trial: the one owner of its names, its marks, its row, its config.
+"""What a study stores about a trial: the one owner of its names, its shapes, its marks, its row.
 
 Optuna keeps a trial as a :class:`~optuna.trial.FrozenTrial`; dvbench adds user attributes to
 it. This module is the only place that names them (every other module reads and writes them
 through the constants and functions here), says what each holds, turns a trial into the row
-it becomes in ``trials.csv``, and gives the one rule for "the config a trial recorded" (used
-by ``export`` and by ``study:NAME:TRIAL`` references).
+it becomes in ``trials.csv`` (every column named here), and reads each attribute back in its
+shape (``metrics_of``, ``copy_of``, ``study_settings``...): no other module indexes
+``user_attrs``.
 
 Trial user attributes:
 
@@ -12,7 +13,7 @@ Trial user attributes:
 ``config``                the :class:`~dvbench.models.DualViTConfig` fields of the network
 ``metrics``               what was measured (costs, accuracy, ``test_images``), by metric name
 ``timings``               seconds each step took (``count_s``, ``train_s``, ``prefilter_s``...)
-``fail_reason``           why it failed or was pruned (see the ``*_reason`` functions)
+``fail_reason``           why it failed or was pruned (worded by :mod:`~dvbench.search.reasons`)
 ``skipped``               why an over-budget candidate was not trained
 ``seed_name``             the name of a seed trial (an official shape, always trained)
 ``worker``                ``{"id": host:pid, "trial": number}``: who ran it (see started_by)
@@ -27,7 +28,7 @@ Trial user attributes:
                           (:class:`~dvbench.stats.ImageOutcomes`): paired comparisons
 ``duplicate_of``          the trial that already measured this candidate (same config, same
                           space version, a first run): this one trained nothing and copies
-                          its result (see :func:`measured_before`)
+                          its result (see ``_trial.measured_before``)
 ========================  ==================================================================
 
 Study user attributes: ``dvbench`` (the study's settings), ``baseline:NAME`` (a baseline's
@@ -37,17 +38,17 @@ record), ``space_version:N`` (a space version), ``seeds_enqueued``.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import optuna
+from optuna.storages import RetryFailedTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
-from dvbench.errors import UsageError
-from dvbench.metrics import METRICS
-from dvbench.models import DualViTConfig
-from dvbench.search._knobs import knob_of
+from dvbench.metrics import METRICS, PREDICTION_OUTSIDE
+from dvbench.space.knobs import knob_of
 from dvbench.stats.outcomes import ImageOutcomes
 
 __all__ = [
@@ -76,11 +77,28 @@ __all__ = [
     "WORKER",
     "RunMark",
     "baseline_rows",
+    "fail_reason",
+    "RETRIED_FROM",
+    "baseline_entry",
+    "baseline_measured",
+    "baseline_names",
+    "checkpoint_note_of",
+    "config_of",
+    "copy_of",
+    "heartbeat_of",
     "is_feasible",
-    "measured_before",
+    "metrics_of",
     "outcomes_of",
-    "recorded_config",
+    "prefilter_values",
+    "retried_from",
     "run_of",
+    "seed_name_of",
+    "seeds_enqueued",
+    "skipped_reason",
+    "study_entry",
+    "study_settings",
+    "timings_of",
+    "train_seed_of",
     "started_by",
     "trial_row",
 ]
@@ -105,9 +123,10 @@ TRAIN_SEED = "train_seed"
 PREFILTER = "prefilter"
 HEARTBEAT = "heartbeat"
 CHECKPOINT_NOTE = "checkpoint_note"  # a checkpoint set aside (why); the run trained afresh
-PREDICTION_OUTSIDE = "latency_pred_outside"  # where a predicted latency extrapolates
+# PREDICTION_OUTSIDE (imported): where a predicted latency extrapolates (dvbench.metrics)
 OUTCOMES = "outcomes"  # per-image outcomes of the run (packed ImageOutcomes)
 DUPLICATE_OF = "duplicate_of"  # the trial whose result this one copies (trained nothing)
+_LEGACY_RETRIED_FROM = "retried_from"  # studies that recorded their retries themselves
 _LEGACY_RUN = "rung"  # multi-fidelity studies before repeats: {"candidate", "rung", ...}
 _LEGACY_FEASIBLE = "feasible"  # studies before constraints were Optuna's
 
@@ -116,42 +135,8 @@ METRIC_COLUMNS = tuple(name for name, m in METRICS.items() if m.kind != "proxy")
 #: Proxy metric columns appear only in studies that measure them.
 PROXY_COLUMNS = tuple(name for name, m in METRICS.items() if m.kind == "proxy")
 TIMING_COLUMNS = ("count_s", "prefilter_s", "train_s", "profile_s", "duration_s")
-
-
-# ------------------------------------------------------------------------------ fail reasons
-def invalid_config_reason(error: Exception) -> str:
-    return f"invalid config: {error}"
-
-
-def unexpected_reason(error: BaseException) -> str:
-    """An error no step of the trial expected (a bug, a library's failure): its type and its
-    first line, so the trial says why it failed."""
-    lines = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {lines[0] if lines else '(no message)'}"[:500]
-
-
-def interrupted_reason() -> str:
-    return "interrupted (Ctrl-C / SIGINT)"
-
-
-def study_full_reason(ahead: int, total: int) -> str:
-    return f"not run: {ahead} earlier trials were complete or running (n_trials {total})"
-
-
-def prefilter_reason(signal: str, score: float, place: int, scored: int, places: int) -> str:
-    return (
-        f"pre-filter: {signal} {score:.4g} places {place} of {scored} on the predicted front; "
-        f"the first {places} train"
-    )
-
-
-def stale_reason(worker: str | None, retry: int | None) -> str:
-    """A FAIL without a reason of its own: its worker died (another worker failed it)."""
-    who = f"worker {worker}" if worker else "its worker"
-    reason = f"{who} stopped heartbeating (died or hung)"
-    if worker is None:
-        reason = "worker died before the trial started"
-    return f"{reason}; retried as trial {retry}" if retry is not None else reason
+#: Row columns besides the attributes': the failed trial a retry repeats.
+RETRIED_FROM = "retried_from"
 
 
 # ------------------------------------------------------------------------------------ marks
@@ -161,8 +146,8 @@ class RunMark:
 
     ``candidate`` is the number of the trial that sampled the network; ``rung`` the budget
     step it trained to (multi-fidelity; 0 otherwise); ``repeat`` which training seed it is
-    (0: the first; k: the k-th repeat, see ``_repeats``). ``budget`` labels the rung (``3ep``)
-    and ``top`` is the top rung's index, for tables.
+    (0: the first; k: the k-th repeat, see :mod:`dvbench.space.repeats`). ``budget`` labels
+    the rung (``3ep``) and ``top`` is the top rung's index, for tables.
     """
 
     candidate: int
@@ -219,6 +204,130 @@ def outcomes_of(trial_or_record: FrozenTrial | Mapping[str, Any]) -> ImageOutcom
         return None
 
 
+def fail_reason(trial: FrozenTrial) -> str | None:
+    """Why the trial failed or was pruned (None when it recorded no reason)."""
+    return trial.user_attrs.get(FAIL_REASON)
+
+
+def config_of(trial: FrozenTrial) -> dict[str, Any] | None:
+    """The :class:`~dvbench.models.DualViTConfig` fields the trial recorded (None: none)."""
+    config = trial.user_attrs.get(CONFIG)
+    return dict(config) if isinstance(config, Mapping) else None
+
+
+def metrics_of(trial: FrozenTrial) -> dict[str, Any]:
+    """What the trial measured, by metric name ({} before it measured anything)."""
+    return dict(trial.user_attrs.get(METRICS_ATTR) or {})
+
+
+def timings_of(trial: FrozenTrial) -> dict[str, float]:
+    """Seconds each step of the trial took, by step (``train_s``...)."""
+    return dict(trial.user_attrs.get(TIMINGS) or {})
+
+
+def skipped_reason(trial: FrozenTrial) -> str | None:
+    """Why an over-budget candidate was not trained (None: it was not skipped)."""
+    return trial.user_attrs.get(SKIPPED)
+
+
+def copy_of(trial: FrozenTrial) -> int | None:
+    """The trial whose result this one copied (``duplicate_of``; None: measured itself)."""
+    return trial.user_attrs.get(DUPLICATE_OF)
+
+
+def prefilter_values(trial: FrozenTrial) -> list[float] | None:
+    """The pre-filter's ``[score, costs...]`` of the trial (None: not scored)."""
+    entry = trial.user_attrs.get(PREFILTER)
+    return list(entry["values"]) if entry else None
+
+
+def train_seed_of(trial: FrozenTrial) -> int | None:
+    return trial.user_attrs.get(TRAIN_SEED)
+
+
+def checkpoint_note_of(trial: FrozenTrial) -> str | None:
+    return trial.user_attrs.get(CHECKPOINT_NOTE)
+
+
+def seed_name_of(trial: FrozenTrial) -> str | None:
+    """The seed trial's name (an official shape), None for a sampled candidate."""
+    return trial.user_attrs.get(SEED_NAME)
+
+
+def heartbeat_of(trial: FrozenTrial) -> float | None:
+    """The unix time of the trial's last journal heartbeat (None: none of its own; a retry
+    inherits its predecessor's, which names another trial number)."""
+    beat = trial.user_attrs.get(HEARTBEAT)
+    return float(beat[1]) if beat and beat[0] == trial.number else None
+
+
+def retried_from(trial: FrozenTrial) -> int | None:
+    """The failed trial this one retries (Optuna's retry callbacks), else None."""
+    legacy = trial.user_attrs.get(_LEGACY_RETRIED_FROM)
+    if legacy is not None:
+        return legacy
+    with warnings.catch_warnings():  # public, but marked experimental: it warns on every call
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return RetryFailedTrialCallback.retried_trial_number(trial)
+
+
+def study_settings(study: optuna.Study) -> dict[str, Any] | None:
+    """The study's dvbench settings (how it was run); None for a study dvbench did not make,
+    or before its creator wrote them."""
+    settings = study.user_attrs.get(STUDY_ATTR)
+    return dict(settings) if isinstance(settings, Mapping) else None
+
+
+def seeds_enqueued(study: optuna.Study) -> bool:
+    return SEEDS_ENQUEUED in study.user_attrs
+
+
+def baseline_names(study: optuna.Study) -> list[str]:
+    """The baselines the study recorded (``baseline:NAME``), sorted."""
+    return sorted(
+        k[len(BASELINE_PREFIX) :] for k in study.user_attrs if k.startswith(BASELINE_PREFIX)
+    )
+
+
+def baseline_measured(study: optuna.Study, name: str, version: int) -> bool:
+    """Whether baseline ``name`` completed under space ``version`` (resuming skips it)."""
+    entry = study.user_attrs.get(f"{BASELINE_PREFIX}{name}") or {}
+    return entry.get("state") == "COMPLETE" and entry.get(SPACE_VERSION, 1) == version
+
+
+def study_entry(study: optuna.Study, key: str) -> Any:
+    """A study attribute under one of this module's prefixes (``space_version:N``,
+    ``baseline:NAME``), None when absent."""
+    if not key.startswith((VERSION_PREFIX, BASELINE_PREFIX)):
+        raise KeyError(f"{key!r}: not a study attribute dvbench writes")
+    return study.user_attrs.get(key)
+
+
+def baseline_entry(
+    name: str,
+    *,
+    overrides: Mapping[str, Any],
+    timings: Mapping[str, float],
+    version: int,
+    seed: int,
+    metrics: Mapping[str, Any] | None,
+    fail: str | None = None,
+    outcomes: ImageOutcomes | None = None,
+) -> dict[str, Any]:
+    """What a study stores of a baseline (``baseline:NAME``), read back by
+    :func:`baseline_rows`: failed with its reason when ``fail`` is given."""
+    entry: dict[str, Any] = {
+        "name": name, "overrides": dict(overrides), TIMINGS: dict(timings),
+        SPACE_VERSION: version, TRAIN_SEED: seed, "state": "FAIL" if fail else "COMPLETE",
+        METRICS_ATTR: {} if fail else dict(metrics or {}),
+    }  # fmt: skip
+    if fail:
+        entry[FAIL_REASON] = fail
+    if outcomes is not None:
+        entry[OUTCOMES] = outcomes.pack()
+    return entry
+
+
 def started_by(trial: FrozenTrial) -> str | None:
     """host:pid of the worker that started this trial, or None if none did (yet).
 
@@ -248,30 +357,6 @@ def space_version(trial: FrozenTrial) -> int | None:
     return version
 
 
-def measured_before(
-    trials: list[FrozenTrial], config: Mapping[str, Any], version: int | None
-) -> FrozenTrial | None:
-    """The earliest completed first run (not itself a copy) among ``trials`` that measured
-    ``config`` (a :class:`~dvbench.models.DualViTConfig` dict) under space ``version``: the
-    same network at the same fidelity, whose result a new proposal of it reuses instead of
-    training again. None when nothing has. Repeats and promotions are follow-up runs, never
-    matched."""
-    wanted = json.dumps(config, sort_keys=True)  # as stored: tuples become lists
-    for trial in sorted(trials, key=lambda t: t.number):
-        attrs = trial.user_attrs
-        if (
-            trial.state == TrialState.COMPLETE
-            and CONFIG in attrs
-            and json.dumps(attrs[CONFIG], sort_keys=True) == wanted
-            and space_version(trial) == version
-            and run_of(trial).first
-            and attrs.get(DUPLICATE_OF) is None
-            and METRICS_ATTR in attrs
-        ):
-            return trial
-    return None
-
-
 def trial_row(trial: FrozenTrial) -> dict[str, Any]:
     """The row a trial becomes in ``trials.csv`` (before follow-up runs are folded in)."""
     attrs = trial.user_attrs
@@ -283,9 +368,9 @@ def trial_row(trial: FrozenTrial) -> dict[str, Any]:
         "baseline": False,
         "name": attrs.get(SEED_NAME) or f"trial_{trial.number}",
         "feasible": is_feasible(trial),
-        "fail_reason": attrs.get(FAIL_REASON),
-        "retried_from": attrs.get("retried_from", trial.system_attrs.get("failed_trial")),
-        "worker": started_by(trial),
+        FAIL_REASON: attrs.get(FAIL_REASON),
+        RETRIED_FROM: retried_from(trial),
+        WORKER: started_by(trial),
         SPACE_VERSION: space_version(trial),
         "candidate": mark.candidate,
         "rung": mark.rung,
@@ -325,9 +410,9 @@ def baseline_rows(study: optuna.Study) -> list[dict[str, Any]]:
             "baseline": True,
             "name": record.get("name", key[len(BASELINE_PREFIX) :]),
             "feasible": True,
-            "fail_reason": record.get(FAIL_REASON),
-            "retried_from": None,
-            "worker": record.get(WORKER),
+            FAIL_REASON: record.get(FAIL_REASON),
+            RETRIED_FROM: None,
+            WORKER: record.get(WORKER),
             SPACE_VERSION: record.get(SPACE_VERSION, 1),
             TRAIN_SEED: record.get(TRAIN_SEED),
         }
@@ -338,29 +423,3 @@ def baseline_rows(study: optuna.Study) -> list[dict[str, Any]]:
         row[OUTCOMES] = outcomes_of(record)  # paired comparisons (the tables drop it)
         rows.append(row)
     return rows
-
-
-# ------------------------------------------------------------------------- the config rule
-def recorded_config(study: optuna.Study, number: int) -> DualViTConfig:
-    """The network trial ``number`` recorded, named ``<study>_trial<N>``.
-
-    The one rule for ``export`` and ``study:NAME:TRIAL``: any trial that recorded a config
-    (every trial whose knobs made a valid network, whatever happened to it after); a trial
-    without one is a :class:`UsageError` saying why.
-    """
-    trials = study.get_trials(deepcopy=False)
-    found = [t for t in trials if t.number == number]
-    if not found:
-        raise UsageError(
-            f"study {study.study_name!r} has no trial {number} (trials 0..{len(trials) - 1})"
-        )
-    trial = found[0]
-    config = trial.user_attrs.get(CONFIG)
-    if not isinstance(config, Mapping):
-        reason = trial.user_attrs.get(FAIL_REASON) or f"it is {trial.state.name}"
-        raise UsageError(f"trial {number} of {study.study_name!r} recorded no config ({reason})")
-    try:
-        cfg = DualViTConfig.from_dict(dict(config))
-    except (TypeError, ValueError) as exc:
-        raise UsageError(f"trial {number} of {study.study_name!r}: bad config: {exc}") from None
-    return cfg.replace(name=f"{study.study_name}_trial{number}")

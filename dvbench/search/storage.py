@@ -51,7 +51,7 @@ from dvbench.errors import UsageError
 from dvbench.models import DualViTConfig
 from dvbench.runtime import default_results_dir
 from dvbench.search._journal import TORN_SUFFIX, _journal_backend
-from dvbench.search.record import STUDY_ATTR, recorded_config
+from dvbench.search.record import STUDY_ATTR, config_of, fail_reason
 
 __all__ = [
     "JOURNAL_FILE",
@@ -355,3 +355,28 @@ def resolve_study_reference(reference: str) -> DualViTConfig:
         raise UsageError(f"{reference!r}: expected study:NAME:TRIAL, e.g. study:small:3")
     study = load_study(parts[1], Path(results_dir) if results_dir else None)
     return recorded_config(study, int(parts[2]))
+
+
+def recorded_config(study: optuna.Study, number: int) -> DualViTConfig:
+    """The network trial ``number`` recorded, named ``<study>_trial<N>``.
+
+    The one rule for ``export`` and ``study:NAME:TRIAL``: any trial that recorded a config
+    (every trial whose knobs made a valid network, whatever happened to it after); a trial
+    without one is a :class:`UsageError` saying why.
+    """
+    trials = study.get_trials(deepcopy=False)
+    found = [t for t in trials if t.number == number]
+    if not found:
+        raise UsageError(
+            f"study {study.study_name!r} has no trial {number} (trials 0..{len(trials) - 1})"
+        )
+    trial = found[0]
+    config = config_of(trial)
+    if config is None:
+        reason = fail_reason(trial) or f"it is {trial.state.name}"
+        raise UsageError(f"trial {number} of {study.study_name!r} recorded no config ({reason})")
+    try:
+        cfg = DualViTConfig.from_dict(dict(config))
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"trial {number} of {study.study_name!r}: bad config: {exc}") from None
+    return cfg.replace(name=f"{study.study_name}_trial{number}")

@@ -17,6 +17,10 @@ Files: ``trials.csv`` (every first run and baseline, with ``p_front``: the proba
 on the front), ``pareto.csv`` (the noise-aware front, with ``p_front`` and ``tied_with``: the
 front members its accuracy is not told apart from), and, for studies with follow-up runs,
 ``runs.csv`` (every run) and, multi-fidelity, ``provisional.csv`` (the front of each lower rung).
+
+A study is analysed once per finished trial: :func:`analyse` reads its trials and makes a
+:class:`Snapshot` (every row with ``p_front``, and the front), which the tables, the display
+and the ladder all read.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import pandas as pd
 
 from dvbench.files import write_atomic
 from dvbench.metrics import ACCURACY_METRICS
-from dvbench.search import record
+from dvbench.search import reasons, record
 from dvbench.search._runs import NOISE, add_uncertainty, fold_runs, runs_frame
 from dvbench.search.record import SPACE_VERSION
 from dvbench.stats import DEFAULT_CONFIDENCE, DominanceRule, Estimate, Noise, front_probability
@@ -41,6 +45,8 @@ from dvbench.stats import DEFAULT_CONFIDENCE, DominanceRule, Estimate, Noise, fr
 __all__ = [
     "DEFAULT_CONFIDENCE",
     "Criteria",
+    "Snapshot",
+    "analyse",
     "candidates",
     "dominance",
     "export_tables",
@@ -69,7 +75,7 @@ class Criteria:
 
     @classmethod
     def of_space(cls, space: Any) -> Criteria:
-        """The criteria of a :class:`~dvbench.search.space.SearchSpace`."""
+        """The criteria of a :class:`~dvbench.space.definition.SearchSpace`."""
         return cls(tuple(space.metrics), tuple(space.directions), space.confidence)
 
     @classmethod
@@ -143,7 +149,7 @@ def trials_frame(
     the ``noise:`` prior of the space the study recorded)."""
     trials = study.get_trials(deepcopy=False) if trials is None else trials
     if prior is None:
-        prior = recorded_prior(study.user_attrs.get(record.STUDY_ATTR) or {})
+        prior = recorded_prior(record.study_settings(study) or {})
     rows = [record.trial_row(t) for t in trials]
     _explain_stale_failures(rows)
     rows += record.baseline_rows(study)
@@ -172,10 +178,11 @@ def _explain_stale_failures(rows: list[dict[str, Any]]) -> None:
     The objective records a reason for every failure it sees; a FAIL row without one was
     failed by another worker because its own worker stopped heartbeating.
     """
-    retries = {r["retried_from"]: r["number"] for r in rows if r["retried_from"] is not None}
+    retried, reason = record.RETRIED_FROM, record.FAIL_REASON
+    retries = {r[retried]: r["number"] for r in rows if r[retried] is not None}
     for row in rows:
-        if row["state"] == "FAIL" and not row["fail_reason"]:
-            row["fail_reason"] = record.stale_reason(row["worker"], retries.get(row["number"]))
+        if row["state"] == "FAIL" and not row[reason]:
+            row[reason] = reasons.stale_reason(row[record.WORKER], retries.get(row["number"]))
 
 
 def front_version(frame: pd.DataFrame) -> int | None:
@@ -312,18 +319,58 @@ def _parquet_ready(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 #: The columns an empty ``trials.csv`` still has (a study with no trial yet).
-EMPTY_COLUMNS = ("number", "state", "baseline", "name", "feasible", "fail_reason", SPACE_VERSION)
+EMPTY_COLUMNS = (
+    "number", "state", "baseline", "name", "feasible", record.FAIL_REASON, SPACE_VERSION,
+)  # fmt: skip
 
 
-def export_tables(study: optuna.Study, out_dir: Path, criteria: Criteria) -> dict[str, Path]:
-    """Write trials, pareto (and runs, provisional) as CSV and Parquet into ``out_dir``."""
-    trials = study.get_trials(deepcopy=False)
+@dataclass(frozen=True)
+class Snapshot:
+    """One analysis of a study as it stands (:func:`analyse`): the trials read, every row with
+    its ``p_front`` (:func:`with_front_probability`; empty: the header columns), and the front
+    (:func:`pareto_frame`). Made once per finished trial and handed to every reader."""
+
+    trials: tuple[optuna.trial.FrozenTrial, ...]
+    frame: pd.DataFrame
+    front: pd.DataFrame
+
+    def trial(self, number: int) -> optuna.trial.FrozenTrial | None:
+        return next((t for t in self.trials if t.number == number), None)
+
+    def describes(self, trials: Sequence[optuna.trial.FrozenTrial]) -> bool:
+        """Whether ``trials`` (read later) have the same finished trials, in the same states:
+        then this analysis still holds for them (a running trial is no candidate yet)."""
+        return _finished(trials) == _finished(self.trials)
+
+
+def _finished(trials: Sequence[optuna.trial.FrozenTrial]) -> set[tuple[int, str]]:
+    return {(t.number, t.state.name) for t in trials if t.state.is_finished()}
+
+
+def analyse(
+    study: optuna.Study,
+    criteria: Criteria,
+    trials: Sequence[optuna.trial.FrozenTrial] | None = None,
+) -> Snapshot:
+    """The study's :class:`Snapshot` (``trials``: already read; else read now). The front
+    probability is drawn here, once."""
+    trials = tuple(study.get_trials(deepcopy=False) if trials is None else trials)
     frame = trials_frame(study, trials)
     if frame.empty:
         frame = pd.DataFrame(columns=[*EMPTY_COLUMNS, *criteria.metrics])
     else:
         frame = with_front_probability(frame, criteria)
-    tables = [("trials", frame), ("pareto", pareto_frame(frame, criteria))]
+    return Snapshot(trials, frame, pareto_frame(frame, criteria))
+
+
+def export_tables(
+    study: optuna.Study, out_dir: Path, criteria: Criteria, snapshot: Snapshot | None = None
+) -> dict[str, Path]:
+    """Write trials, pareto (and runs, provisional) as CSV and Parquet into ``out_dir``, from
+    ``snapshot`` (default: :func:`analyse` of the study now)."""
+    snapshot = snapshot or analyse(study, criteria)
+    trials, frame = snapshot.trials, snapshot.frame
+    tables = [("trials", frame), ("pareto", snapshot.front)]
     if record.has_runs(trials):
         tables.append(("runs", runs_frame(trials)))
     if "final" in frame.columns:

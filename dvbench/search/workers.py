@@ -20,18 +20,20 @@ import dataclasses
 import multiprocessing
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import optuna
 
 from dvbench.errors import UsageError
 from dvbench.runtime import usable_cores
-from dvbench.search._loop import run_search, summarize
+from dvbench.search._loop import SearchObserver, run_search, summarize
 from dvbench.search._options import SearchOptions, SearchSummary
 from dvbench.search._study import join_study, reap_stale_trials
 from dvbench.search.storage import SQLITE_FILE, display_url, storage_scheme, study_lock
-from dvbench.search.tables import Criteria, export_tables
+from dvbench.search.tables import Criteria, Snapshot, analyse, export_tables
 
 # torch, OpenMP and MKL read these when they start; a worker's threads are set before that.
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -53,6 +55,13 @@ def check_workers(options: SearchOptions, workers: int) -> None:
         )
 
 
+class _Printing(SearchObserver):
+    """A started worker's observer: its news, one line each, into its log file."""
+
+    def log(self, message: str) -> None:
+        print(message, flush=True)
+
+
 def _worker_main(options: SearchOptions, log_path: str) -> None:
     """Body of one worker process: all its output goes to its log file."""
     with open(log_path, "a", buffering=1) as log_file:
@@ -65,7 +74,7 @@ def _worker_main(options: SearchOptions, log_path: str) -> None:
             flush=True,
         )
         try:
-            summary = run_search(options, log=lambda message: print(message, flush=True))
+            summary = run_search(options, observer=_Printing())
         except KeyboardInterrupt:
             print("interrupted", flush=True)
             sys.exit(130)
@@ -113,21 +122,58 @@ def _start_workers(
     return processes, logs
 
 
+def run_study(
+    options: SearchOptions,
+    workers: int = 1,
+    *,
+    observer: SearchObserver | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> SearchSummary:
+    """Run (or continue) the study here (``workers`` 1: :func:`run_search`) or with
+    ``workers`` local processes (:func:`run_workers`); ``observer`` watches this process's
+    trials. The summary's ``timings["wall_s"]`` is the whole run's."""
+    started = time.monotonic()
+    if workers > 1:
+        summary = run_workers(options, workers, observer=observer, warn=warn)
+    else:
+        summary = run_search(options, observer=observer)
+    summary.timings["wall_s"] = time.monotonic() - started
+    return summary
+
+
+class _Deaths(SearchObserver):
+    """Worker 0's observer: reports the other workers that died after each of its trials,
+    and passes everything on to the caller's observer."""
+
+    def __init__(self, inner: SearchObserver, report: Callable[[], None]) -> None:
+        self.inner, self.report = inner, report
+
+    def log(self, message: str) -> None:
+        self.inner.log(message)
+
+    def on_progress(self, number: int, progress: Any) -> None:
+        self.inner.on_progress(number, progress)
+
+    def on_trial(self, snapshot: Snapshot, trial: optuna.trial.FrozenTrial) -> None:
+        self.report()
+        self.inner.on_trial(snapshot, trial)
+
+
 def run_workers(
     options: SearchOptions,
     workers: int,
     *,
-    log: Callable[[str], None] | None = None,
+    observer: SearchObserver | None = None,
     warn: Callable[[str], None] | None = None,
-    on_trial: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None = None,
 ) -> SearchSummary:
     """Run the study with ``workers`` local processes until it holds ``n_trials`` COMPLETE.
 
     This process is worker 0 (its imports are done: it starts trials first) and starts
-    workers 1..K-1. ``log`` gets progress messages, ``warn`` (default: stderr) a worker that
-    died, ``on_trial`` each trial this process finishes.
+    workers 1..K-1. ``observer`` hears this process's news and trials, ``warn`` (default:
+    stderr) a worker that died.
     """
-    log = log or (lambda message: None)
+    observer = observer or SearchObserver()
+    log = observer.log
     warn = warn or (lambda message: print(message, file=sys.stderr, flush=True))
     check_workers(options, workers)
     study = join_study(options, log)  # creates it (seeds, settings) before any worker starts
@@ -152,13 +198,8 @@ def run_workers(
                         f"{logs[index - 1]}; the others go on"
                     )
 
-    def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        report_deaths()
-        if on_trial is not None:
-            on_trial(study, trial)
-
     own = dataclasses.replace(options, worker_index=0, threads=threads, seed_official=False)
-    summary = run_search(own, log=log, on_trial=after_trial)
+    summary = run_search(own, observer=_Deaths(observer, report_deaths))
     interrupted = summary.interrupted
     try:
         for process in processes:  # they stop once the study is complete
@@ -173,12 +214,15 @@ def run_workers(
                 process.terminate()
     report_deaths()
     reap_stale_trials(study, options)
+    criteria = Criteria.of_space(options.space)
     with study_lock(options.storage_url, options.name):
-        files = export_tables(study, options.study_dir, Criteria.of_space(options.space))
-    finished = sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
+        snapshot = analyse(study, criteria)
+        files = export_tables(study, options.study_dir, criteria, snapshot)
+    finished = sum(t.state.is_finished() for t in snapshot.trials)
     summary = summarize(
         study,
         options,
+        snapshot=snapshot,
         files=files,
         interrupted=interrupted or any(p.exitcode == 130 for p in processes),
         stopped_reason=summary.stopped_reason,

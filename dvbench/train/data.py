@@ -91,6 +91,9 @@ class ProxyData:
         )
 
 
+_BUILTIN_CLASSES = {"digits": 10, "cifar10": 10, "cifar100": 100}
+
+
 @dataclass(frozen=True)
 class DataSpec:
     """Which images a proxy run uses, validated once; :meth:`load` reads them.
@@ -129,6 +132,22 @@ class DataSpec:
     def load(self, *, seed: int = 0) -> ProxyData:
         """The images, decoded once per process (the same spec and seed: the same split)."""
         return _load(self, seed)
+
+    @property
+    def num_classes(self) -> int:
+        """The classes of the data, known without decoding an image: 10 for digits and
+        cifar10, 100 for cifar100, an image folder's class folders that hold images (under
+        its ``train/`` when it has one). A folder that does not exist counts 0 (loading it says
+        why)."""
+        if self.source in _BUILTIN_CLASSES:
+            return _BUILTIN_CLASSES[self.source]
+        root = Path(self.source)
+        if (root / "train").is_dir():
+            root = root / "train"
+        if not root.is_dir():
+            return 0
+        folders = (d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+        return sum(1 for d in folders if _image_files(d))
 
     def ensure_available(self) -> None:
         """Make sure the images can be had, before anything is started that needs them: an

@@ -12,22 +12,21 @@ from dvbench.calibrate import (
     accuracy_standard_error,
     calibrate,
     rank_agreement,
-    sample_candidates,
     top_overlap,
 )
 from dvbench.cli import main
 from dvbench.errors import UsageError
-from dvbench.search import load_space
+from dvbench.space import load_space
 from dvbench.train import DataSpec, TrainSettings
 
 
 def test_sampled_candidates_are_distinct_and_valid():
     space = load_space("small")
-    pairs = sample_candidates(space, 6, num_classes=10, img_size=32, seed=1)
+    pairs = space.random_candidates(6, 1, img_size=32)
     keys = {json.dumps(k, sort_keys=True) for k, _ in pairs}
     assert len(keys) == 6
     assert all(cfg.img_size == 32 and cfg.num_classes == 10 for _, cfg in pairs)
-    again = sample_candidates(space, 6, num_classes=10, img_size=32, seed=1)
+    again = space.random_candidates(6, 1, img_size=32)
     assert [k for k, _ in again] == [k for k, _ in pairs]
 
 
@@ -233,12 +232,12 @@ def test_a_rung_whose_record_was_lost_after_its_checkpoint_measures_the_same(tmp
     from dvbench.evaluate import Evaluator, training_seed
     from dvbench.train import Budget
 
-    cfg = sample_candidates(space, 3, num_classes=10, img_size=16, seed=0)[0][1]
+    cfg = space.random_candidates(3, 0, img_size=16)[0][1]
     dataset = data.load(seed=0)
     from dvbench.calibrate._run import split_test
 
-    evaluator = Evaluator(profile=space.profile, data=split_test(dataset)[0],
-                          train=TrainSettings(batch_size=16, num_threads=1, epochs=0.6))  # fmt: skip
+    settings = TrainSettings(batch_size=16, num_threads=1, epochs=0.6)
+    evaluator = Evaluator(profile=space.profile, data=split_test(dataset)[0], train=settings)
     checkpoint = cut / "checkpoints" / "candidate_0_seed0.pt"
     for epochs in (0.2, 0.4, 0.6):  # the run up to the lost rung, checkpoint written
         evaluator.train(cfg, seed=training_seed(cfg, 0), budget=Budget(epochs=epochs),

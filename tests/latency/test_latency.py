@@ -25,13 +25,13 @@ from dvbench.latency import (
     fit_latency,
     held_out_errors,
     load_device_profile,
-    sample_candidates,
 )
 from dvbench.models import DualViTConfig
 from dvbench.models.registry import create_model
 from dvbench.profile import Measurement, ProfileSettings, count_flops
-from dvbench.search import SearchOptions, load_space, run_search
+from dvbench.search import SearchOptions, run_search
 from dvbench.search.record import STUDY_ATTR
+from dvbench.space import load_space
 
 RES = 64
 FAST = ["--warmup", "0", "--min-runs", "2", "--min-time", "0"]
@@ -95,8 +95,9 @@ def synthetic_profile(tmp_path_factory):
     folder = tmp_path_factory.mktemp("synthetic")
     with pytest.MonkeyPatch.context() as monkeypatch:
         _synthetic_device(monkeypatch)
+        drawn = _space(folder).random_candidates(12, 0, img_size=RES)
         profile = calibrate_device(
-            _space(folder), ProfileSettings(resolution=RES), samples=12, num_classes=10, rounds=2
+            [cfg for _, cfg in drawn], ProfileSettings(resolution=RES), space="costs", rounds=2
         )
     return profile, profile.save(folder / "synthetic.json")
 
@@ -221,8 +222,8 @@ def test_a_candidate_outside_the_measured_range_is_named(synthetic_profile):
 
 def test_candidates_are_distinct_and_buildable(tmp_path):
     space = _space(tmp_path)
-    candidates = sample_candidates(space, 50, seed=3, num_classes=10, resolution=RES)
-    assert len(candidates) == 12  # 2 widths x 3 depths x 2 feasible grids
+    candidates = space.random_candidates(50, 3, img_size=RES)
+    assert len(candidates) == 12  # 2 widths x 3 depths x 2 feasible grids: fewer than asked
     assert len({json.dumps(c.to_dict(), sort_keys=True) for _, c in candidates}) == 12
 
 

@@ -22,7 +22,7 @@ from dvbench.search import _loop
 _run = _loop.SearchLoop.run
 
 
-def _held_run(self, on_trial=None):
+def _held_run(self, on_trial):
     base = os.environ["DVBENCH_TEST_GATE"]
     index = self.options.worker_index or 0
     Path(f"{base}.{index}.waiting").touch()

@@ -27,14 +27,9 @@ from search_helpers import COST_SPACE, REPO, write_space
 from dvbench.cli import main
 from dvbench.errors import UsageError
 from dvbench.files import write_atomic
-from dvbench.search import (
-    SearchOptions,
-    command_line,
-    join_study,
-    load_space,
-    space_versions,
-)
+from dvbench.search import SearchOptions, command_line, join_study, space_versions
 from dvbench.search._versions import space_changes, space_record
+from dvbench.space import load_space
 
 PG_URL = os.environ.get("DVBENCH_TEST_PG_URL")
 # Every candidate builds (no 32-grid), so each run adds exactly the trials it is asked for.

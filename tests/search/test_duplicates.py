@@ -10,8 +10,9 @@ import pandas as pd
 from search_helpers import COST_SPACE, peek_study, write_space
 
 from dvbench.evaluate import Evaluator
-from dvbench.search import SearchOptions, load_space, record, run_search
+from dvbench.search import SearchOptions, record, run_search
 from dvbench.search.tables import Criteria, candidates, trials_frame
+from dvbench.space import load_space
 
 # 1 x 2 x 2 = 4 buildable candidates; 9 trials must propose some of them again
 SMALL_SPACE = {

@@ -6,7 +6,8 @@ from __future__ import annotations
 from search_helpers import COST_SPACE, peek_study, write_space
 
 from dvbench.evaluate import Evaluator
-from dvbench.search import SearchOptions, load_space, record, run_search
+from dvbench.search import SearchOptions, record, run_search
+from dvbench.space import load_space
 
 SPACE = {**COST_SPACE, "sampler": {"name": "random"}, "seeds": {}, "n_trials": 4}
 

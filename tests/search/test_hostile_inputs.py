@@ -19,8 +19,9 @@ from search_helpers import COST_SPACE, write_space
 
 from dvbench.cli import main
 from dvbench.errors import UsageError
-from dvbench.search import SearchOptions, join_study, load_space
+from dvbench.search import SearchOptions, join_study
 from dvbench.search.tables import Criteria, export_tables
+from dvbench.space import load_space
 
 PG_URL = os.environ.get("DVBENCH_TEST_PG_URL")
 SPACE = {**COST_SPACE, "knobs": {**COST_SPACE["knobs"], "semantic_grid": {"choices": [1, 2]}}}

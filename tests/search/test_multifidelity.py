@@ -27,12 +27,13 @@ from search_helpers import (
 )
 
 from dvbench.evaluate import Evaluator, training_seed
-from dvbench.search import SearchOptions, load_space, run_search
+from dvbench.search import SearchOptions, run_search
 from dvbench.search._ladder import Ladder
-from dvbench.search._pareto import STRICT, crowding_distances
-from dvbench.search._rungs import Fidelity, beyond_promotion, horizon, promotions
 from dvbench.search.record import run_of
 from dvbench.search.storage import open_storage
+from dvbench.space import load_space
+from dvbench.space.rungs import Fidelity, beyond_promotion, horizon, promotions
+from dvbench.stats.pareto import STRICT, crowding_distances
 
 PG_URL = os.environ.get("DVBENCH_TEST_PG_URL")
 MAX_MIN = ["maximize", "minimize"]

@@ -14,11 +14,12 @@ from search_helpers import NOISY_SPACE, knob_key, noisy_script, write_space
 
 from dvbench.evaluate import training_seed
 from dvbench.metrics import accuracy_standard_error, format_with_error
-from dvbench.search import SearchOptions, join_study, load_space, run_search, trials_frame
-from dvbench.search._pareto import STRICT, DominanceRule, front_probability
-from dvbench.search._repeats import Repeats, repeats_due
+from dvbench.search import SearchOptions, join_study, run_search, trials_frame
 from dvbench.search.record import run_of
 from dvbench.search.tables import Criteria, candidates
+from dvbench.space import load_space
+from dvbench.space.repeats import Repeats, repeats_due
+from dvbench.stats.pareto import STRICT, DominanceRule, front_probability
 
 MAX_MIN = ["maximize", "minimize"]  # (top1, gflops)
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from dvbench.search import load_space
-from dvbench.search.space import SPACES_DIR, parse_space
+from dvbench.space import load_space
+from dvbench.space.definition import SPACES_DIR, parse_space
 
 
 def _cifar(**changes):

@@ -9,9 +9,10 @@ from optuna.trial import TrialState
 from search_helpers import write_space
 from test_multifidelity import MF_SPACE
 
-from dvbench.search import SearchOptions, load_space, run_search
-from dvbench.search._prefilter import Prefilter
+from dvbench.search import SearchOptions, run_search
 from dvbench.search.storage import open_storage
+from dvbench.space import load_space
+from dvbench.space.prefilter import Prefilter
 
 
 def test_the_rank_rule_by_hand():

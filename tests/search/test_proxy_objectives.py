@@ -10,7 +10,8 @@ from search_helpers import COST_SPACE, write_space
 
 from dvbench.metrics import METRICS, PROXY_METRICS, violation
 from dvbench.proxies import BASELINES, PROXIES
-from dvbench.search import SearchOptions, load_space, run_search
+from dvbench.search import SearchOptions, run_search
+from dvbench.space import load_space
 
 
 def test_the_metric_table_knows_every_proxy_the_proxies_room_has():

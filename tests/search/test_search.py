@@ -19,8 +19,9 @@ from search_helpers import write_space as _write_space
 from dvbench.cli import main
 from dvbench.errors import UsageError
 from dvbench.models import DualViTConfig, create_model, official_config
-from dvbench.search import SearchOptions, list_spaces, load_space, load_study, run_search
-from dvbench.search._pareto import STRICT, hypervolume
+from dvbench.search import SearchOptions, load_study, run_search
+from dvbench.space import list_spaces, load_space
+from dvbench.stats.pareto import STRICT, hypervolume
 
 
 def _options(tmp_path: Path, space_path: Path, **kwargs) -> SearchOptions:

@@ -24,9 +24,10 @@ from search_helpers import COST_SPACE, write_space
 from dvbench.cli import main
 from dvbench.evaluate import EvaluationFailure, Evaluator
 from dvbench.files import write_atomic
-from dvbench.search import SearchOptions, join_study, load_space, run_search, trials_frame
+from dvbench.search import SearchOptions, join_study, run_search, trials_frame
 from dvbench.search._study import reap_stale_trials
 from dvbench.search.record import HEARTBEAT
+from dvbench.space import load_space
 
 # minimise gflops, maximise params_m; every sampled config builds; no seed trials
 # the tests play dead workers with study.ask(), which Optuna warns about on heartbeats

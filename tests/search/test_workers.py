@@ -31,9 +31,9 @@ from search_helpers import (
 
 from dvbench.evaluate import Evaluator
 from dvbench.search import (
+    SearchObserver,
     SearchOptions,
     join_study,
-    load_space,
     load_study,
     run_search,
     trials_frame,
@@ -42,6 +42,7 @@ from dvbench.search._trial import TrialRunner
 from dvbench.search.record import HEARTBEAT, started_by
 from dvbench.search.storage import open_storage
 from dvbench.search.workers import THREAD_ENV, threads_per_worker
+from dvbench.space import load_space
 
 PG_URL = os.environ.get("DVBENCH_TEST_PG_URL")
 # Trials long enough (~1 s: latency is measured) that workers overlap and can be killed mid-trial.
@@ -335,7 +336,12 @@ def test_a_worker_waits_for_the_last_trial_and_retries_it_when_its_worker_dies(t
     dead.set_user_attr("worker", {"id": "elsewhere:1", "trial": dead.number})
     dead.set_user_attr(HEARTBEAT, [dead.number, time.time()])
     messages: list[str] = []
-    summary = run_search(options, log=messages.append)
+
+    class Listener(SearchObserver):
+        def log(self, message: str) -> None:
+            messages.append(message)
+
+    summary = run_search(options, observer=Listener())
     assert summary.completed == 2
     assert any(m.startswith("waiting: the last 1 trial(s)") for m in messages)
     # it was failed only once silent for the grace period: its end is 2 s after its beat

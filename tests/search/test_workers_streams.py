@@ -13,9 +13,10 @@ import pytest
 from optuna.distributions import FloatDistribution
 from search_helpers import COST_SPACE, REPO, peek_study, write_space
 
-from dvbench.search import SearchOptions, join_study, load_space, run_search
+from dvbench.search import SearchOptions, join_study, run_search
 from dvbench.search._options import StreamSampler, stream_seed
 from dvbench.search.record import started_by
+from dvbench.space import load_space
 
 # cost-only, 4 x 6 x 2 = 48 buildable candidates: chance alone rarely repeats a sequence
 WIDE_SPACE = {

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from dvbench.search._pareto import front_probability
+from dvbench.space.sections import refuse_unknown
+from dvbench.stats.pareto import front_probability
 
 RULES = ("racing", "uniform")
 
@@ -50,9 +51,7 @@ class Repeats:
 
     @classmethod
     def parse(cls, raw: Mapping) -> Repeats:
-        unknown = sorted(set(raw) - {"seeds", "rule"})
-        if unknown:
-            raise ValueError(f"repeats.{unknown[0]}: unknown setting (seeds, rule)")
+        refuse_unknown("repeats", raw, ("seeds", "rule"))
         return cls(**raw)
 
 
@@ -71,17 +70,20 @@ def repeats_due(
     repeats: Repeats,
     runs_at_top: Mapping[int, int],
     live: set[int],
+    chance: Sequence[float] | None = None,
 ) -> list[tuple[int, int]]:
     """The (candidate, repeat index) runs to enqueue now.
 
     ``pool``: the candidates at the top budget (rows with ``candidate`` and the objectives),
     ``errors`` their standard errors; ``runs_at_top[c]``: runs of candidate c at the top
-    budget in any state; ``live``: candidates with a run waiting or running.
+    budget in any state; ``live``: candidates with a run waiting or running; ``chance``:
+    their front probabilities when already drawn (the study's analysis), else drawn here.
     """
     if pool.empty:
         return []
-    values = pool[list(metrics)].astype(float).to_numpy()
-    chance = front_probability(values, directions, errors)
+    if chance is None:
+        values = pool[list(metrics)].astype(float).to_numpy()
+        chance = front_probability(values, directions, errors)
     due = []
     for p, candidate in zip(chance, pool["candidate"].astype(int)):
         have = runs_at_top.get(candidate, 1)

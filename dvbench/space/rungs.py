@@ -3,12 +3,12 @@ candidates from rung to rung by Pareto rank.
 
 The method is asynchronous successive halving (ASHA; Li et al., "A System for Massively
 Parallel Hyperparameter Tuning", MLSys 2020) with the single-objective "top 1/eta by loss"
-replaced by the order of the study's dominance rule (``_pareto``): NSGA-II's (Deb et al., IEEE
-TEVC 2002) non-dominated rank under the noise-aware rule, then crowding distance (larger
-first; the extremes of a front come first), then the probability of being on the front
-(higher first), then the candidate's number (the earlier first), so the order is total and the
-same on every worker. At a lower rung each candidate has one seed, so its accuracy's standard
-error is the test set's.
+replaced by the order of the study's dominance rule (:mod:`dvbench.stats.pareto`): NSGA-II's
+(Deb et al., IEEE TEVC 2002) non-dominated rank under the noise-aware rule, then crowding
+distance (larger first; the extremes of a front come first), then the probability of being
+on the front (higher first), then the candidate's number (the earlier first), so the order is
+total and the same on every worker. At a lower rung each candidate has one seed, so its
+accuracy's standard error is the test set's.
 
 Promotion rule (asynchronous, nobody waits for a rung to fill): a candidate that completed
 rung k is promoted to rung k + 1 when it is among the first ``floor(n_k / eta)`` of the
@@ -29,7 +29,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from dvbench.search._pareto import STRICT, DominanceRule
+from dvbench.space.sections import refuse_unknown
+from dvbench.stats.pareto import STRICT, DominanceRule
 from dvbench.train import Budget, TrainSettings
 
 UNITS = {"epochs": "ep", "steps": "steps", "seconds": "s"}
@@ -67,9 +68,7 @@ class Fidelity:
 
     @classmethod
     def parse(cls, raw: Mapping) -> Fidelity:
-        unknown = sorted(set(raw) - {"rungs", "eta", "unit"})
-        if unknown:
-            raise ValueError(f"fidelity.{unknown[0]}: unknown setting (rungs, eta, unit)")
+        refuse_unknown("fidelity", raw, ("rungs", "eta", "unit"))
         rungs = raw.get("rungs")
         if not isinstance(rungs, (list, tuple)):
             raise ValueError(f"fidelity.rungs: a list of budgets, got {rungs!r}")

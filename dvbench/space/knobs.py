@@ -51,10 +51,22 @@ class Knob:
         return trial.suggest_float(name, d.low, d.high, step=d.step, log=d.log)
 
     def contains(self, value: Any) -> bool:
-        try:
-            return self.distribution._contains(self.distribution.to_internal_repr(value))
-        except ValueError:  # a categorical value that is not among the choices
+        """Whether the knob can take ``value`` (Optuna's public distribution fields only)."""
+        d = self.distribution
+        if isinstance(d, optuna.distributions.CategoricalDistribution):
+            try:
+                d.to_internal_repr(value)  # raises for a value that is not among the choices
+            except ValueError:
+                return False
+            return True
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
             return False
+        if not d.low <= value <= d.high:
+            return False
+        if d.log or d.step is None:
+            return True
+        steps = (value - d.low) / d.step
+        return abs(steps - round(steps)) < 1e-8
 
 
 def param_name(knob: str, version: int = 1) -> str:

@@ -29,6 +29,7 @@ Everything is validated once, at load time, into typed settings (:class:`DataSpe
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -44,13 +45,12 @@ from dvbench.metrics import CONSTRAINTS, METRICS
 from dvbench.models import DualViTConfig
 from dvbench.profile import ProfileSettings
 from dvbench.runtime import spaces_dir
-from dvbench.search._device import PREDICTED_LATENCY, check_device, device_record, load_device
-from dvbench.search._knobs import Knob, check_value, first_value, knobs_to_config, parse_knob
-from dvbench.search._pareto import DEFAULT_CONFIDENCE, DominanceRule
-from dvbench.search._prefilter import Prefilter
-from dvbench.search._repeats import Repeats
-from dvbench.search._rungs import Fidelity
-from dvbench.search._sections import (
+from dvbench.space.device import PREDICTED_LATENCY, check_device, device_record, load_device
+from dvbench.space.knobs import Knob, check_value, first_value, knobs_to_config, parse_knob
+from dvbench.space.prefilter import Prefilter
+from dvbench.space.repeats import Repeats
+from dvbench.space.rungs import Fidelity
+from dvbench.space.sections import (
     Objective,
     parse_constraints,
     parse_noise,
@@ -59,6 +59,7 @@ from dvbench.search._sections import (
     parse_sampler,
     parse_train,
 )
+from dvbench.stats.pareto import DEFAULT_CONFIDENCE, DominanceRule
 from dvbench.train import DataSpec, TrainSettings
 
 #: The built-in spaces, on the file system whether installed from a wheel or in place.
@@ -162,7 +163,54 @@ class SearchSpace:
             record["device_profile"] = device_record(self.device)
         return record
 
+    @property
+    def num_classes(self) -> int:
+        """The classes a search of this space gives its candidates (the head is part of the
+        cost): ``fixed.num_classes`` when set, else the training data's, else ImageNet's 1000
+        (a space that only counts costs)."""
+        if "num_classes" in self.fixed:
+            return int(self.fixed["num_classes"])
+        if self.data is not None and self.data.num_classes:
+            return self.data.num_classes
+        return 1000
+
     # ------------------------------------------------------------------------ sampling
+    def random_candidates(
+        self, count: int, seed: int, *, img_size: int | None = None
+    ) -> list[tuple[dict[str, Any], DualViTConfig]]:
+        """Up to ``count`` distinct buildable candidates drawn at random (Optuna's
+        RandomSampler, ``seed``), as (knobs, config) with the space's classes at ``img_size``
+        (default: the profiling resolution). Draws stop after ``50 * count`` tries, so a space
+        with fewer distinct buildable candidates gives fewer: the caller says whether that is
+        an error. Optuna's log level is left as it was."""
+        img_size = img_size or self.profile.resolution
+        verbosity = optuna.logging.get_verbosity()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "created a study" line
+        try:
+            study = optuna.create_study(
+                sampler=optuna.samplers.RandomSampler(seed=seed), directions=["maximize"]
+            )
+        finally:
+            optuna.logging.set_verbosity(verbosity)
+        out: list[tuple[dict[str, Any], DualViTConfig]] = []
+        seen: set[str] = set()
+        for _ in range(count * 50):
+            trial = study.ask()
+            knobs = self.sample(trial)
+            study.tell(trial, 0.0)
+            key = json.dumps(knobs, sort_keys=True, default=str)
+            if key in seen:
+                continue
+            seen.add(key)
+            try:
+                cfg = self.config(knobs, num_classes=self.num_classes, img_size=img_size)
+            except ValueError:
+                continue
+            out.append((knobs, cfg))
+            if len(out) == count:
+                break
+        return out
+
     def sample(self, trial: optuna.Trial, version: int = 1) -> dict[str, Any]:
         """Knob values for ``trial`` (Optuna parameters named for the space ``version``)."""
         return {knob.name: knob.suggest(trial, version) for knob in self.knobs}

@@ -44,7 +44,7 @@ def _plain(value: Any) -> Any:
 
 
 def space_yaml(space: Any) -> str:
-    """The :class:`~dvbench.search.space.SearchSpace` ``space`` as a space file."""
+    """The :class:`~dvbench.space.definition.SearchSpace` ``space`` as a space file."""
     data: dict[str, Any] = {
         "name": space.name,
         "description": space.description,

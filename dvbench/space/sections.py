@@ -102,6 +102,14 @@ SECTION_LIMITS: dict[str, float] = {
 }  # fmt: skip
 
 
+def refuse_unknown(section: str, raw: Mapping, allowed: tuple[str, ...]) -> None:
+    """ValueError naming the first key of ``raw`` that ``section`` does not have, with the
+    keys it does."""
+    unknown = sorted(set(raw) - set(allowed))
+    if unknown:
+        raise ValueError(f"{section}.{unknown[0]}: unknown setting ({', '.join(allowed)})")
+
+
 def check_section(where: str, raw: Mapping) -> None:
     """Every number of a ``train:``/``profile:`` block is finite and within
     :data:`SECTION_LIMITS` (``ValueError`` naming the field)."""

@@ -4,9 +4,9 @@ high (issue: how far can the accuracy axis be trusted?).
 A space's ``prefilter: {signal: synflow, keep: 1, sample: 4}`` stands the score in for the
 accuracy objective and ranks each candidate, once its costs are measured, among every
 candidate the study has scored so far, itself included, by the order successive halving uses
-(the study's dominance rule of ``_pareto`` over the score, higher first, and the space's
-other objectives: non-dominated rank, crowding distance, then the earlier candidate). It is
-trained when its place ``r`` of ``m`` is within the best ``keep/sample``
+(the study's dominance rule, :mod:`dvbench.stats.pareto`, over the score, higher first, and
+the space's other objectives: non-dominated rank, crowding distance, then the earlier
+candidate). It is trained when its place ``r`` of ``m`` is within the best ``keep/sample``
 (``r <= ceil(m * keep / sample)``); the others are recorded as PRUNED trials with their
 score, costs and the reason. Ranking on the predicted front rather than on the score alone
 keeps the cheap end of the front: a small network with a low score is still non-dominated
@@ -23,7 +23,13 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from dvbench.search._pareto import DominanceRule
+from dvbench.metrics import PROXY_METRICS
+from dvbench.space.sections import refuse_unknown
+from dvbench.stats.pareto import DominanceRule
+
+#: What a pre-filter can rank by, from the metric table: the costs counted without training
+#: and every training-free proxy (the proxies room scores the same list).
+SIGNALS: tuple[str, ...] = ("params_m", "gflops", *PROXY_METRICS)
 
 
 @dataclass(frozen=True)
@@ -33,10 +39,8 @@ class Prefilter:
     sample: int = 4
 
     def __post_init__(self) -> None:
-        from dvbench.proxies import PROXIES
-
-        if self.signal not in PROXIES:
-            raise ValueError(f"prefilter.signal: one of {', '.join(PROXIES)}, got {self.signal!r}")
+        if self.signal not in SIGNALS:
+            raise ValueError(f"prefilter.signal: one of {', '.join(SIGNALS)}, got {self.signal!r}")
         for name in ("keep", "sample"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -46,9 +50,7 @@ class Prefilter:
 
     @classmethod
     def parse(cls, raw: Mapping) -> Prefilter:
-        unknown = sorted(set(raw) - {"signal", "keep", "sample"})
-        if unknown:
-            raise ValueError(f"prefilter.{unknown[0]}: unknown setting (signal, keep, sample)")
+        refuse_unknown("prefilter", raw, ("signal", "keep", "sample"))
         if "signal" not in raw:
             raise ValueError("prefilter.signal: name a training-free proxy, e.g. synflow")
         return cls(**raw)
