@@ -11,6 +11,7 @@ from rich.table import Table
 
 from dvbench.latency.device import DeviceProfile
 from dvbench.latency.features import cost_features
+from dvbench.metrics import METRICS
 
 __all__ = ["calibration_summary", "predict_models", "prediction_table"]
 
@@ -18,11 +19,12 @@ __all__ = ["calibration_summary", "predict_models", "prediction_table"]
 def calibration_summary(profile: DeviceProfile) -> list[str]:
     """Where it was measured, the model chosen and its leave-one-out error beside FLOPs'."""
     held, fit = profile.held_out, profile.fit
+    latency = METRICS["latency_ms_median"]
     latencies = [s.latency_ms_median for s in profile.samples]
     lines = [
         f"device profile: {profile.label}",
         f"  {len(profile.samples)} candidates of {profile.space}, "
-        f"{min(latencies):.2f}-{max(latencies):.2f} ms per batch",
+        f"{latency.text(min(latencies))}-{latency.text(max(latencies))} {latency.unit} per batch",
         f"  model {fit.model}: leave-one-out median error {held['mdape']:.1f} %, "
         f"Spearman {held['spearman']:.3f}",
     ]
@@ -68,8 +70,10 @@ def prediction_table(
 
     The error column appears only when this run measured on the profile's own device, threads
     and torch: anywhere else the two columns are two different machines. Returns the table and
-    one warning per model the profile extrapolates to.
+    one warning per model the profile extrapolates to. Headers and precision are the metrics'
+    (:mod:`dvbench.metrics`).
     """
+    predicted_ms, measured_ms = METRICS["latency_pred_ms"], METRICS["latency_ms_median"]
     resolution = results[0].settings.resolution
     predicted = predict_models(models, profile, resolution)
     rows = [r for r in results if r.batch_size == profile.batch_size]
@@ -83,18 +87,19 @@ def prediction_table(
         padding=0,
     )
     table.add_column("model", no_wrap=True)
-    table.add_column("predicted\nms", justify="right", no_wrap=True)
+    table.add_column(predicted_ms.header(narrow=True), justify="right", no_wrap=True)
     if measured_any:
-        table.add_column("measured\nhere ms", justify="right", no_wrap=True)
+        here = f"measured\nhere ({measured_ms.unit})"
+        table.add_column(here, justify="right", no_wrap=True)
     if same:
         table.add_column("error\n%", justify="right", no_wrap=True)
     table.add_column("range", justify="left")
     notes = []
     for result, (ms, outside) in zip(rows, predicted):
-        cells = [result.model, f"{ms:.2f}"]
+        cells = [result.model, predicted_ms.text(ms)]
         m = result.measurement
         if measured_any:
-            cells.append(f"{m.median_s * 1e3:.2f}" if m is not None else "")
+            cells.append(measured_ms.text(m.median_s * 1e3) if m is not None else "")
         if same:
             cells.append(f"{(ms / (m.median_s * 1e3) - 1) * 100:+.1f}" if m is not None else "")
         cells.append("outside" if outside else "inside")

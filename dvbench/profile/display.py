@@ -8,34 +8,51 @@ import pandas as pd
 from rich import box
 from rich.table import Table
 
+from dvbench.metrics import METRICS, column_header
 from dvbench.profile.runner import ProfileResult, results_to_frame
 
 __all__ = ["breakdown_table", "results_table", "uncounted_warnings"]
 
-# (frame column, header, format); a column is shown only when some row has a value.
-_DISPLAY: tuple[tuple[str, str, str], ...] = (
-    ("model", "model", "{}"),
-    ("resolution", "res", "{:d}"),
-    ("batch_size", "batch", "{:d}"),
-    ("params_m", "params\n(M)", "{:.2f}"),
-    ("gflops", "GFLOPs", "{:.2f}"),
-    ("latency_ms_median", "latency\nms", "{:.2f}"),
-    ("latency_ms_p10", "p10", "{:.2f}"),
-    ("latency_ms_p90", "p90", "{:.2f}"),
-    ("runs", "runs", "{:.0f}"),
-    ("throughput_img_s", "img/s", "{:.1f}"),
-    ("compile_s", "compile\ns", "{:.1f}"),
-    ("peak_mem_mb", "peak mem\n(MiB)", "{:.0f}"),
-    ("status", "status", "{}"),
+# The frame's columns in the order shown; a column is shown only when some row has a value.
+_DISPLAY: tuple[str, ...] = (
+    "model",
+    "resolution",
+    "batch_size",
+    "params_m",
+    "gflops",
+    "latency_ms_median",
+    "latency_ms_p10",
+    "latency_ms_p90",
+    "runs",
+    "throughput_img_s",
+    "compile_s",
+    "peak_mem_mb",
+    "status",
 )
+# Metrics take their header (short name over unit) and precision from dvbench.metrics; these
+# columns are not metrics: (header, format).
+_OTHER: dict[str, tuple[str, str]] = {
+    "model": ("model", "{}"),
+    "resolution": ("res", "{:d}"),
+    "batch_size": ("batch", "{:d}"),
+    "runs": ("runs", "{:.0f}"),
+    "compile_s": ("compile\ns", "{:.1f}"),
+    "status": ("status", "{}"),
+}
 _TEXT_COLUMNS = {"model", "status"}
 _MEASURED = ("latency_ms_median", "peak_mem_mb", "compile_s")
 
 
-def _cell(value: object, fmt: str) -> str:
+def _header(column: str) -> str:
+    return _OTHER[column][0] if column in _OTHER else column_header(column, narrow=True)
+
+
+def _cell(column: str, value: object) -> str:
+    if column in METRICS:
+        return METRICS[column].text(value)
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return ""
-    return fmt.format(value)
+    return _OTHER[column][1].format(value)
 
 
 def results_table(results: Sequence[ProfileResult], *, title: str | None = None) -> Table:
@@ -43,8 +60,8 @@ def results_table(results: Sequence[ProfileResult], *, title: str | None = None)
     frame = results_to_frame(results)
     measured = frame[list(_MEASURED)].notna().any().any()
     shown = [
-        (column, header, fmt)
-        for column, header, fmt in _DISPLAY
+        column
+        for column in _DISPLAY
         if frame[column].notna().any()
         and (column != "status" or (frame[column] != "ok").any())
         and (column != "batch_size" or measured or frame[column].nunique() > 1)
@@ -57,7 +74,8 @@ def results_table(results: Sequence[ProfileResult], *, title: str | None = None)
         padding=0,  # the box draws one space between columns
     )
     names = [str(r) for r in frame["model"]] if "model" in frame else []
-    for column, header, _ in shown:
+    for column in shown:
+        header = _header(column)
         if column == "model":  # names whole; the other columns wrap, never cut ("para…")
             table.add_column(header, no_wrap=True, min_width=max(map(len, names), default=5))
         elif column in _TEXT_COLUMNS:  # a status such as "oom" may wrap
@@ -65,12 +83,12 @@ def results_table(results: Sequence[ProfileResult], *, title: str | None = None)
         else:  # numbers are never wrapped or cut; headers are short lines
             table.add_column(header, justify="right", no_wrap=True)
     for record in frame.to_dict("records"):
-        table.add_row(*(_cell(record[column], fmt) for column, _, fmt in shown))
+        table.add_row(*(_cell(column, record[column]) for column in shown))
     return table
 
 
 def _title(results: Sequence[ProfileResult]) -> str:
-    flops = "GFLOPs: fvcore MACs per image"
+    flops = f"{METRICS['gflops'].label}: fvcore MACs per image"
     s = results[0].settings if results else None
     if s is None or not (s.latency or s.memory or s.compile):
         return flops
@@ -87,23 +105,25 @@ def _title(results: Sequence[ProfileResult]) -> str:
 
 
 def breakdown_table(result: ProfileResult) -> Table:
-    """Parameters and FLOPs per top-level module (timm stage containers expanded)."""
+    """Parameters and FLOPs per top-level module (timm stage containers expanded); headers and
+    precision are the metrics' (:mod:`dvbench.metrics`)."""
     cost = result.cost
+    params, gflops = METRICS["params_m"], METRICS["gflops"]
     table = Table(title=f"{result.model} at {result.settings.resolution} px: cost by module")
     for header, justify in (
         ("module", "left"),
         ("type", "left"),
-        ("params (M)", "right"),
-        ("GFLOPs", "right"),
+        (params.header(), "right"),
+        (gflops.header(), "right"),
         ("% FLOPs", "right"),
     ):
         table.add_column(header, justify=justify)
     for row in cost.breakdown:
         share = 100 * row.flops / cost.flops if cost.flops else 0.0
-        table.add_row(
-            row.name, row.kind, f"{row.params / 1e6:.3f}", f"{row.flops / 1e9:.3f}", f"{share:.1f}"
-        )
-    table.add_row("total", "", f"{cost.params_m:.3f}", f"{cost.gflops:.3f}", "100.0", style="bold")
+        cells = (params.text(row.params / 1e6), gflops.text(row.flops / 1e9), f"{share:.1f}")
+        table.add_row(row.name, row.kind, *cells)
+    total = (params.text(cost.params_m), gflops.text(cost.gflops), "100.0")
+    table.add_row("total", "", *total, style="bold")
     return table
 
 
@@ -115,5 +135,6 @@ def uncounted_warnings(results: Sequence[ProfileResult]) -> list[str]:
             continue
         seen.add(result.model)
         ops = ", ".join(f"{op} x{n}" for op, n in result.cost.uncounted_ops.items())
-        lines.append(f"{result.model}: GFLOPs leave out ops fvcore cannot count: {ops}")
+        flops = METRICS["gflops"].label
+        lines.append(f"{result.model}: {flops} leave out ops fvcore cannot count: {ops}")
     return lines

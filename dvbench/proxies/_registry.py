@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
+from dvbench.metrics import METRICS
+
 if TYPE_CHECKING:  # the table itself imports no torch: `dvbench proxies --help` lists it
     import torch
     import torch.nn as nn
@@ -33,13 +35,13 @@ class Batch(NamedTuple):
 class Proxy:
     """A training-free score of an untrained network.
 
+    ``name`` is its metric in :mod:`dvbench.metrics`, which also gives its :attr:`label`;
     ``direction`` is the way the score points to higher accuracy; ``num_batches`` how many
     batches ``score`` reads (the runner draws the largest number any selected proxy needs);
     ``needs_labels`` whether it reads labels; ``uses_data`` whether it reads images at all.
     """
 
     name: str
-    label: str
     score: Callable[[nn.Module, Sequence[Batch]], float]
     citation: str
     direction: str = "maximize"
@@ -49,10 +51,17 @@ class Proxy:
     baseline: bool = False
 
     def __post_init__(self) -> None:
+        if self.name not in METRICS:
+            raise ValueError(f"name: {self.name!r} is not a metric of dvbench.metrics")
         if self.direction not in DIRECTIONS:
             raise ValueError(f"direction: must be maximize or minimize, got {self.direction!r}")
         if self.num_batches < 1:
             raise ValueError(f"num_batches: must be at least 1, got {self.num_batches}")
+
+    @property
+    def label(self) -> str:
+        """What tables call it: its metric's label (:mod:`dvbench.metrics`)."""
+        return METRICS[self.name].label
 
 
 # Adapters from the uniform (model, batches) call to each paper's natural arguments.
@@ -111,7 +120,6 @@ def _meco(model: nn.Module, batches: Sequence[Batch]) -> float:
 _TABLE = (
     Proxy(
         "params_m",
-        "params (M)",
         _params_m,
         "baseline: parameter count (millions)",
         uses_data=False,
@@ -119,7 +127,6 @@ _TABLE = (
     ),
     Proxy(
         "gflops",
-        "GFLOPs",
         _gflops,
         "baseline: fvcore multiply-accumulates per image at the proxy resolution",
         uses_data=False,
@@ -127,41 +134,36 @@ _TABLE = (
     ),
     Proxy(
         "synflow",
-        "SynFlow",
         _synflow,
         "Tanaka et al., NeurIPS 2020, arXiv:2006.05467",
         uses_data=False,
     ),
-    Proxy("naswot", "NASWOT", _naswot, "Mellor et al., ICML 2021, arXiv:2006.04647"),
+    Proxy("naswot", _naswot, "Mellor et al., ICML 2021, arXiv:2006.04647"),
     Proxy(
         "grad_norm",
-        "grad norm",
         _grad_norm,
         "Abdelfattah et al., ICLR 2021, arXiv:2101.08134",
         needs_labels=True,
     ),
     Proxy(
         "snip",
-        "SNIP",
         _snip,
         "Lee et al., ICLR 2019, arXiv:1810.02340; Abdelfattah et al., ICLR 2021",
         needs_labels=True,
     ),
     Proxy(
         "jacob_cov",
-        "jacob_cov",
         _jacob_cov,
         "Mellor et al., arXiv:2006.04647v1; Abdelfattah et al., ICLR 2021",
     ),
     Proxy(
         "zico",
-        "ZiCo",
         _zico,
         "Li et al., ICLR 2023, arXiv:2301.11300",
         num_batches=2,
         needs_labels=True,
     ),
-    Proxy("meco", "MeCo", _meco, "Jiang et al., NeurIPS 2023, openreview KFm2lZiI7n"),
+    Proxy("meco", _meco, "Jiang et al., NeurIPS 2023, openreview KFm2lZiI7n"),
 )
 
 #: Every proxy by name, in the order tables show them (baselines first).

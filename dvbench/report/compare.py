@@ -13,7 +13,7 @@ import pandas as pd
 from rich.table import Table
 
 from dvbench.files import ensure_folder
-from dvbench.metrics import METRICS
+from dvbench.metrics import column_header
 from dvbench.profile import write_results
 from dvbench.report.data import metric_name, metric_text
 from dvbench.report.plots import (
@@ -33,7 +33,8 @@ __all__ = [
 ]
 
 TABLE_SUFFIXES = (".csv", ".json", ".parquet")
-# Columns of the printed table, in order; a column is shown when some row has a value.
+# Columns of the printed table, in order; a column is shown when some row has a value. Metric
+# columns take their header and precision from dvbench.metrics; these two are not metrics.
 _DISPLAY = ("model", "params_m", "gflops", "throughput_img_s", "latency_ms_median")
 _DISPLAY += ("peak_mem_mb", "top1", "top5", "train_status")
 _TEXT_COLUMNS = {"model": "model", "train_status": "training"}
@@ -47,10 +48,7 @@ _LEGEND = {
 
 
 def _header(column: str) -> str:
-    if column in _TEXT_COLUMNS:
-        return _TEXT_COLUMNS[column]
-    metric = METRICS[column]
-    return f"{metric.label} ({metric.unit})" if metric.unit else metric.label
+    return _TEXT_COLUMNS[column] if column in _TEXT_COLUMNS else column_header(column)
 
 
 def _cell(column: str, value: Any) -> str:
@@ -82,9 +80,12 @@ def get_comparison_info(frame: pd.DataFrame) -> ParetoFrontInfo:
     first = frame.iloc[0] if len(frame) else {}
     resolution = int(first["resolution"]) if len(frame) else None
     batch = int(first["batch_size"]) if len(frame) else 1
-    subtitle = f"GFLOPs at {resolution} px"
+    subtitle = f"{metric_name('gflops')} at {resolution} px"
     if y_metric == "throughput_img_s":
-        subtitle += f"; throughput on {first['device']} ({first['device_name']}), batch {batch}"
+        subtitle += (
+            f"; {metric_name(y_metric)} on {first['device']} ({first['device_name']}), "
+            f"batch {batch}"
+        )
     if y_metric == "top1":
         subtitle += (
             f"; accuracy: proxy training, {first['proxy_data']}, {first['proxy_epochs']:g} epochs"
@@ -93,7 +94,7 @@ def get_comparison_info(frame: pd.DataFrame) -> ParetoFrontInfo:
         frame.assign(name=frame["model"]),
         "gflops",
         y_metric,
-        title=f"{metric_name(y_metric)} vs GFLOPs",
+        title=f"{metric_name(y_metric)} vs {metric_name('gflops')}",
         subtitle=subtitle,
         kind=lambda row, on_front: model_family(str(row["model"])),
         label=lambda row, on_front: str(row["model"]),

@@ -18,13 +18,12 @@ from typing import Any
 
 import pandas as pd
 
-from dvbench.metrics import format_with_error
+from dvbench.metrics import column_header, format_with_error
 from dvbench.report.data import (
     ACCURACY_METRICS,
     ReportData,
     metric_name,
     metric_text,
-    metric_unit,
 )
 from dvbench.report.escape import markdown_cell, markdown_text
 from dvbench.report.left_off import copies_text, get_left_off_info, left_off_text
@@ -45,7 +44,8 @@ __all__ = [
     "version_table",
 ]
 
-#: Metric columns a table may show, in order after the objectives (shown when measured).
+#: Metric columns a table may show, in order after the objectives (shown when measured);
+#: headers and precision are the metrics' own (:mod:`dvbench.metrics`).
 TABLE_METRICS = (
     "top1",
     "top5",
@@ -77,8 +77,7 @@ def markdown_table(
 
 
 def _column_header(metric: str, data: ReportData) -> str:
-    name, unit = metric_name(metric), metric_unit(metric)
-    text = name if unit == name else f"{name} ({unit})"
+    text = column_header(metric)
     if metric in data.metrics:
         text += " ↑" if data.directions[data.metrics.index(metric)] == "maximize" else " ↓"
     return text
@@ -329,9 +328,7 @@ def _dominance_lines(data: ReportData) -> list[str]:
                 f"(`dvbench search ... --baselines {name}` measures it again)."
             )
         elif name not in data.dominance:
-            lines.append(
-                f"- **{markdown_text(name)}**: not compared, it lacks an objective value."
-            )
+            lines.append(f"- **{markdown_text(name)}**: not compared, it lacks an objective value.")
         elif not data.dominance[name]:
             lines.append(
                 f"- **{markdown_text(name)}**: no candidate dominates it (within the noise)."

@@ -31,7 +31,8 @@ from dvbench.report.data import (
     metric_name,
     metric_text,
 )
-from dvbench.search import DominanceRule, candidates
+from dvbench.search import candidates
+from dvbench.stats import STRICT, DominanceRule
 
 __all__ = [
     "DPI",
@@ -79,13 +80,6 @@ _STUDY_LEGEND = {
     "swin": "Swin baseline",
     "pvt": "PVTv2 baseline",
     "other": "other baseline",
-}
-_SHORT_NAMES = {
-    "latency_ms_median": "latency",
-    "throughput_img_s": "throughput",
-    "peak_mem_mb": "memory",
-    "params_m": "params",
-    "train_time_s": "train_time",
 }
 
 
@@ -146,8 +140,13 @@ def model_family(name: str) -> str:
 
 
 def plot_file_name(x_metric: str, y_metric: str) -> str:
-    """``top1_vs_gflops.png``, ``top1_vs_latency.png``, ``params_vs_gflops.png``."""
-    return f"{_SHORT_NAMES.get(y_metric, y_metric)}_vs_{_SHORT_NAMES.get(x_metric, x_metric)}.png"
+    """``top1_vs_gflops.png``, ``top1_vs_latency.png``, ``params_vs_gflops.png``: each metric's
+    file-name stem (:attr:`dvbench.metrics.Metric.stem`)."""
+    return f"{_stem(y_metric)}_vs_{_stem(x_metric)}.png"
+
+
+def _stem(metric: str) -> str:
+    return METRICS[metric].stem if metric in METRICS else metric
 
 
 def report_axes(data: ReportData) -> list[tuple[str, str]]:
@@ -211,7 +210,7 @@ def get_points_info(
     on it too. The staircase joins the front of the point estimates.
     """
     x_dir, y_dir = directions or (_usual_direction(x_metric), _usual_direction(y_metric))
-    rule = rule or DominanceRule()
+    rule = rule or STRICT
     se_column = f"{y_metric}_se"
 
     def point(row: Mapping[str, Any], on_front: bool) -> PlotPoint:
@@ -236,7 +235,7 @@ def get_points_info(
         if se_column in pool:
             errors[:, 1] = pd.to_numeric(pool[se_column], errors="coerce").fillna(0.0)
         mask = rule.front(values, (x_dir, y_dir), errors)
-        strict = DominanceRule().front(values, (x_dir, y_dir))
+        strict = STRICT.front(values, (x_dir, y_dir))
         points = [point(row, bool(m)) for row, m in zip(pool.to_dict("records"), mask, strict=True)]
         front = sorted(
             (tuple(v) for v, m in zip(values.tolist(), strict, strict=True) if m),

@@ -23,7 +23,8 @@ from dvbench.report import (
     write_comparison,
 )
 from dvbench.report.plots import DPI, FIGSIZE
-from dvbench.search import SearchOptions, load_space, load_study, open_study, run_search
+from dvbench.search import SearchOptions, load_study, open_study, run_search
+from dvbench.space import load_space
 from dvbench.train import DataSpec, TrainSettings
 
 RES = 64

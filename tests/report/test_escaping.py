@@ -17,8 +17,9 @@ from dvbench.models import load_config
 from dvbench.report import export_trial
 from dvbench.report.escape import markdown_cell, markdown_text
 from dvbench.report.left_off import get_left_off_info, left_off_text
-from dvbench.search import SearchOptions, load_space, run_search
+from dvbench.search import SearchOptions, run_search
 from dvbench.search.record import METRICS_ATTR, SEED_NAME, STUDY_ATTR
+from dvbench.space import load_space
 
 HOSTILE = "x\nnum_classes: 1000\n<script>alert(1)</script> | \u2028top: 1\r\x85"
 

@@ -31,8 +31,8 @@ from dvbench.report import (
 )
 from dvbench.report.plots import DPI, FIGSIZE, report_axes
 from dvbench.search import open_study
-from dvbench.search._knobs import knobs_to_config
 from dvbench.search.tables import Criteria, export_tables
+from dvbench.space.knobs import knobs_to_config
 
 RES = 64
 KNOBS = {
@@ -427,7 +427,8 @@ def test_the_reproduce_command_reproduces_the_study(tmp_path, monkeypatch):
 
     from search_helpers import COST_SPACE, write_space
 
-    from dvbench.search import SearchOptions, load_space, run_search
+    from dvbench.search import SearchOptions, run_search
+    from dvbench.space import load_space
 
     monkeypatch.setenv("DVBENCH_RESULTS_DIR", str(tmp_path / "results"))
     monkeypatch.chdir(tmp_path)
