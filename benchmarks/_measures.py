@@ -56,7 +56,7 @@ from functools import cached_property
 
 import numpy as np
 
-from dvbench.search._pareto import STRICT, DominanceRule, hypervolume
+from dvbench.stats.pareto import DEFAULT_CONFIDENCE, STRICT, hypervolume
 
 #: Cost budgets of the regret grid.
 BUDGETS = 64
@@ -255,7 +255,7 @@ def front_order_k(score: Sequence[float], cost: Sequence[float], k: int) -> np.n
     """The first ``k`` in the search's order of (``score`` maximised, cost minimised): the
     pre-filter's predicted front, or, with an accuracy as the score, a policy that reads it."""
     values = np.c_[np.asarray(score, float), np.asarray(cost, float)]
-    order = DominanceRule().order(values.tolist(), DIRECTIONS, list(range(len(values))))
+    order = STRICT.order(values.tolist(), DIRECTIONS, list(range(len(values))))
     return np.asarray(order[: max(int(k), 0)], int)
 
 
@@ -331,7 +331,7 @@ def check_measure(
     higher_is_better: bool | None = None,
     resamples: int = 400,
     draws: int = 20,
-    level: float = 0.95,
+    level: float = DEFAULT_CONFIDENCE,
     seed: int = 0,
 ) -> MeasureCheck:
     """The check of ``measure`` (a name of :data:`MEASURES`, or a :data:`Measure`) on one

@@ -34,7 +34,7 @@ searches with their compute, the controls beside them). ``--rescore`` rebuilds i
 committed studies and the committed search rows without training.
 
 ``--replay`` judges the rule on the cifar yardstick instead, without training: successive
-halving over Pareto ranks (``dvbench.search._rungs.promotions``, the study's noise-aware rule
+halving over Pareto ranks (``dvbench.space.rungs.promotions``, the study's noise-aware rule
 at confidence 0.95, one seed a candidate as a search runs it) replayed on the records' learning
 curves (``--rungs``, default 3,15 epochs, the epochs every candidate of the yardstick has;
 eta 3), judged against cheapest-k, random-k and permuted with paired bootstrap intervals over
@@ -67,8 +67,8 @@ OUT = REPO / "results" / "benchmarks"
 
 
 def _space(mode: str, args: argparse.Namespace):
-    from dvbench.search import load_space
-    from dvbench.search._rungs import Fidelity
+    from dvbench.space import load_space
+    from dvbench.space.rungs import Fidelity
 
     space = load_space("small")
     data = dataclasses.replace(
@@ -205,19 +205,20 @@ SEARCH_COLUMNS = ("candidates", "at_top_rung", "front", "hypervolume", "train_s"
                   "epochs_vs_full")  # fmt: skip
 
 
-def successive_halving(rungs: tuple[float, ...], eta: int, confidence: float = 0.95):
+def successive_halving(rungs: tuple[float, ...], eta: int, confidence: float | None = None):
     """Multi-fidelity as a policy on a replay: candidates arrive in the pool's order, each
     trains to the first rung, and every promotion the search's rule allows runs before the
-    next candidate (one worker); chosen: those that reached the top rung."""
+    next candidate (one worker); chosen: those that reached the top rung. ``confidence``: the
+    rule's (default: dvbench's, :data:`~dvbench.stats.DEFAULT_CONFIDENCE`)."""
     import numpy as np
     from _policies import Choice
 
     from dvbench.metrics import accuracy_standard_error
-    from dvbench.search._pareto import DominanceRule
-    from dvbench.search._rungs import Fidelity, Measured, promotions
+    from dvbench.space.rungs import Fidelity, Measured, promotions
+    from dvbench.stats.pareto import DEFAULT_CONFIDENCE, DominanceRule
 
     fidelity = Fidelity(rungs=tuple(float(r) for r in rungs), eta=eta)
-    rule = DominanceRule(confidence)
+    rule = DominanceRule(DEFAULT_CONFIDENCE if confidence is None else confidence)
     directions = ("maximize", "minimize")
 
     def choose(replay) -> Choice:

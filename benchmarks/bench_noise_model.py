@@ -65,13 +65,14 @@ from scipy.stats import norm
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from dvbench.stats import DEFAULT_CONFIDENCE, pooled_variance  # noqa: E402
+
 CALIBRATE = REPO / "results" / "benchmarks" / "calibrate"
 YARDSTICK = CALIBRATE / "yardstick_cifar-300-32-15" / "records.jsonl"
 CURVES = CALIBRATE / "yardstick_cifar-300-32-15_curves" / "records.jsonl"
 OUT = REPO / "results" / "benchmarks" / "noise_model.csv"
 IMAGES = 8000
 EPOCH = 15.0
-CONFIDENCE = 0.95
 DIRECTIONS = ("maximize", "minimize")  # top-1, GFLOPs
 BINS = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0 + 1e-9)
 PHI_FIRST, EXTRA_FIRST = 0.115, 0.006  # points², first outcomes of the curves (see docstring)
@@ -86,11 +87,17 @@ class Yardstick:
 
     @property
     def seed_sd(self) -> float:
-        return math.sqrt(np.mean([np.var(v, ddof=1) for v in self.top1.values()]))
+        return math.sqrt(self._pooled[0])
 
     @property
     def seed_df(self) -> int:
-        return sum(len(v) - 1 for v in self.top1.values())
+        return int(self._pooled[1])
+
+    @property
+    def _pooled(self) -> tuple[float, float]:
+        """The top-1 seed variance pooled over the candidates, and its degrees of freedom."""
+        runs = list(self.top1.values())
+        return pooled_variance([np.var(v, ddof=1) for v in runs], [len(v) for v in runs])
 
 
 def read_yardstick(path: Path) -> Yardstick:
@@ -222,7 +229,7 @@ def old_errors(study: Study) -> np.ndarray:
     p = study.values[:, 0] / 100
     binomial = 1e4 * p * (1 - p) / IMAGES
     if seeds >= 2:
-        pooled = float(study.runs.mean(axis=2).var(axis=1, ddof=1).mean())
+        pooled = pooled_variance(study.runs.mean(axis=2).var(axis=1, ddof=1), [seeds] * len(p))[0]
         variance = np.maximum(pooled, binomial) / seeds
     else:
         variance = binomial
@@ -232,7 +239,7 @@ def old_errors(study: Study) -> np.ndarray:
 def old_dominated(values: np.ndarray, ses: np.ndarray) -> np.ndarray:
     """The old rule: i dominates j when no costlier and ahead by more than z sqrt(se_i² +
     se_j²), pair by pair."""
-    z = norm.ppf(CONFIDENCE)
+    z = norm.ppf(DEFAULT_CONFIDENCE)
     accuracy, cost, se = values[:, 0], values[:, 1], ses[:, 0]
     ahead = accuracy[:, None] - accuracy[None, :] > z * np.hypot(se[:, None], se[None, :])
     return ahead & (cost[:, None] <= cost[None, :])
@@ -280,7 +287,7 @@ def simulate(scenario: dict, gen: Generator, line, span, replicates: int, k: int
     true front) per candidate."""
     from dvbench.stats import STRICT, DominanceRule, front_probability
 
-    rule = DominanceRule(CONFIDENCE)
+    rule = DominanceRule(DEFAULT_CONFIDENCE)
     rng = np.random.default_rng(scenario["seed"])
     models = scenario["models"]  # model -> its calibration prior
     wrong = {m: [] for m in models}
@@ -311,7 +318,7 @@ def power(scenario: dict, gen: Generator, replicates: int, k: int, gaps=(1.0, 2.
     candidates (the others at the pair's mean), whose repeats pool the seed variance."""
     from dvbench.stats import DominanceRule
 
-    rule = DominanceRule(CONFIDENCE)
+    rule = DominanceRule(DEFAULT_CONFIDENCE)
     rng = np.random.default_rng(scenario["seed"] + 1)
     seeds = scenario["seeds"]
     true_se = one_candidate_sd(gen, seeds)
@@ -389,9 +396,9 @@ def leave_one_seed_out(yard: Yardstick) -> list[dict]:
         for c in keys:
             for s in range(len(table[c])):
                 rest = [v for i, v in enumerate(table[c]) if i != s]
-                others = [np.var(table[o], ddof=1) for o in keys if o != c]
-                df = 2 * len(others) + (len(rest) - 1)
-                pooled = (2 * sum(others) + (len(rest) - 1) * np.var(rest, ddof=1)) / df
+                others = [table[o] for o in keys if o != c]
+                pooled, df = pooled_variance([np.var(v, ddof=1) for v in [*others, rest]],
+                                             [len(v) for v in [*others, rest]])  # fmt: skip
                 error = table[c][s] - np.mean(rest)
                 spread = math.sqrt(pooled * (1 + 1 / len(rest)))  # the test term cancels
                 held["new"] += abs(error) <= stats.t.ppf(0.975, df) * spread

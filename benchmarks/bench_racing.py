@@ -46,6 +46,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
+from dvbench.stats import DEFAULT_CONFIDENCE  # noqa: E402
+
 OUT = REPO / "results" / "benchmarks" / "racing_policies"
 WIDTHS, DEPTHS = (8, 16, 24, 32), (1, 2, 3, 4, 5)  # up to 20 networks, one per candidate
 SPACE = {
@@ -60,7 +62,7 @@ SPACE = {
     "sampler": {"name": "random"},
     "train": {"data": "digits", "resolution": 16, "epochs": 1, "train_samples": 2},
     "profile": {"resolution": 32},
-    "confidence": 0.95,
+    "confidence": DEFAULT_CONFIDENCE,
 }  # fmt: skip
 SEEDS = 3
 STUDIES = {"racing": {"seeds": SEEDS}, "uniform 3 seeds": {"seeds": SEEDS, "rule": "uniform"}}
@@ -83,7 +85,8 @@ def one_study(folder: Path, truth: np.ndarray, cost: np.ndarray, sd: float, repe
               seed: int) -> list[tuple[int, int]]:  # fmt: skip
     """The (candidate, training seed) runs of one simulated study, in order."""
     from dvbench.evaluate import SimulatedEvaluator
-    from dvbench.search import SearchOptions, join_study, load_space, run_search
+    from dvbench.search import SearchOptions, join_study, run_search
+    from dvbench.space import load_space
 
     keys = list(itertools.product(WIDTHS, DEPTHS))[: len(truth)]
     table = {k: ({"params_m": 1.0, "gflops": float(g)}, float(t))

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import nnls
-from scipy.stats import spearmanr
 
 from dvbench.latency.features import FEATURES
+from dvbench.stats import spearman
 
 __all__ = ["MODELS", "LatencyFit", "fit_latency", "held_out_errors", "mdape"]
 
@@ -140,7 +140,7 @@ def _loo(model: str, rows, latencies: np.ndarray) -> dict[str, float]:
         coef, intercept = _fit_one(model, [rows[j] for j in keep], latencies[keep])
         x = _columns([rows[i]], MODELS[model])[0]
         predicted.append(float(x[:-1] @ coef + intercept))
-    return {"mdape": mdape(predicted, latencies), "spearman": _spearman(predicted, latencies)}
+    return {"mdape": mdape(predicted, latencies), "spearman": spearman(predicted, latencies)}
 
 
 def fit_latency(
@@ -185,11 +185,4 @@ def held_out_errors(
 ) -> dict[str, float]:
     """Spearman and median percentage error of ``fit`` on candidates it was not fitted on."""
     predicted = [fit.predict(r) for r in rows]
-    return {"spearman": _spearman(predicted, latencies_ms), "mdape": mdape(predicted, latencies_ms)}
-
-
-def _spearman(a: Sequence[float], b: Sequence[float]) -> float:
-    """Spearman's rho; NaN when either side is constant (a rank order is not defined)."""
-    if len(set(a)) < 2 or len(set(b)) < 2:
-        return math.nan
-    return float(spearmanr(a, b).statistic)
+    return {"spearman": spearman(predicted, latencies_ms), "mdape": mdape(predicted, latencies_ms)}

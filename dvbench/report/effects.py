@@ -20,12 +20,14 @@ from dvbench.files import write_atomic
 from dvbench.report.data import ACCURACY_METRICS, ReportData, metric_name, metric_unit
 from dvbench.report.markdown import markdown_table
 from dvbench.search import candidates
+from dvbench.stats import DEFAULT_CONFIDENCE
 from dvbench.stats.effects import NOT_DISTINGUISHED, PER_DOUBLING, KnobEffects, knob_effects
 
 __all__ = ["EFFECTS_FILE", "effects_section", "get_effects_info", "write_effects_table"]
 
 EFFECTS_FILE = "effects.csv"
-CONFIDENCE = 0.95  # the section's intervals (the study's dominance confidence may be 0: strict)
+# the section's intervals: dvbench's default, not the study's dominance rule's (0: strict)
+CONFIDENCE = DEFAULT_CONFIDENCE
 KNOB_PREFIX = "knob."
 DUALVIT = "dualvit"  # the family of the study's own candidates
 

@@ -9,6 +9,7 @@ from dvbench.stats.noise import (
     Noise,
     SeedVariance,
     flip_variance,
+    pooled_variance,
     test_set_variance,
 )
 from dvbench.stats.outcomes import ImageOutcomes
@@ -22,6 +23,7 @@ from dvbench.stats.pareto import (
     hypervolume,
     hypervolume_interval,
 )
+from dvbench.stats.reliability import spearman
 
 __all__ = [
     "DEFAULT_CONFIDENCE",
@@ -37,5 +39,7 @@ __all__ = [
     "holm",
     "hypervolume",
     "hypervolume_interval",
+    "pooled_variance",
+    "spearman",
     "test_set_variance",
 ]

@@ -73,6 +73,8 @@ from scipy.stats import t as student_t
 from statsmodels.regression.linear_model import OLS, WLS
 from statsmodels.stats.outliers_influence import variance_inflation_factor
 
+from dvbench.stats.pareto import DEFAULT_CONFIDENCE
+
 __all__ = [
     "COVARIANCES",
     "EFFECT_COLUMNS",
@@ -438,7 +440,7 @@ def knob_effects(
     family: str | None = None,
     family_reference: str | None = None,
     categorical: Sequence[str] = (),
-    confidence: float = 0.95,
+    confidence: float = DEFAULT_CONFIDENCE,
     covariance: str = "CR2",
     model: str = "auto",
 ) -> KnobEffects:

@@ -41,7 +41,14 @@ from functools import cached_property
 
 import numpy as np
 
-__all__ = ["Estimate", "Noise", "SeedVariance", "flip_variance", "test_set_variance"]
+__all__ = [
+    "Estimate",
+    "Noise",
+    "SeedVariance",
+    "flip_variance",
+    "pooled_variance",
+    "test_set_variance",
+]
 
 
 @dataclass(frozen=True)
@@ -96,10 +103,8 @@ class SeedVariance:
         n = np.asarray(seeds, dtype=float).reshape(-1)
         if sd.shape != n.shape:
             raise ValueError(f"seed variance: {sd.size} sds but {n.size} seed counts")
-        have = np.isfinite(sd) & (n >= 2)
-        df = float((n[have] - 1).sum())
-        sum_squares = float(((n[have] - 1) * sd[have] ** 2).sum())
-        flip = _pooled(flips, flip_seeds)
+        sum_squares, df = _pooled_sums(sd**2, n)
+        flip = pooled_variance(flips, flip_seeds)[0]
         if prior is None:
             flip = flip if math.isfinite(flip) else 0.0
             return cls(sum_squares / df, df, "seeds", flip) if df else cls(flip=flip)
@@ -140,14 +145,21 @@ def flip_variance(runs: np.ndarray) -> float:
     return float(values.var(axis=0, ddof=1).mean() / values.shape[1])
 
 
-def _pooled(values: Sequence[float], runs: Sequence[int]) -> float:
-    """The mean of ``values`` weighted by ``runs - 1`` over those from two runs or more."""
-    value = np.asarray(values, dtype=float).reshape(-1)
+def pooled_variance(variances: Sequence[float], runs: Sequence[int]) -> tuple[float, float]:
+    """``(pooled, df)``: the sample variances of groups of ``runs[i]`` runs each pooled by their
+    degrees of freedom, ``sum((n_i - 1) v_i) / sum(n_i - 1)`` over the finite ones from two runs
+    or more, and that ``sum(n_i - 1)``; ``(nan, 0)`` when there is none. (dvbench's one pooled
+    variance: :meth:`SeedVariance.pooled` and the flips' ``phi`` pool with it.)"""
+    sum_squares, df = _pooled_sums(variances, runs)
+    return (sum_squares / df if df else math.nan), df
+
+
+def _pooled_sums(variances: Sequence[float], runs: Sequence[int]) -> tuple[float, float]:
+    """``(sum((n_i - 1) v_i), sum(n_i - 1))`` of :func:`pooled_variance`."""
+    value = np.asarray(variances, dtype=float).reshape(-1)
     weight = np.asarray(runs, dtype=float).reshape(-1) - 1
     have = np.isfinite(value) & (weight >= 1)
-    return (
-        float((weight[have] * value[have]).sum() / weight[have].sum()) if have.any() else math.nan
-    )
+    return float((weight[have] * value[have]).sum()), float(weight[have].sum())
 
 
 @dataclass(frozen=True, eq=False)

@@ -65,9 +65,12 @@ __all__ = [
     "holm",
     "hypervolume",
     "hypervolume_interval",
+    "percentile_interval",
 ]
 
-#: The confidence of the dominance rule when a space does not say (the one place it is set).
+#: dvbench's confidence where a caller does not give one (the one place it is set): the
+#: dominance rule's when a space does not say, and every interval's (ICC, bootstrap, knob
+#: effects, hypervolume).
 DEFAULT_CONFIDENCE = 0.95
 DRAWS = 2000  # Monte Carlo draws for front probabilities
 _DRAW_SEED = 20260
@@ -156,8 +159,7 @@ class DominanceRule:
         :class:`Noise` or standard errors of the same shape, 0 or None where exact)."""
         gains = as_gains(values, directions)
         noise = as_noise(ses, gains.shape)
-        diff = gains[:, None, :] - gains[None, :, :]
-        exact = (diff >= 0).all(axis=2) & (diff > 0).any(axis=2)
+        exact = _strictly_dominates(gains[:, None, :] - gains[None, :, :])
         if self.strict or not noise.noisy.any():
             return exact
         diff, spread, dof = _differences(gains, noise)
@@ -252,6 +254,12 @@ class DominanceRule:
 STRICT = DominanceRule()  # the strict rule of exact values (confidence 0)
 
 
+def _strictly_dominates(diff: np.ndarray) -> np.ndarray:
+    """Strict dominance of exact values, from ``diff`` (..., objectives) of gains (one minus
+    the other, larger better): no worse in every objective and better in one."""
+    return (diff >= 0).all(axis=-1) & (diff > 0).any(axis=-1)
+
+
 def _differences(gains: np.ndarray, noise: Noise):
     """(difference, its sd, its degrees of freedom), each n x n x objectives: i minus j."""
     diff = gains[:, None, :] - gains[None, :, :]
@@ -306,7 +314,7 @@ def front_probability(
     if n == 0:
         return np.zeros(0)
     if not noise.noisy.any():
-        return DominanceRule().front(values, directions).astype(float)
+        return STRICT.front(values, directions).astype(float)
     rng = np.random.default_rng(_DRAW_SEED)
     design = _trend_design(gains[:, ~noise.noisy])
     drawn = np.repeat(gains[None], draws, axis=0)
@@ -343,7 +351,7 @@ def _front_share(drawn: np.ndarray) -> np.ndarray:
     for start in range(0, len(drawn), _CHUNK):
         block = drawn[start : start + _CHUNK]
         diff = block[:, :, None, :] - block[:, None, :, :]  # [k, i, j, m]: i minus j
-        beaten = ((diff >= 0).all(axis=3) & (diff > 0).any(axis=3)).any(axis=1)
+        beaten = _strictly_dominates(diff).any(axis=1)
         on_front += (~beaten).sum(axis=0)
     return on_front / len(drawn)
 
@@ -476,5 +484,18 @@ def hypervolume_interval(
         drawn[:, :, m] = _normal_draws(gains[:, m], noise.covariance(m), draws, rng)
     signs = np.array([1.0 if d == "maximize" else -1.0 for d in directions])
     samples = [hypervolume(d * signs, directions, reference, scale) for d in drawn]
-    low, high = np.percentile(samples, [2.5, 97.5])
+    return percentile_interval(samples)
+
+
+def percentile_interval(
+    draws: Sequence[float], level: float = DEFAULT_CONFIDENCE
+) -> tuple[float, float]:
+    """The central ``level`` interval of ``draws`` (bootstrap resamples, Monte Carlo draws):
+    their ``(1 - level) / 2`` and ``(1 + level) / 2`` percentiles (numpy's linear
+    interpolation) over the finite ones; ``(nan, nan)`` when none is finite."""
+    finite = [v for v in draws if math.isfinite(v)]
+    if not finite:
+        return math.nan, math.nan
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(finite, [tail, 100 - tail])
     return float(low), float(high)

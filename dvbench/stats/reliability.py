@@ -22,6 +22,7 @@ yardstick's statistics; ``calibrate`` and the benchmarks read them.)
   the interval holds the target's own noise; scipy's bootstrap resamples one level only, so
   that two-level loop is written here.
 - :func:`paired_tau_difference` -- tau(signal) - tau(reference) on the same resamples.
+- :func:`spearman` -- Spearman's rho, NaN where a ranking is undefined (dvbench's one).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import numpy as np
 from scipy import stats
 
 from dvbench.metrics import accuracy_standard_error
+from dvbench.stats.pareto import DEFAULT_CONFIDENCE, percentile_interval
 
 __all__ = [
     "BOOTSTRAP_RESAMPLES",
@@ -48,6 +50,7 @@ __all__ = [
     "seeds_for",
     "paired_tau_difference",
     "rank_agreement",
+    "spearman",
     "top_overlap",
 ]
 
@@ -70,7 +73,7 @@ class Reliability:
 def icc(
     table: Sequence[Sequence[float]],
     *,
-    level: float = 0.95,
+    level: float = DEFAULT_CONFIDENCE,
     covariate: Sequence[float] | Sequence[Sequence[float]] | None = None,
 ) -> Reliability:
     """ICC(1,1) of ``table`` (rows: candidates, columns: seeds; NaN where missing; rows with
@@ -191,16 +194,21 @@ class RankAgreement:
     top_quarter: float  # share of the target's top quarter that the signal's top quarter holds
 
 
+def _ranked(x, y) -> bool:
+    """Whether both sides rank: two values or more, neither constant (NaN passes: it makes
+    the coefficient NaN)."""
+    return len(x) >= 2 and np.ptp(x) != 0 and np.ptp(y) != 0
+
+
 def _tau(x: np.ndarray, y: np.ndarray) -> float:
-    if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return math.nan
-    return float(stats.kendalltau(x, y).statistic)
+    return float(stats.kendalltau(x, y).statistic) if _ranked(x, y) else math.nan
 
 
-def _rho(x: np.ndarray, y: np.ndarray) -> float:
-    if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return math.nan
-    return float(stats.spearmanr(x, y).statistic)
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman's rho of ``x`` against ``y`` (same length); NaN when either has fewer than two
+    values or is constant (no rank order) or holds a NaN."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    return float(stats.spearmanr(x, y).statistic) if _ranked(x, y) else math.nan
 
 
 def _target_table(target) -> np.ndarray:
@@ -245,15 +253,6 @@ def _resampled_targets(table: np.ndarray, picks: np.ndarray, rng) -> np.ndarray:
     return out
 
 
-def _interval(values: list[float], level: float = 0.95) -> tuple[float, float]:
-    finite = [v for v in values if math.isfinite(v)]
-    if not finite:
-        return math.nan, math.nan
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(finite, [tail, 100 - tail])
-    return float(low), float(high)
-
-
 def rank_agreement(
     signal: Sequence[float],
     target,
@@ -267,28 +266,28 @@ def rank_agreement(
     Candidates with a missing value are left out."""
     x, table = _usable(signal, target)
     y = _row_means(table)
-    tau, rho = _tau(x, y), _rho(x, y)
+    tau, rho = _tau(x, y), spearman(x, y)
     intervals = [(math.nan, math.nan)] * 2
     if len(x) >= 3 and table.shape[1] == 1:
         data = (x, y)
         with warnings.catch_warnings():  # a degenerate resample: handled below
             warnings.simplefilter("ignore", stats.DegenerateDataWarning)
             boot = stats.bootstrap(
-                data, lambda a, b: np.array([_tau(a, b), _rho(a, b)]), paired=True,
+                data, lambda a, b: np.array([_tau(a, b), spearman(a, b)]), paired=True,
                 vectorized=False, n_resamples=resamples, method="percentile",
                 random_state=np.random.default_rng(seed),
             )  # fmt: skip
         # the percentiles of the resamples where tau is defined (a resample of one repeated
         # candidate has none; scipy's own interval would be NaN then)
         taus, rhos = boot.bootstrap_distribution
-        intervals = [_interval(list(taus)), _interval(list(rhos))]
+        intervals = [percentile_interval(list(taus)), percentile_interval(list(rhos))]
     elif len(x) >= 3:
         rng = np.random.default_rng(seed)
         picks = rng.integers(0, len(x), (resamples, len(x)))
         targets = _resampled_targets(table, picks, rng)
         taus = [_tau(x[p], t) for p, t in zip(picks, targets)]
-        rhos = [_rho(x[p], t) for p, t in zip(picks, targets)]
-        intervals = [_interval(taus), _interval(rhos)]
+        rhos = [spearman(x[p], t) for p, t in zip(picks, targets)]
+        intervals = [percentile_interval(taus), percentile_interval(rhos)]
     return RankAgreement(
         n=len(x),
         kendall_tau=tau,
@@ -308,7 +307,7 @@ def paired_tau_difference(
     *,
     seed: int = 0,
     resamples: int = BOOTSTRAP_RESAMPLES,
-    level: float = 0.95,
+    level: float = DEFAULT_CONFIDENCE,
 ) -> tuple[float, float, float]:
     """tau(signal) - tau(reference) against ``target`` and its bootstrap interval at ``level``,
     both taus computed on the same resamples of candidates and target seeds (candidates
@@ -325,5 +324,5 @@ def paired_tau_difference(
     picks = rng.integers(0, len(x), (resamples, len(x)))
     targets = _resampled_targets(table, picks, rng)
     draws = [_tau(x[p], t) - _tau(r[p], t) for p, t in zip(picks, targets)]
-    low, high = _interval(draws, level)
+    low, high = percentile_interval(draws, level)
     return difference, low, high

@@ -14,10 +14,10 @@ import yaml
 from scipy.stats import norm
 
 from dvbench.metrics import ACCURACY_METRICS, METRICS, accuracy_standard_error
-from dvbench.search import load_space
 from dvbench.search._runs import add_uncertainty
 from dvbench.search.record import METRICS_ATTR, OUTCOMES, RUN
 from dvbench.search.tables import Criteria, pareto_frame, trials_frame
+from dvbench.space import load_space
 from dvbench.stats import (
     STRICT,
     DominanceRule,
