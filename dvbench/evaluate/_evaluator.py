@@ -399,7 +399,11 @@ class Evaluator:
             if self.trains and constrained and not result.feasible:
                 over = ", ".join(k for k, v in result.violations.items() if v > 0)
                 result.status, result.reason = "over_budget", f"over budget ({over}); not trained"
-                result.metrics.update(top1=0.0, top5=0.0, train_time_s=0.0)
+                # the sampler's value of a network not trained: no accuracy, and the loss of a
+                # uniform guess (ln classes), so a test-loss objective is never missing
+                result.metrics.update(
+                    top1=0.0, top5=0.0, test_loss=math.log(self.num_classes), train_time_s=0.0
+                )
             elif self.trains:
                 training = self.train(
                     spec,
@@ -412,6 +416,11 @@ class Evaluator:
                 )
                 result.training = training
                 result.metrics.update(training_metrics(training))
+                # bounds on what training measures (max_test_loss) are judged now
+                judged = self.violations(result.metrics)
+                result.violations.update(
+                    {k: v for k, v in judged.items() if k not in result.violations}
+                )
         except EvaluationFailure as exc:
             result.status, result.reason = "failed", str(exc)
         except (UsageError, torch.OutOfMemoryError, RuntimeError, ValueError) as exc:

@@ -175,6 +175,8 @@ class TrialRunner:
         if not mark.first:
             return self._follow_up(trial, evaluator, cfg, mark, seed, plan.budget, checkpoint)
 
+        constrained: set[str] = set()
+
         def record_costs(partial: Evaluation) -> None:
             if record.PREDICTION_OUTSIDE in partial.notes:  # the device profile extrapolated
                 trial.set_user_attr(
@@ -182,6 +184,7 @@ class TrialRunner:
                 )
             for key, value in partial.violations.items():
                 trial.set_constraint(key, value)  # the tables read feasibility from these
+                constrained.add(key)
             seeded = record.seed_name_of(trial) is not None  # the official shapes always train
             if space.prefilter is not None and partial.feasible and not seeded:
                 self._prefilter(trial, evaluator, cfg, partial)  # may end it as PRUNED
@@ -192,6 +195,9 @@ class TrialRunner:
         )  # fmt: skip
         if result.status == "failed":
             return self._fail(trial, result.reason, result.timings)
+        for key, value in result.violations.items():  # judged after training (max_test_loss)
+            if key not in constrained:
+                trial.set_constraint(key, value)
         if result.status == "over_budget":
             trial.set_user_attr(record.SKIPPED, result.reason)
         _keep_outcomes(trial, result.training)

@@ -363,6 +363,15 @@ def parse_space(
             raise ValueError("repeats: only a space that trains its candidates (top1) has them")
         if space.confidence == 0:
             raise ValueError("repeats: need a confidence above 0 to tell an unsure front")
+    trained = [k for k in space.constraints if METRICS[CONSTRAINTS[k]].needs_training]
+    if trained and not space.needs_training:
+        raise ValueError(f"constraints.{trained[0]}: bounds a trained metric; this space trains "
+                         "nothing (add an objective measured by proxy training, top1)")  # fmt: skip
+    if trained and (space.fidelity is not None or space.repeats is not None):
+        raise ValueError(
+            f"constraints.{trained[0]}: judged on a run's own result after it trains, and a "
+            "candidate of a space with fidelity rungs or repeats has several runs; drop one"
+        )
     space = dataclasses.replace(space, profile=_needed_profile(space))
     check_device(space)
     _check_knob_values(space)

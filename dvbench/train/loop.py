@@ -650,20 +650,11 @@ def evaluate_images(
 
 
 def evaluate(
-    model: nn.Module,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    *,
-    normalizer: Normalizer,
-    batch_size: int = 500,
-    amp_dtype: torch.dtype | None = None,
-    memory_format: torch.memory_format | None = None,
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, **options: Any
 ) -> tuple[float, float, float]:
-    """Top-1 and top-5 accuracy (percent; top-k with k = min(5, classes)) and mean loss."""
-    outcomes, top5 = evaluate_images(
-        model, images, labels, normalizer=normalizer, batch_size=batch_size,
-        amp_dtype=amp_dtype, memory_format=memory_format,
-    )  # fmt: skip
+    """Top-1 and top-5 accuracy (percent; top-k with k = min(5, classes)) and mean loss, from
+    :func:`evaluate_images` (``options``: its keyword arguments)."""
+    outcomes, top5 = evaluate_images(model, images, labels, **options)
     if not len(outcomes):
         return 0.0, 0.0, 0.0
     return outcomes.top1, top5, outcomes.mean_loss

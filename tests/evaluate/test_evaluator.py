@@ -3,6 +3,8 @@ stub passed to ``run_search`` through the public API."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from _tiny import TINY_DUALVIT
@@ -165,6 +167,8 @@ def test_evaluate_measures_constrains_and_trains(tiny_digits):
     over = tight.evaluate(MICRO, seed=0)
     assert over.status == "over_budget" and not over.feasible and over.training is None
     assert over.metrics["top1"] == 0.0 and over.violations["max_gflops"] > 0
+    # a test-loss objective is never missing: the loss of a uniform guess over 10 classes
+    assert over.metrics["test_loss"] == pytest.approx(math.log(10))
     baseline = tight.evaluate(MICRO, seed=0, constrained=False)  # baselines are always trained
     assert baseline.ok and baseline.training is not None
 
