@@ -358,6 +358,19 @@ def checks_frame(checks: Mapping[str, Sequence[measures.MeasureCheck]], **column
     ])  # fmt: skip
 
 
+def publish(table: pd.DataFrame, checks: pd.DataFrame, out: Path, shown: Sequence[str]) -> None:
+    """Write a policy benchmark's table (``OUT.csv``) and its measure checks
+    (``OUT_checks.csv``), then print both for people: the ``shown`` columns, three decimals."""
+    from dvbench.files import write_atomic
+
+    write_atomic(table, out.with_suffix(".csv"))
+    write_atomic(checks, out.with_name(out.name + "_checks.csv"))
+    pd.set_option("display.width", 220)
+    pd.set_option("display.max_colwidth", 60)
+    print(table[list(shown)].to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep=""))
+    print(checks.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+
 def describe(pool: Pool) -> str:
     """One line naming the pool (for the benchmarks' output)."""
     ids = ", ".join(str(c) for c in pool.candidates)

@@ -255,9 +255,6 @@ def replay(args: argparse.Namespace) -> int:
     """The rule judged on the cifar yardstick's learning curves (see the module docstring)."""
     sys.path.insert(0, str(REPO / "benchmarks"))
     import _policies
-    import pandas as pd
-
-    from dvbench.files import write_atomic
 
     rungs = tuple(float(r) for r in args.rungs.split(","))
     try:
@@ -271,15 +268,11 @@ def replay(args: argparse.Namespace) -> int:
     table, checks = _policies.judge(pool, policies, resamples=args.resamples)
     label = " + ".join(pool.sources)
     table.insert(0, "pool", label)
-    write_atomic(table, POLICIES_OUT.with_suffix(".csv"))
     checked = _policies.checks_frame(checks, pool=label)
-    write_atomic(checked, POLICIES_OUT.with_name(POLICIES_OUT.name + "_checks.csv"))
-    pd.set_option("display.width", 220)
     shown = ["row", "trainings", "kept", "regret", "regret_low", "regret_high", "regret_gain",
              "regret_gain_low", "regret_gain_high", "front_precision", "front_recall",
              "hv_share", "verdict"]  # fmt: skip
-    print(table[shown].to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep=""))
-    print(checked.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    _policies.publish(table, checked, POLICIES_OUT, shown)
     return 0
 
 
@@ -320,16 +313,23 @@ def main() -> int:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--candidates", type=int, default=12)
     parser.add_argument("--train-samples", type=int, default=100, help="per class")
-    parser.add_argument("--rungs", help="epochs; the last is full fidelity (default 1,3,9; "
-                        "with --replay 3,15)")
+    parser.add_argument(
+        "--rungs", help="epochs; the last is full fidelity (default 1,3,9; with --replay 3,15)"
+    )
     parser.add_argument("--eta", type=int, default=3)
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
-    parser.add_argument("--rescore", action="store_true",
-                        help="rebuild multifidelity.csv from the committed studies, no training")
-    parser.add_argument("--replay", action="store_true",
-                        help="judge the rule on the cifar yardstick's curves, no training")
+    parser.add_argument(
+        "--rescore",
+        action="store_true",
+        help="rebuild multifidelity.csv from the committed studies, no training",
+    )
+    parser.add_argument(
+        "--replay",
+        action="store_true",
+        help="judge the rule on the cifar yardstick's curves, no training",
+    )
     parser.add_argument("--resamples", type=int, default=500, help="with --replay")
     args = parser.parse_args()
     if args.replay:

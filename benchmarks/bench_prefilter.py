@@ -25,7 +25,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -61,11 +60,13 @@ def policy_name(signal: str, keep: int, sample: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     import _policies
 
-    from dvbench.files import write_atomic
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calibration", type=Path, action="append",
-                        help="calibration folders (default: the cifar yardstick and extension)")
+    parser.add_argument(
+        "--calibration",
+        type=Path,
+        action="append",
+        help="calibration folders (default: the cifar yardstick and extension)",
+    )
     parser.add_argument("--resamples", type=int, default=_policies.RESAMPLES)
     parser.add_argument("--draws", type=int, default=_policies.DRAWS)
     parser.add_argument("--out", type=Path, default=OUT)
@@ -80,22 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     policies = {policy_name(s, 1, 2): prefilter(s, 1, 2) for s in signals}
     table, checks = _policies.judge(pool, policies, resamples=args.resamples, draws=args.draws)
     table.insert(0, "pool", " + ".join(pool.sources))
-    write_atomic(table, args.out.with_suffix(".csv"))
     checked = _policies.checks_frame(checks, pool=" + ".join(pool.sources))
-    write_atomic(checked, args.out.with_name(args.out.name + "_checks.csv"))
-    _print(table, checked)
-    return 0
-
-
-def _print(table: pd.DataFrame, checked: pd.DataFrame) -> None:
-    """The tables for people (the CSVs are for programs)."""
-    pd.set_option("display.width", 220)
-    pd.set_option("display.max_colwidth", 60)
     shown = ["row", "trainings", "regret", "regret_low", "regret_high", "regret_gain",
              "regret_gain_low", "regret_gain_high", "front_precision", "front_recall",
              "hv_share", "verdict"]  # fmt: skip
-    print(table[shown].to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep=""))
-    print(checked.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    _policies.publish(table, checked, args.out, shown)
+    return 0
 
 
 if __name__ == "__main__":

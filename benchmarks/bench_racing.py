@@ -115,8 +115,9 @@ def measured(runs: list[tuple[int, int]], truth: np.ndarray, sd: float, *, first
         noise = float(np.random.default_rng(seed).standard_normal())
         values.setdefault(candidate, []).append(truth[candidate] + sd * noise)
     n = len(truth)
-    return np.array([np.mean(values[c]) for c in range(n)]), np.array([len(values[c])
-                                                                      for c in range(n)])
+    return np.array([np.mean(values[c]) for c in range(n)]), np.array(
+        [len(values[c]) for c in range(n)]
+    )
 
 
 def _drawn(truth: np.ndarray, seeds: np.ndarray, sd: float, rng) -> np.ndarray:
@@ -220,9 +221,16 @@ def summarise(replicates: list[dict], scenario: str) -> tuple[list[dict], list]:
         sign = 1.0 if measures.HIGHER_IS_BETTER[measure] else -1.0
         worse = sign * (column("check reader", measure) - column("check permuted", measure))
         _, low, high = interval(worse)
-        checks.append(measures.MeasureCheck(
-            measure, float(column("check reader", measure).mean()),
-            float(column("check permuted", measure).mean()), float(worse.mean()), low, high))
+        checks.append(
+            measures.MeasureCheck(
+                measure,
+                float(column("check reader", measure).mean()),
+                float(column("check permuted", measure).mean()),
+                float(worse.mean()),
+                low,
+                high,
+            )
+        )
     checked = any(c.passes for c in checks if c.measure == "regret")
     for entry in out:
         entry["regret_passes_check"] = checked
@@ -236,8 +244,6 @@ def summarise(replicates: list[dict], scenario: str) -> tuple[list[dict], list]:
 
 def main(argv: list[str] | None = None) -> int:
     import _policies
-
-    from dvbench.files import write_atomic
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replicates", type=int, default=10)
@@ -262,15 +268,10 @@ def main(argv: list[str] | None = None) -> int:
         checked.append(_policies.checks_frame({READER: checks}, scenario=scenario))
     out = pd.DataFrame(rows)
     out.insert(1, "pool", " + ".join(pool.sources))
-    write_atomic(out, args.out.with_suffix(".csv"))
-    checks_table = pd.concat(checked, ignore_index=True)
-    write_atomic(checks_table, args.out.with_name(args.out.name + "_checks.csv"))
-    pd.set_option("display.width", 220)
     shown = ["scenario", "row", "seeds_per_candidate", "regret", "regret_low", "regret_high",
              "regret_gain", "regret_gain_low", "regret_gain_high", "front_precision",
              "front_recall", "verdict"]  # fmt: skip
-    print(out[shown].to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep=""))
-    print(checks_table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    _policies.publish(out, pd.concat(checked, ignore_index=True), args.out, shown)
     return 0
 
 

@@ -100,21 +100,11 @@ def _integer(value: Any, field: str, *, low: int, high: int) -> int:
     return value
 
 
-def _string(value: Any, field: str) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"{field}: a string, got {type(value).__name__}")
-    return value
-
-
-def _mapping(value: Any, field: str) -> Mapping:
-    if not isinstance(value, Mapping):
-        raise ValueError(f"{field}: a mapping, got {type(value).__name__}")
-    return value
-
-
-def _list(value: Any, field: str) -> list:
-    if not isinstance(value, list):
-        raise ValueError(f"{field}: a list, got {type(value).__name__}")
+def _typed(value: Any, field: str, kind: type) -> Any:
+    """``value`` when it is a ``kind`` (str, Mapping, list), else one line naming ``field``."""
+    if not isinstance(value, kind):
+        noun = {str: "a string", Mapping: "a mapping", list: "a list"}[kind]
+        raise ValueError(f"{field}: {noun}, got {type(value).__name__}")
     return value
 
 
@@ -129,13 +119,13 @@ def check_profile(data: Any) -> None:
     from dvbench.latency.features import FEATURES
     from dvbench.latency.predictor import MODELS
 
-    data = _mapping(data, "the profile")
+    data = _typed(data, "the profile", Mapping)
     for key in ("device", "device_name", "torch"):
         if key not in data:
             raise ValueError(f"{key}: missing")
-        _string(data[key], key)
+        _typed(data[key], key, str)
     for key in ("space", "created"):
-        _string(_optional(data, key, ""), key)
+        _typed(_optional(data, key, ""), key, str)
     for key in ("batch_size", "resolution"):
         if key not in data:
             raise ValueError(f"{key}: missing")
@@ -143,22 +133,22 @@ def check_profile(data: Any) -> None:
     _integer(data["resolution"], "resolution", low=MIN_RESOLUTION, high=MAX_RESOLUTION)
     if data.get("threads") is not None:
         _integer(data["threads"], "threads", low=1, high=MAX_THREADS)
-    for key, value in _mapping(_optional(data, "timing", {}), "timing").items():
+    for key, value in _typed(_optional(data, "timing", {}), "timing", Mapping).items():
         if not (isinstance(value, str) or (_is_number(value) and math.isfinite(value))):
             raise ValueError(f"timing.{key}: a number or a string, got {value!r}")
 
     inputs_known = {"gflops", *FEATURES}
     if "samples" not in data:
         raise ValueError("samples: missing")
-    for index, sample in enumerate(_list(data["samples"], "samples")):
+    for index, sample in enumerate(_typed(data["samples"], "samples", list)):
         where = f"samples[{index}]"
-        sample = _mapping(sample, where)
+        sample = _typed(sample, where, Mapping)
         if "name" not in sample:
             raise ValueError(f"{where}.name: missing")
-        _string(sample["name"], f"{where}.name")
+        _typed(sample["name"], f"{where}.name", str)
         if "features" not in sample:
             raise ValueError(f"{where}.features: missing")
-        for name, value in _mapping(sample["features"], f"{where}.features").items():
+        for name, value in _typed(sample["features"], f"{where}.features", Mapping).items():
             _number(value, f"{where}.features.{name}")
         for key in ("latency_ms_median", "latency_ms_p10", "latency_ms_p90"):
             if key not in sample:
@@ -167,46 +157,46 @@ def check_profile(data: Any) -> None:
         if "runs" not in sample:
             raise ValueError(f"{where}.runs: missing")
         _integer(sample["runs"], f"{where}.runs", low=0, high=2**62)
-        for i, value in enumerate(_list(_optional(sample, "rounds", []), f"{where}.rounds")):
+        for i, value in enumerate(_typed(_optional(sample, "rounds", []), f"{where}.rounds", list)):
             _number(value, f"{where}.rounds[{i}]")
-        _mapping(_optional(sample, "config", {}), f"{where}.config")
+        _typed(_optional(sample, "config", {}), f"{where}.config", Mapping)
 
     if "fit" not in data:
         raise ValueError("fit: missing")
-    fit = _mapping(data["fit"], "fit")
+    fit = _typed(data["fit"], "fit", Mapping)
     for key in ("model", "inputs", "coef", "intercept", "samples"):
         if key not in fit:
             raise ValueError(f"fit.{key}: missing")
-    loo = _mapping(_optional(fit, "loo", {}), "fit.loo")
+    loo = _typed(_optional(fit, "loo", {}), "fit.loo", Mapping)
     for model, figures in loo.items():
         if model not in MODELS:
             raise ValueError(f"fit.loo.{model}: not a model ({', '.join(MODELS)})")
-        for name, value in _mapping(figures, f"fit.loo.{model}").items():
+        for name, value in _typed(figures, f"fit.loo.{model}", Mapping).items():
             if value is not None:  # null: a figure that was not defined (constant ranks)
                 _number(value, f"fit.loo.{model}.{name}", low=-math.inf)
-    model = _string(fit["model"], "fit.model")
+    model = _typed(fit["model"], "fit.model", str)
     if model not in MODELS or model not in loo:
         fitted = ", ".join(loo) or "none"
         raise ValueError(f"fit.model: {model!r} is not among the fitted models ({fitted})")
     if "mdape" not in loo[model]:
         raise ValueError(f"fit.loo.{model}.mdape: missing")
-    inputs = _list(fit["inputs"], "fit.inputs")
+    inputs = _typed(fit["inputs"], "fit.inputs", list)
     for i, name in enumerate(inputs):
         if not isinstance(name, str) or name not in inputs_known:
             raise ValueError(f"fit.inputs[{i}]: unknown input {name!r}")
     if tuple(inputs) != MODELS[model]:
         raise ValueError(f"fit.inputs: model {model} reads {list(MODELS[model])}, got {inputs}")
-    coef = _list(fit["coef"], "fit.coef")
+    coef = _typed(fit["coef"], "fit.coef", list)
     if len(coef) != len(inputs):
         raise ValueError(f"fit.coef: {len(coef)} coefficients for {len(inputs)} inputs")
     for i, value in enumerate(coef):
         _number(value, f"fit.coef[{i}]", high=MAX_COEF)
     _number(fit["intercept"], "fit.intercept", high=MAX_COEF)
     _integer(fit["samples"], "fit.samples", low=1, high=2**31)
-    for name, bounds in _mapping(_optional(fit, "ranges", {}), "fit.ranges").items():
+    for name, bounds in _typed(_optional(fit, "ranges", {}), "fit.ranges", Mapping).items():
         if name not in inputs_known:
             raise ValueError(f"fit.ranges.{name}: unknown input")
-        bounds = _list(bounds, f"fit.ranges.{name}")
+        bounds = _typed(bounds, f"fit.ranges.{name}", list)
         if len(bounds) != 2:
             raise ValueError(f"fit.ranges.{name}: [low, high], got {len(bounds)} values")
         low = _number(bounds[0], f"fit.ranges.{name}[0]")

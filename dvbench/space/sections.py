@@ -152,11 +152,7 @@ def parse_profile(raw: Mapping) -> ProfileSettings:
     check_section("profile", raw)
     if "batch_size" in raw:
         raw["batch_sizes"] = (raw.pop("batch_size"),)
-    unknown = sorted(set(raw) - _PROFILE_FIELDS)
-    if unknown:
-        raise ValueError(
-            f"profile.{unknown[0]}: unknown setting ({', '.join(sorted(_PROFILE_FIELDS))})"
-        )
+    refuse_unknown("profile", raw, tuple(sorted(_PROFILE_FIELDS)))
     try:
         return ProfileSettings(**{**PROFILE_DEFAULTS, **raw})
     except (TypeError, ValueError) as exc:
